@@ -1,0 +1,124 @@
+""":class:`KGEModel`: an encoder and an interaction, with the gather steps EMU needs."""
+from __future__ import annotations
+
+from typing import NamedTuple, Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .nn.encoders.base import Encoder, LookupEncoder, Representations
+from .nn.interactions.base import Interaction
+from .typing import Target, Tensor
+
+__all__ = ["KGEModel", "Gathered"]
+
+
+class Gathered(NamedTuple):
+    """Embeddings of a training batch, gathered once for both score matrices.
+
+    Attributes
+    ----------
+    anchor : Tensor
+        ``(B, 1, d)`` entity on the side that is kept.
+    relation : Tensor
+        ``(B, 1, d_r)``.
+    candidates : Tensor
+        ``(B, 1 + K, d)``; column 0 is the true entity, then the K negatives.
+    """
+
+    anchor: Tensor
+    relation: Tensor
+    candidates: Tensor
+
+    @property
+    def pos(self) -> Tensor:
+        """``(B, 1, d)`` true entity on the corrupted side."""
+        return self.candidates[:, :1]
+
+    @property
+    def neg(self) -> Tensor:
+        """``(B, K, d)`` negatives."""
+        return self.candidates[:, 1:]
+
+
+class KGEModel(nn.Module):
+    """Knowledge-graph embedding model: ``encode -> gather -> score``.
+
+    Parameters
+    ----------
+    encoder : Encoder
+        Produces entity and relation representations (lookup tables, R-GCN, CompGCN).
+    interaction : Interaction
+        Scoring function.
+
+    Examples
+    --------
+    >>> from dgl_emu.nn.interactions import DistMult
+    >>> model = KGEModel.shallow(DistMult(dim=4), num_entities=10, num_relations=2)
+    >>> reps = model.encode()
+    >>> hrt = torch.tensor([[0, 1, 2], [3, 0, 4]])
+    >>> model.score_all(reps, hrt, Target.TAIL).shape
+    torch.Size([2, 10])
+    """
+
+    def __init__(self, encoder: Encoder, interaction: Interaction):
+        super().__init__()
+        self.encoder = encoder
+        self.interaction = interaction
+
+    @classmethod
+    def shallow(cls, interaction: Interaction, num_entities: int, num_relations: int,
+                generator: Optional[torch.Generator] = None) -> "KGEModel":
+        """A model with a :class:`LookupEncoder`."""
+        return cls(LookupEncoder(num_entities, num_relations, interaction, generator), interaction)
+
+    def encode(self, graph=None) -> Representations:
+        """Entity ``(E, d)`` and relation ``(R', d_r)`` representations."""
+        return self.encoder(graph)
+
+    def gather(self, reps: Representations, hrt: Tensor, negatives: Tensor,
+               target: Target) -> Gathered:
+        """Gather a batch's embeddings with one lookup per table.
+
+        Parameters
+        ----------
+        reps : Representations
+            Output of :meth:`encode`.
+        hrt : Tensor
+            ``(B, 3)`` positive triples.
+        negatives : Tensor
+            ``(B, K)`` negative entity ids for the ``target`` side.
+        target : Target
+            Corrupted side.
+        """
+        ids = torch.cat([hrt[:, target.column:target.column + 1], negatives], dim=1)
+        return Gathered(anchor=F.embedding(hrt[:, target.other.column:target.other.column + 1], reps.entity),
+                        relation=F.embedding(hrt[:, 1:2], reps.relation),
+                        candidates=F.embedding(ids, reps.entity))
+
+    def score_gathered(self, g: Gathered, candidates: Tensor, target: Target) -> Tensor:
+        """Scores ``(B, K')`` of ``candidates (B, K', d)`` against the gathered anchors."""
+        return self.interaction.score_candidates(g.anchor, g.relation, g.anchor, candidates, target)
+
+    def score_hrt(self, reps: Representations, hrt: Tensor) -> Tensor:
+        """Scores ``(B,)`` of triples ``(B, 3)``."""
+        return self.interaction(reps.entity[hrt[:, 0]], reps.relation[hrt[:, 1]], reps.entity[hrt[:, 2]])
+
+    def score_all(self, reps: Representations, hrt: Tensor, target: Target,
+                  entities: Optional[slice] = None) -> Tensor:
+        """Scores ``(B, E)`` of all entities (or the ``entities`` slice) on ``target``."""
+        anchor = reps.entity[hrt[:, target.other.column]]
+        rel = reps.relation[hrt[:, 1]]
+        cand = reps.entity if entities is None else reps.entity[entities]
+        h, t = (None, anchor) if target is Target.HEAD else (anchor, None)
+        return self.interaction.score_all(h, rel, t, cand, target)
+
+    def scorer(self, graph=None):
+        """A :class:`~dgl_emu.evaluation.Scorer` that encodes once and scores many batches."""
+        reps = self.encode(graph)
+
+        def score(hrt: Tensor, target: Target, entities: Optional[slice] = None) -> Tensor:
+            return self.score_all(reps, hrt, target, entities)
+
+        return score

@@ -1,0 +1,186 @@
+"""Embedding MUtation (EMU) and its Mixup variant (Takamoto et al., TMLR 2025).
+
+Paper: https://arxiv.org/abs/2504.03327. Both modules are pure: they take the positive's and
+the negatives' embeddings and return mutated negatives. No ids, sides, graphs or losses.
+"""
+from __future__ import annotations
+
+import math
+from typing import Optional, Sequence, Tuple
+
+import torch
+from torch import nn
+
+from ..rng import GeneratorPool
+from ..typing import Tensor
+
+__all__ = ["EmbeddingMutation", "EmbeddingMixup", "bernoulli_mask"]
+
+
+def bernoulli_mask(shape: Sequence[int], p: float, generator: torch.Generator,
+                   device: Optional[torch.device] = None) -> Tensor:
+    """An exact ``Bernoulli(p)`` boolean mask drawn from random bytes.
+
+    Each element takes one uniformly random byte ``b``: ``b < floor(256 p)`` gives ``True``,
+    ``b > floor(256 p)`` gives ``False``, and the ``1/256`` of elements with
+    ``b == floor(256 p)`` draw a uniform float against the fractional part, so
+    ``P(True) = p`` exactly (up to float precision), at a fraction of the cost of
+    ``torch.rand(shape) < p``.
+
+    Parameters
+    ----------
+    shape : sequence of int
+        Mask shape.
+    p : float
+        Probability of ``True`` in ``[0, 1]``.
+    generator : torch.Generator
+        Source of randomness, on ``device``.
+    device : torch.device, optional
+        Defaults to the generator's device.
+
+    Returns
+    -------
+    Tensor
+        Boolean tensor of ``shape``.
+
+    Examples
+    --------
+    >>> g = torch.Generator().manual_seed(0)
+    >>> m = bernoulli_mask((200, 1000), 0.39, g)
+    >>> abs(m.double().mean().item() - 0.39) < 0.005
+    True
+    """
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"p must be in [0, 1], got {p}")
+    device = torch.device(device) if device is not None else torch.device(generator.device)
+    n = math.prod(shape)
+    words = torch.empty((n + 7) // 8, dtype=torch.int64, device=device)
+    words.random_(-2 ** 63, None, generator=generator)  # all 64 bits uniform
+    byte = words.view(torch.uint8)[:n].view(tuple(shape))
+    scaled = p * 256.0
+    threshold = min(int(math.floor(scaled)), 256)
+    mask = byte < threshold if threshold < 256 else torch.ones_like(byte, dtype=torch.bool)
+    frac = scaled - threshold
+    if frac > 0:
+        tie = byte == threshold
+        count = int(tie.sum())
+        if count:
+            mask[tie] = torch.rand(count, generator=generator, device=device) < frac
+    return mask
+
+
+class EmbeddingMutation(nn.Module):
+    r"""EMU: mix each negative coordinate-wise with the positive.
+
+    .. math:: \tilde n = m \odot n + (1 - m) \odot p, \quad m_{bkd} \sim \mathrm{Bernoulli}(q)
+
+    drawn independently per coordinate, per negative and per call, on the embeddings' device
+    (``q = keep_prob``, the probability of keeping the negative's coordinate). Gradients flow
+    to both inputs. Identity in eval mode.
+
+    Parameters
+    ----------
+    keep_prob : float
+        ``q`` in ``[0, 1]``; the published runs use 0.39.
+    generator : torch.Generator, optional
+        Randomness for the generator's device; other devices get a generator seeded ``seed``.
+    seed : int
+        Seed of generators created on demand.
+
+    Shape
+    -----
+    - pos: ``(B, 1, d)`` embeddings of the true entity on the corrupted side.
+    - neg: ``(B, K, d)`` embeddings of the sampled negatives.
+    - output: ``(B, K, d)``.
+
+    Examples
+    --------
+    >>> emu = EmbeddingMutation(keep_prob=0.0)
+    >>> pos, neg = torch.ones(2, 1, 3), torch.zeros(2, 4, 3)
+    >>> bool((emu(pos, neg) == 1).all())           # keep nothing: all coordinates from pos
+    True
+    >>> bool((emu.eval()(pos, neg) == 0).all())    # eval mode: identity
+    True
+    """
+
+    def __init__(self, keep_prob: float = 0.39, generator: Optional[torch.Generator] = None,
+                 seed: int = 0):
+        super().__init__()
+        if not 0.0 <= keep_prob <= 1.0:
+            raise ValueError(f"keep_prob must be in [0, 1], got {keep_prob}")
+        self.keep_prob = float(keep_prob)
+        self.generators = GeneratorPool(seed, generator)
+
+    def mask(self, shape: Sequence[int], device: torch.device) -> Tensor:
+        """A fresh boolean keep-mask of ``shape`` on ``device``."""
+        return bernoulli_mask(shape, self.keep_prob, self.generators.get(device), device)
+
+    def forward(self, pos: Tensor, neg: Tensor) -> Tensor:
+        if not self.training:
+            return neg
+        return torch.where(self.mask(neg.shape, neg.device), neg, pos)
+
+    def mutate(self, pos: Tensor, neg: Tensor) -> Tuple[Tensor, Optional[Tensor]]:
+        """Mutated negatives and their soft labels (``None``: use the loss's fixed label)."""
+        return self(pos, neg), None
+
+    def extra_repr(self) -> str:
+        return f"keep_prob={self.keep_prob}"
+
+
+class EmbeddingMixup(nn.Module):
+    r"""Mixup variant: :math:`\tilde n = \lambda n + (1 - \lambda) p`, :math:`\lambda \sim \mathrm{Beta}(a, b)`.
+
+    One ``λ`` per negative; the soft label of a mixed negative is ``1 - λ`` unless a fixed
+    ``negative_label`` is given. Identity in eval mode.
+
+    Parameters
+    ----------
+    alpha, beta : float
+        Beta distribution parameters (default ``Beta(2, 1)``).
+    negative_label : float, optional
+        Fixed soft label instead of ``1 - λ``.
+    generator : torch.Generator, optional
+        As for :class:`EmbeddingMutation`.
+    seed : int
+        Seed of generators created on demand.
+
+    Shape
+    -----
+    - pos: ``(B, 1, d)``; neg: ``(B, K, d)``; output ``(B, K, d)`` and labels ``(B, K)``.
+
+    Examples
+    --------
+    >>> mix = EmbeddingMixup()
+    >>> out, labels = mix.mutate(torch.ones(1, 1, 2), torch.zeros(1, 3, 2))
+    >>> torch.allclose(out[..., 0], labels)        # mixed value equals 1 - λ here
+    True
+    """
+
+    def __init__(self, alpha: float = 2.0, beta: float = 1.0, negative_label: Optional[float] = None,
+                 generator: Optional[torch.Generator] = None, seed: int = 0):
+        super().__init__()
+        if alpha <= 0 or beta <= 0:
+            raise ValueError("alpha and beta must be positive")
+        self.alpha, self.beta = float(alpha), float(beta)
+        self.negative_label = negative_label
+        self.generators = GeneratorPool(seed, generator)
+
+    def sample_lambda(self, shape: Sequence[int], device: torch.device) -> Tensor:
+        """``λ ~ Beta(alpha, beta)`` of ``shape``, via two Gamma draws from the generator."""
+        g = self.generators.get(device)
+        a = torch._standard_gamma(torch.full(tuple(shape), self.alpha, device=device), generator=g)
+        b = torch._standard_gamma(torch.full(tuple(shape), self.beta, device=device), generator=g)
+        return a / (a + b)
+
+    def mutate(self, pos: Tensor, neg: Tensor) -> Tuple[Tensor, Optional[Tensor]]:
+        """Mixed negatives ``(B, K, d)`` and soft labels ``(B, K)`` (``None`` in eval mode)."""
+        if not self.training:
+            return neg, None
+        lam = self.sample_lambda(neg.shape[:-1], neg.device).to(neg.dtype)
+        mixed = lam.unsqueeze(-1) * neg + (1 - lam.unsqueeze(-1)) * pos
+        labels = 1 - lam if self.negative_label is None else torch.full_like(lam, self.negative_label)
+        return mixed, labels
+
+    def forward(self, pos: Tensor, neg: Tensor) -> Tensor:
+        return self.mutate(pos, neg)[0]

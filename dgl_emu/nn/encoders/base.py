@@ -1,0 +1,69 @@
+"""The encoder interface and the shallow lookup-table encoder."""
+from __future__ import annotations
+
+from typing import NamedTuple, Optional
+
+import torch
+from torch import nn
+
+from ...typing import Tensor
+from ..interactions.base import Interaction
+
+__all__ = ["Representations", "Encoder", "LookupEncoder"]
+
+
+class Representations(NamedTuple):
+    """Encoder output: ``entity (E, d_e)`` and ``relation (R', d_r)`` representation tables."""
+
+    entity: Tensor
+    relation: Tensor
+
+
+class Encoder(nn.Module):
+    """Maps the training graph to entity and relation representations.
+
+    Subclasses implement ``forward(graph) -> Representations``. ``graph`` is the homogeneous
+    training graph with ``edata[dgl.ETYPE]`` (inverse relations ``r + R``); lookup tables ignore
+    it. ``needs_graph`` tells the pipeline whether to build and move a graph at all.
+    """
+
+    needs_graph: bool = False
+
+    def forward(self, graph=None) -> Representations:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+class LookupEncoder(Encoder):
+    """Shallow embeddings: one trainable vector per entity and per relation.
+
+    Parameters
+    ----------
+    num_entities : int
+        ``E``.
+    num_relations : int
+        ``R``.
+    interaction : Interaction
+        Gives the table widths and the initialisation.
+    generator : torch.Generator, optional
+        Randomness for the initialisation.
+
+    Examples
+    --------
+    >>> from dgl_emu.nn.interactions import ComplEx
+    >>> enc = LookupEncoder(5, 2, ComplEx(dim=3))
+    >>> [tuple(x.shape) for x in enc()]
+    [(5, 6), (2, 6)]
+    """
+
+    def __init__(self, num_entities: int, num_relations: int, interaction: Interaction,
+                 generator: Optional[torch.Generator] = None):
+        super().__init__()
+        if num_entities < 1 or num_relations < 1:
+            raise ValueError("need at least one entity and one relation")
+        self.entity = nn.Parameter(torch.empty(num_entities, interaction.entity_dim))
+        self.relation = nn.Parameter(torch.empty(num_relations, interaction.relation_dim))
+        interaction.init_entities_(self.entity, generator)
+        interaction.init_relations_(self.relation, generator)
+
+    def forward(self, graph=None) -> Representations:
+        return Representations(self.entity, self.relation)

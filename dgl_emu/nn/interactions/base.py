@@ -1,0 +1,129 @@
+"""The :class:`Interaction` base: one broadcastable ``forward(h, r, t)`` per scoring function."""
+from __future__ import annotations
+
+import math
+from typing import Optional, Tuple
+
+import torch
+from torch import nn
+
+from ...typing import Target, Tensor
+
+__all__ = ["Interaction", "place_candidates", "embedding_range"]
+
+
+def place_candidates(h: Tensor, r: Tensor, t: Tensor, candidates: Tensor,
+                     target: Target) -> Tuple[Tensor, Tensor, Tensor]:
+    """Put candidate embeddings in the head or tail slot: the only branch on :class:`Target`.
+
+    Parameters
+    ----------
+    h, r, t : Tensor
+        ``(B, 1, d)`` (the slot named by ``target`` is ignored and may be ``None``).
+    candidates : Tensor
+        ``(B, K, d)`` or ``(1, E, d)`` embeddings for the ``target`` slot.
+    target : Target
+        Which slot the candidates fill.
+
+    Returns
+    -------
+    (Tensor, Tensor, Tensor)
+        ``(h, r, t)`` broadcastable to ``(B, K, d)``.
+
+    Examples
+    --------
+    >>> h, r, t, c = torch.zeros(2, 1, 3), torch.zeros(2, 1, 3), torch.zeros(2, 1, 3), torch.ones(2, 5, 3)
+    >>> [x.shape[1] for x in place_candidates(h, r, t, c, Target.HEAD)]
+    [5, 1, 1]
+    """
+    if target is Target.HEAD:
+        return candidates, r, t
+    return h, r, candidates
+
+
+def embedding_range(gamma: float, dim: int, epsilon: float = 2.0) -> float:
+    """RotatE-family initialisation range ``(gamma + epsilon) / dim`` (Sun et al. 2019)."""
+    return (gamma + epsilon) / dim
+
+
+class Interaction(nn.Module):
+    """A scoring function ``f(h, r, t)`` over broadcastable real tensors; higher is better.
+
+    Subclasses implement :meth:`forward` once; :meth:`score_candidates` and :meth:`score_all`
+    derive from it (a subclass may override :meth:`score_all` with an equivalent faster path,
+    which the test suite checks against :meth:`forward`).
+
+    Parameters
+    ----------
+    dim : int
+        Embedding dimension ``d`` as users state it (complex models store ``2d`` reals).
+    gamma : float
+        Margin ``γ`` of distance-based models, also used for the initialisation range.
+    """
+
+    #: real coordinates per entity for one unit of ``dim`` (2 for complex models)
+    entity_factor: int = 1
+    #: real coordinates per relation for one unit of ``dim``
+    relation_factor: int = 1
+
+    def __init__(self, dim: int, gamma: float = 12.0):
+        super().__init__()
+        if dim < 1:
+            raise ValueError(f"dim must be positive, got {dim}")
+        self.dim = dim
+        self.gamma = float(gamma)
+
+    @property
+    def entity_dim(self) -> int:
+        """Real coordinates per entity embedding."""
+        return self.entity_factor * self.dim
+
+    @property
+    def relation_dim(self) -> int:
+        """Real coordinates per relation embedding."""
+        return self.relation_factor * self.dim
+
+    def init_entities_(self, weight: Tensor, generator: Optional[torch.Generator] = None) -> None:
+        """Initialise an ``(E, entity_dim)`` table in place: ``U(-range, range)``."""
+        rng = embedding_range(self.gamma, self.dim)
+        with torch.no_grad():
+            weight.uniform_(-rng, rng, generator=generator)
+
+    def init_relations_(self, weight: Tensor, generator: Optional[torch.Generator] = None) -> None:
+        """Initialise an ``(R, relation_dim)`` table in place: ``U(-range, range)``."""
+        self.init_entities_(weight, generator)
+
+    def forward(self, h: Tensor, r: Tensor, t: Tensor) -> Tensor:  # pragma: no cover - abstract
+        """Scores of broadcastable ``h (*, d_e)``, ``r (*, d_r)``, ``t (*, d_e)``; returns ``(*)``."""
+        raise NotImplementedError
+
+    def score_candidates(self, h: Optional[Tensor], r: Tensor, t: Optional[Tensor],
+                         candidates: Tensor, target: Target) -> Tensor:
+        """Scores ``(B, K)`` of candidate embeddings ``(B, K, d)`` placed on ``target``.
+
+        ``h``, ``r``, ``t`` are ``(B, 1, d)``; the one on the ``target`` side is ignored.
+        """
+        return self(*place_candidates(h, r, t, candidates, target))
+
+    def score_all(self, h: Optional[Tensor], r: Tensor, t: Optional[Tensor], entities: Tensor,
+                  target: Target, max_elements: int = 2 ** 25) -> Tensor:
+        """Scores ``(B, E)`` of every entity ``entities (E, d)`` on ``target``.
+
+        ``h``, ``r``, ``t`` are ``(B, d)``. The default broadcasts :meth:`forward` over entity
+        chunks of at most ``max_elements`` intermediate values.
+        """
+        B = r.shape[0]
+        h, r, t = (x.unsqueeze(1) if x is not None else None for x in (h, r, t))
+        step = max(1, max_elements // max(1, B * entities.shape[-1]))
+        return torch.cat([self.score_candidates(h, r, t, entities[i:i + step].unsqueeze(0), target)
+                          for i in range(0, entities.shape[0], step)], dim=1)
+
+
+def complex_parts(x: Tensor) -> Tuple[Tensor, Tensor]:
+    """Split ``(..., 2d)`` reals into real and imaginary halves ``(..., d)``."""
+    return x.chunk(2, dim=-1)
+
+
+def phase(r: Tensor, gamma: float, dim: int) -> Tensor:
+    """RotatE phase ``r / (range / π)`` of raw relation values."""
+    return r / (embedding_range(gamma, dim) / math.pi)
