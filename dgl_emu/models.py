@@ -23,23 +23,17 @@ class Gathered(NamedTuple):
         ``(B, 1, d)`` entity on the side that is kept.
     relation : Tensor
         ``(B, 1, d_r)``.
-    candidates : Tensor
-        ``(B, 1 + K, d)``; column 0 is the true entity, then the K negatives.
+    pos : Tensor
+        ``(B, 1, d)`` true entity on the corrupted side.
+    neg : Tensor
+        ``(B, K, d)`` negatives. Gathered apart from ``pos`` (not sliced from one tensor), so the
+        backward pass adds two gathers' gradients instead of zero-filling a ``(B, 1 + K, d)``.
     """
 
     anchor: Tensor
     relation: Tensor
-    candidates: Tensor
-
-    @property
-    def pos(self) -> Tensor:
-        """``(B, 1, d)`` true entity on the corrupted side."""
-        return self.candidates[:, :1]
-
-    @property
-    def neg(self) -> Tensor:
-        """``(B, K, d)`` negatives."""
-        return self.candidates[:, 1:]
+    pos: Tensor
+    neg: Tensor
 
 
 class KGEModel(nn.Module):
@@ -92,14 +86,19 @@ class KGEModel(nn.Module):
         target : Target
             Corrupted side.
         """
-        ids = torch.cat([hrt[:, target.column:target.column + 1], negatives], dim=1)
-        return Gathered(anchor=F.embedding(hrt[:, target.other.column:target.other.column + 1], reps.entity),
+        c, o = target.column, target.other.column
+        return Gathered(anchor=F.embedding(hrt[:, o:o + 1], reps.entity),
                         relation=F.embedding(hrt[:, 1:2], reps.relation),
-                        candidates=F.embedding(ids, reps.entity))
+                        pos=F.embedding(hrt[:, c:c + 1], reps.entity),
+                        neg=F.embedding(negatives, reps.entity))
 
     def score_gathered(self, g: Gathered, candidates: Tensor, target: Target) -> Tensor:
         """Scores ``(B, K')`` of ``candidates (B, K', d)`` against the gathered anchors."""
         return self.interaction.score_candidates(g.anchor, g.relation, g.anchor, candidates, target)
+
+    def score_plain(self, g: Gathered, target: Target) -> Tensor:
+        """``S_plain (B, 1 + K)``: the positive in column 0, then the sampled negatives."""
+        return torch.cat([self.score_gathered(g, g.pos, target), self.score_gathered(g, g.neg, target)], 1)
 
     def score_hrt(self, reps: Representations, hrt: Tensor) -> Tensor:
         """Scores ``(B,)`` of triples ``(B, 3)``."""

@@ -88,6 +88,8 @@ class FilterIndex:
         """
         uniq, indptr, answers = self._csr[target]
         key = self._key(hrt.to(uniq.device), target)
+        if len(uniq) == 0:  # no known triple: indptr[pos + 1] below would be out of range
+            return key.new_empty(0), key.new_empty(0)
         pos = torch.searchsorted(uniq, key).clamp(max=max(len(uniq) - 1, 0))
         found = uniq[pos] == key if len(uniq) else torch.zeros_like(key, dtype=torch.bool)
         start = indptr[pos]

@@ -274,7 +274,8 @@ class KnowledgeGraph:
             rel_names = [str(i) for i in range(num_rels)]
         elif len(graph.ntypes) > 1:
             raise ValueError(f"expected one node type, found {graph.ntypes}")
-        elif len(graph.canonical_etypes) > 1:
+        elif len(graph.canonical_etypes) > 1 or (dgl.ETYPE not in graph.edata
+                                                 and graph.canonical_etypes[0][1] != "_E"):
             rel_names = [et for _, et, _ in graph.canonical_etypes]
             parts = [(*graph.edges(etype=cet), i) for i, cet in enumerate(graph.canonical_etypes)]
             src = torch.cat([p[0] for p in parts])

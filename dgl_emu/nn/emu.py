@@ -18,30 +18,31 @@ __all__ = ["EmbeddingMutation", "EmbeddingMixup", "bernoulli_mask"]
 
 
 def bernoulli_mask(shape: Sequence[int], p: float, generator: torch.Generator,
-                   device: Optional[torch.device] = None) -> Tensor:
-    """An exact ``Bernoulli(p)`` boolean mask drawn from random bytes.
+                   device: Optional[torch.device] = None, dtype: torch.dtype = torch.bool) -> Tensor:
+    """An exact ``Bernoulli(p)`` mask drawn from random bytes.
 
-    Each element takes one uniformly random byte ``b``: ``b < floor(256 p)`` gives ``True``,
-    ``b > floor(256 p)`` gives ``False``, and the ``1/256`` of elements with
-    ``b == floor(256 p)`` draw a uniform float against the fractional part, so
-    ``P(True) = p`` exactly (up to float precision), at a fraction of the cost of
-    ``torch.rand(shape) < p``.
+    Each element takes one uniformly random byte ``b``: ``b < floor(256 p)`` gives 1,
+    ``b > floor(256 p)`` gives 0, and the ``1/256`` of elements with ``b == floor(256 p)``
+    draw a uniform float against the fractional part, so ``P(1) = p`` exactly (to float
+    precision, like ``torch.rand(shape) < p``) at a fraction of its cost.
 
     Parameters
     ----------
     shape : sequence of int
         Mask shape.
     p : float
-        Probability of ``True`` in ``[0, 1]``.
+        Probability of 1 in ``[0, 1]``.
     generator : torch.Generator
         Source of randomness, on ``device``.
     device : torch.device, optional
         Defaults to the generator's device.
+    dtype : torch.dtype
+        ``torch.bool`` or a floating type (values 0. and 1.).
 
     Returns
     -------
     Tensor
-        Boolean tensor of ``shape``.
+        Mask of ``shape``.
 
     Examples
     --------
@@ -54,19 +55,20 @@ def bernoulli_mask(shape: Sequence[int], p: float, generator: torch.Generator,
         raise ValueError(f"p must be in [0, 1], got {p}")
     device = torch.device(device) if device is not None else torch.device(generator.device)
     n = math.prod(shape)
+    if p == 1.0:
+        return torch.ones(tuple(shape), dtype=dtype, device=device)
     words = torch.empty((n + 7) // 8, dtype=torch.int64, device=device)
     words.random_(-2 ** 63, None, generator=generator)  # all 64 bits uniform
-    byte = words.view(torch.uint8)[:n].view(tuple(shape))
+    byte = words.view(torch.uint8)[:n]
     scaled = p * 256.0
-    threshold = min(int(math.floor(scaled)), 256)
-    mask = byte < threshold if threshold < 256 else torch.ones_like(byte, dtype=torch.bool)
+    threshold = int(math.floor(scaled))
+    mask = (byte < threshold).to(dtype)
     frac = scaled - threshold
     if frac > 0:
-        tie = byte == threshold
-        count = int(tie.sum())
-        if count:
-            mask[tie] = torch.rand(count, generator=generator, device=device) < frac
-    return mask
+        ties = (byte == threshold).nonzero().squeeze(1)
+        if len(ties):
+            mask[ties] = (torch.rand(len(ties), generator=generator, device=device) < frac).to(dtype)
+    return mask.view(tuple(shape))
 
 
 class EmbeddingMutation(nn.Module):
@@ -111,14 +113,17 @@ class EmbeddingMutation(nn.Module):
         self.keep_prob = float(keep_prob)
         self.generators = GeneratorPool(seed, generator)
 
-    def mask(self, shape: Sequence[int], device: torch.device) -> Tensor:
-        """A fresh boolean keep-mask of ``shape`` on ``device``."""
-        return bernoulli_mask(shape, self.keep_prob, self.generators.get(device), device)
+    def mask(self, shape: Sequence[int], device: torch.device,
+             dtype: torch.dtype = torch.bool) -> Tensor:
+        """A fresh keep-mask of ``shape`` on ``device`` (1 = keep the negative's coordinate)."""
+        return bernoulli_mask(shape, self.keep_prob, self.generators.get(device), device, dtype)
 
     def forward(self, pos: Tensor, neg: Tensor) -> Tensor:
         if not self.training:
             return neg
-        return torch.where(self.mask(neg.shape, neg.device), neg, pos)
+        # lerp(pos, neg, w) returns exactly neg where w == 1 and exactly pos where w == 0, and
+        # is several times faster than torch.where with a boolean mask on CPU.
+        return torch.lerp(pos, neg, self.mask(neg.shape, neg.device, neg.dtype))
 
     def mutate(self, pos: Tensor, neg: Tensor) -> Tuple[Tensor, Optional[Tensor]]:
         """Mutated negatives and their soft labels (``None``: use the loss's fixed label)."""

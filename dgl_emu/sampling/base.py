@@ -94,7 +94,7 @@ class NegativeSampler:
                 if side is Target.HEAD:  # inverse edge t -(r+R)-> h is the triple (h, r, t)
                     s, r, d = d, r - self.num_relations, s
                 neg[rows] = self.corrupt(torch.stack([s, r, d], 1), side)
-        return src.repeat_interleave(K), neg.reshape(-1)
+        return src.repeat_interleave(K), neg.reshape(-1).to(src.dtype)  # int32 graphs need int32
 
     @staticmethod
     def _edge_relations(g: dgl.DGLGraph, eids: Tensor, etype) -> Tensor:

@@ -44,7 +44,9 @@ class TransE(Interaction):
 
     def score_all(self, h, r, t, entities, target, max_elements=2 ** 25):
         query = h + r if target is Target.TAIL else t - r
-        return self.gamma - torch.cdist(query, entities, p=float(self.p))
+        # no matmul shortcut for p = 2: |q|^2 + |e|^2 - 2 q.e loses precision (~1e-3 in float32)
+        return self.gamma - torch.cdist(query, entities, p=float(self.p),
+                                        compute_mode="donot_use_mm_for_euclid_dist")
 
 
 @INTERACTIONS.register("DistMult")
@@ -58,7 +60,7 @@ class DistMult(Interaction):
     """
 
     def forward(self, h: Tensor, r: Tensor, t: Tensor) -> Tensor:
-        return (h * r * t).sum(-1)
+        return torch.einsum("...d,...d,...d->...", h, r, t)
 
     def score_all(self, h, r, t, entities, target, max_elements=2 ** 25):
         query = h * r if target is Target.TAIL else r * t
@@ -83,8 +85,10 @@ class ComplEx(Interaction):
     relation_factor = 2
 
     def forward(self, h: Tensor, r: Tensor, t: Tensor) -> Tensor:
-        (hr, hi), (rr, ri), (tr, ti) = complex_parts(h), complex_parts(r), complex_parts(t)
-        return (hr * rr * tr + hi * rr * ti + hr * ri * ti - hi * ri * tr).sum(-1)
+        (hr, hi), (rr, ri) = complex_parts(h), complex_parts(r)
+        # Re<h, r, conj(t)> = <Re(h r), Re(t)> + <Im(h r), Im(t)>
+        hr_ = torch.cat([hr * rr - hi * ri, hr * ri + hi * rr], dim=-1)
+        return torch.einsum("...d,...d->...", hr_, t)
 
     def score_all(self, h, r, t, entities, target, max_elements=2 ** 25):
         rr, ri = complex_parts(r)

@@ -1,0 +1,124 @@
+"""Trainer callbacks: early stopping and per-step logs (JSON lines, TensorBoard if installed)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Optional, Union
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .trainer import Trainer
+
+__all__ = ["Callback", "EarlyStopping", "JsonLinesLogger", "TensorBoardLogger"]
+
+
+class Callback:
+    """Hooks called by :class:`~dgl_emu.training.Trainer`; override what you need."""
+
+    def on_fit_start(self, trainer: "Trainer") -> None:
+        """Before the first step (also after a resume)."""
+
+    def on_step_end(self, trainer: "Trainer", record: dict) -> None:
+        """After each optimiser step; ``record`` holds ``step``, ``loss``, ``lr``, ``seconds``."""
+
+    def on_validation_end(self, trainer: "Trainer", metric: float, improved: bool) -> None:
+        """After each validation with its headline metric."""
+
+    def on_checkpoint(self, trainer: "Trainer") -> None:
+        """After a resumable checkpoint was written."""
+
+    def on_fit_end(self, trainer: "Trainer") -> None:
+        """After the last step."""
+
+    def state_dict(self) -> dict:
+        """State to store in checkpoints."""
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore :meth:`state_dict`."""
+
+
+class EarlyStopping(Callback):
+    """Stop when the validation metric has not improved for ``patience`` validations.
+
+    Parameters
+    ----------
+    patience : int
+        Validations without improvement before stopping.
+    """
+
+    def __init__(self, patience: int = 5):
+        if patience < 1:
+            raise ValueError("patience must be positive")
+        self.patience = patience
+        self.bad = 0
+
+    def on_validation_end(self, trainer, metric, improved):
+        self.bad = 0 if improved else self.bad + 1
+        if self.bad >= self.patience:
+            trainer.stop(f"early stopping: no improvement in {self.patience} validations")
+
+    def state_dict(self):
+        return {"bad": self.bad}
+
+    def load_state_dict(self, state):
+        self.bad = state["bad"]
+
+
+class JsonLinesLogger(Callback):
+    """Append one JSON object per step (and per validation) to ``path``.
+
+    On resume the file is cut back to the checkpoint's step, so it never holds steps twice.
+    Lines are flushed at every checkpoint and at the end.
+    """
+
+    def __init__(self, path: Union[str, Path]):
+        self.path = Path(path)
+        self._file = None
+
+    def on_fit_start(self, trainer):
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        kept = []
+        if self.path.exists() and trainer.step > 0:
+            for line in self.path.read_text().splitlines():
+                if line.strip() and json.loads(line)["step"] <= trainer.step:
+                    kept.append(line)
+        self.path.write_text("".join(f"{x}\n" for x in kept))
+        self._file = open(self.path, "a", encoding="utf-8")
+
+    def on_step_end(self, trainer, record):
+        self._file.write(json.dumps(record) + "\n")
+
+    def on_validation_end(self, trainer, metric, improved):
+        self._file.write(json.dumps({"step": trainer.step, "valid_mrr": metric}) + "\n")
+
+    def on_checkpoint(self, trainer):
+        self._file.flush()
+
+    def on_fit_end(self, trainer):
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+class TensorBoardLogger(Callback):
+    """Scalars to TensorBoard; a no-op when ``tensorboard`` is not installed."""
+
+    def __init__(self, log_dir: Union[str, Path]):
+        self.writer: Optional[object] = None
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+            self.writer = SummaryWriter(str(log_dir))
+        except (ImportError, ModuleNotFoundError):
+            self.writer = None
+
+    def on_step_end(self, trainer, record):
+        if self.writer is not None:
+            self.writer.add_scalar("train/loss", record["loss"], record["step"])
+
+    def on_validation_end(self, trainer, metric, improved):
+        if self.writer is not None:
+            self.writer.add_scalar("valid/mrr", metric, trainer.step)
+
+    def on_fit_end(self, trainer):
+        if self.writer is not None:
+            self.writer.flush()

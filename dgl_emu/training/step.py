@@ -1,0 +1,80 @@
+"""The training objective of one batch: encode -> gather -> (EMU) -> score -> loss."""
+from __future__ import annotations
+
+from typing import Iterator, Optional, Tuple, Union
+
+import torch
+from torch import nn
+
+from ..losses import EMULoss, Loss, LpRegularizer
+from ..models import KGEModel
+from ..nn.emu import EmbeddingMixup, EmbeddingMutation
+from ..nn.encoders.base import Representations
+from ..sampling.base import NegativeSampler
+from ..typing import Target, Tensor
+
+__all__ = ["Objective", "alternating_target", "split_by_side"]
+
+Mutation = Union[EmbeddingMutation, EmbeddingMixup]
+
+
+def alternating_target(step: int) -> Target:
+    """Side of step ``step`` when batches alternate: tails on even steps, heads on odd."""
+    return Target.TAIL if step % 2 == 0 else Target.HEAD
+
+
+def split_by_side(hrt: Tensor, step: int, sampler: NegativeSampler,
+                  generator: torch.Generator) -> Iterator[Tuple[Target, Tensor]]:
+    """Yield ``(target, rows)`` parts of a batch.
+
+    Batches alternate sides, unless the sampler gives per-triple head probabilities
+    (Bernoulli); then each triple's side is drawn with ``generator`` and the batch is split.
+    """
+    prob = sampler.head_probability(hrt)
+    if prob is None:
+        yield alternating_target(step), hrt
+        return
+    head = torch.rand(len(hrt), generator=generator, device=generator.device).to(hrt.device) < prob
+    for target, rows in ((Target.HEAD, head), (Target.TAIL, ~head)):
+        if rows.any():
+            yield target, hrt[rows]
+
+
+class Objective(nn.Module):
+    """Loss of a batch of positives for a fixed side, with or without EMU.
+
+    Without a mutation: ``loss(S_plain)``. With one: ``emu_loss(S_emu, S_plain, labels)`` where
+    ``S_emu`` scores the mutated negatives; one gather serves both score matrices.
+
+    Parameters
+    ----------
+    model : KGEModel
+        Encoder and interaction.
+    loss : Loss or EMULoss
+        ``Loss`` for plain training; :class:`~dgl_emu.losses.EMULoss` when ``mutation`` is set.
+    mutation : EmbeddingMutation or EmbeddingMixup, optional
+        EMU layer applied to the negatives' embeddings.
+    regularizer : LpRegularizer, optional
+        Applied to the positives' ``h``, ``r``, ``t`` embeddings.
+    """
+
+    def __init__(self, model: KGEModel, loss: Union[Loss, EMULoss],
+                 mutation: Optional[Mutation] = None, regularizer: Optional[LpRegularizer] = None):
+        super().__init__()
+        if (mutation is not None) != isinstance(loss, EMULoss):
+            raise ValueError("EMULoss goes with a mutation layer, and a mutation layer needs EMULoss")
+        self.model, self.loss, self.mutation, self.regularizer = model, loss, mutation, regularizer
+
+    def forward(self, reps: Representations, hrt: Tensor, negatives: Tensor, target: Target) -> Tensor:
+        """Scalar loss of ``hrt (B, 3)`` with ``negatives (B, K)`` on ``target``."""
+        g = self.model.gather(reps, hrt, negatives, target)
+        plain = self.model.score_plain(g, target)
+        if self.mutation is None:
+            loss = self.loss(plain)
+        else:
+            mutated, labels = self.mutation.mutate(g.pos, g.neg)
+            emu = torch.cat([plain[:, :1], self.model.score_gathered(g, mutated, target)], dim=1)
+            loss = self.loss(emu, plain, labels)
+        if self.regularizer is not None and self.regularizer.weight:
+            loss = loss + self.regularizer(g.anchor, g.relation, g.pos)
+        return loss

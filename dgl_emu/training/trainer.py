@@ -1,0 +1,235 @@
+"""A small, hook-driven trainer with atomic checkpoints and bit-identical resume."""
+from __future__ import annotations
+
+import io
+import math
+import time
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence
+
+import torch
+from tqdm.auto import tqdm
+
+from ..sampling.base import NegativeSampler
+from ..typing import Tensor
+from ..utils import atomic_write_bytes
+from .callbacks import Callback
+from .optim import OptimizerSchedule
+from .step import Objective, split_by_side
+
+__all__ = ["Trainer", "TrainingDivergedError"]
+
+BEST, LAST = "best.pt", "last.pt"
+
+
+class TrainingDivergedError(RuntimeError):
+    """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+class Trainer:
+    """Trains an :class:`~dgl_emu.training.step.Objective` for a number of steps.
+
+    Each step draws a batch (an epoch-wise permutation of the training triples from the
+    trainer's generator), picks the side (alternating, or per triple for Bernoulli), samples
+    negatives, and takes an optimiser step. Every ``eval_every`` steps ``validate(model)`` gives
+    the validation MRR; the best model is saved to ``run_dir/best.pt`` and a resumable
+    ``run_dir/last.pt`` holds everything needed to continue bit-identically on CPU.
+
+    Parameters
+    ----------
+    objective : Objective
+        Model, loss, optional EMU layer and regulariser.
+    sampler : NegativeSampler
+        Negative sampler.
+    train_triples : Tensor
+        ``(N, 3)`` training triples.
+    num_steps : int
+        Total optimiser steps.
+    batch_size : int
+        Positives per step.
+    optimizer : OptimizerSchedule
+        Optimiser (and optional switch).
+    graph : dgl.DGLGraph, optional
+        Message-passing graph for encoders that need one (training split only).
+    device : torch.device
+        Training device.
+    seed : int
+        Seed of the data-order generator (the sampler and EMU layer hold their own).
+    validate : callable, optional
+        ``validate(model) -> float`` (higher is better), e.g. validation MRR.
+    eval_every : int, optional
+        Steps between validations (and checkpoints).
+    run_dir : path-like, optional
+        Where checkpoints go; ``None`` keeps nothing on disk.
+    callbacks : sequence of Callback
+        Hooks (logging, early stopping).
+    progress : bool
+        Show a tqdm bar with ETA.
+    """
+
+    def __init__(self, objective: Objective, sampler: NegativeSampler, train_triples: Tensor, *,
+                 num_steps: int, batch_size: int, optimizer: OptimizerSchedule, graph=None,
+                 device: torch.device = torch.device("cpu"), seed: int = 0,
+                 validate: Optional[Callable[[torch.nn.Module], float]] = None,
+                 eval_every: Optional[int] = None, run_dir: Optional[Path] = None,
+                 callbacks: Sequence[Callback] = (), progress: bool = True):
+        if num_steps < 1 or batch_size < 1:
+            raise ValueError("num_steps and batch_size must be positive")
+        self.device = torch.device(device)
+        self.objective = objective.to(self.device)
+        self.model = objective.model
+        self.sampler = sampler
+        self.triples = train_triples.to(self.device)
+        self.num_steps, self.batch_size = num_steps, batch_size
+        self.schedule = optimizer
+        self.graph = graph
+        self.validate_fn, self.eval_every = validate, eval_every
+        self.run_dir = Path(run_dir) if run_dir is not None else None
+        self.callbacks = list(callbacks)
+        self.progress = progress
+        self.generator = torch.Generator().manual_seed(seed)
+        self.step = 0
+        self.best_metric = -math.inf
+        self.best_step: Optional[int] = None
+        self.validations: List[Dict[str, float]] = []
+        self.stop_reason: Optional[str] = None
+        self._perm = torch.empty(0, dtype=torch.long)
+        self._cursor = 0
+        self.optimizer = self.schedule.build(self.model.parameters(), 0)
+
+    # ------------------------------------------------------------------ control
+    def stop(self, reason: str) -> None:
+        """Ask the loop to stop after the current step."""
+        self.stop_reason = reason
+
+    def _next_batch(self) -> Tensor:
+        if self._cursor >= len(self._perm):
+            self._perm = torch.randperm(len(self.triples), generator=self.generator)
+            self._cursor = 0
+        idx = self._perm[self._cursor:self._cursor + self.batch_size]
+        self._cursor += len(idx)
+        return self.triples[idx.to(self.device)]
+
+    def training_step(self, hrt: Tensor) -> float:
+        """One optimiser step on ``hrt (B, 3)``; returns the loss.
+
+        Raises
+        ------
+        TrainingDivergedError
+            If the loss is not finite (before any parameter changes).
+        """
+        self.model.train()
+        self.optimizer.zero_grad(set_to_none=True)
+        reps = self.model.encode(self.graph)  # one encoder pass serves every part of the batch
+        total = None
+        for target, rows in split_by_side(hrt, self.step, self.sampler, self.generator):
+            negatives = self.sampler(rows, target)
+            part = self.objective(reps, rows, negatives, target) * (len(rows) / len(hrt))
+            total = part if total is None else total + part
+        loss = float(total.detach())
+        if not math.isfinite(loss):
+            raise TrainingDivergedError(
+                f"loss is {loss} at step {self.step + 1}; stopped. The last good checkpoint "
+                f"({self.run_dir / LAST if self.run_dir else 'none written'}) is kept; lower the "
+                f"learning rate or add regularisation.")
+        total.backward()
+        self.optimizer.step()
+        return loss
+
+    def fit(self) -> "Trainer":
+        """Train until ``num_steps`` (or a callback stops it); returns ``self``."""
+        for cb in self.callbacks:
+            cb.on_fit_start(self)
+        bar = tqdm(total=self.num_steps, initial=self.step, disable=not self.progress,
+                   desc="train", unit="step", dynamic_ncols=True)
+        try:
+            while self.step < self.num_steps and self.stop_reason is None:
+                if self.schedule.phase(self.step) != self.schedule.phase(max(self.step - 1, 0)):
+                    self.optimizer = self.schedule.build(self.model.parameters(), self.step)
+                start = time.perf_counter()
+                loss = self.training_step(self._next_batch())
+                self.step += 1
+                record = {"step": self.step, "loss": loss, "lr": self.schedule.lr_at(self.step - 1),
+                          "seconds": time.perf_counter() - start}
+                for cb in self.callbacks:
+                    cb.on_step_end(self, record)
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss:.4f}", best=f"{self.best_metric:.4f}")
+                if self.eval_every and (self.step % self.eval_every == 0 or self.step == self.num_steps):
+                    self.validate()
+                    self.save_checkpoint()
+        finally:
+            bar.close()
+            for cb in self.callbacks:
+                cb.on_fit_end(self)
+        return self
+
+    def validate(self) -> Optional[float]:
+        """Run ``validate``; keep ``best.pt`` when the metric improves."""
+        if self.validate_fn is None:
+            return None
+        metric = float(self.validate_fn(self.model))
+        improved = metric > self.best_metric
+        self.validations.append({"step": self.step, "valid_mrr": metric})
+        if improved:
+            self.best_metric, self.best_step = metric, self.step
+            if self.run_dir is not None:
+                _save(self.run_dir / BEST, {"model": self.model.state_dict(), "step": self.step,
+                                            "valid_mrr": metric})
+        for cb in self.callbacks:
+            cb.on_validation_end(self, metric, improved)
+        return metric
+
+    # ------------------------------------------------------------------ checkpoints
+    def state_dict(self) -> dict:
+        """Everything needed to resume: weights, optimiser, every generator, data order."""
+        return {
+            "step": self.step, "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(), "generator": self.generator.get_state(),
+            "sampler_rng": self.sampler.generators.state_dict(),
+            "mutation_rng": (self.objective.mutation.generators.state_dict()
+                             if self.objective.mutation is not None else None),
+            "perm": self._perm, "cursor": self._cursor, "best_metric": self.best_metric,
+            "best_step": self.best_step, "validations": self.validations,
+            "callbacks": [cb.state_dict() for cb in self.callbacks],
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore :meth:`state_dict` (the inverse of saving)."""
+        self.step = state["step"]
+        self.model.load_state_dict(state["model"])
+        self.optimizer = self.schedule.build(self.model.parameters(), self.step)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.generator.set_state(state["generator"])
+        self.sampler.generators.load_state_dict(state["sampler_rng"])
+        if state["mutation_rng"] is not None:
+            self.objective.mutation.generators.load_state_dict(state["mutation_rng"])
+        self._perm, self._cursor = state["perm"], state["cursor"]
+        self.best_metric, self.best_step = state["best_metric"], state["best_step"]
+        self.validations = list(state["validations"])
+        for cb, s in zip(self.callbacks, state["callbacks"]):
+            cb.load_state_dict(s)
+
+    def save_checkpoint(self) -> Optional[Path]:
+        """Atomically write ``run_dir/last.pt``."""
+        if self.run_dir is None:
+            return None
+        path = self.run_dir / LAST
+        _save(path, self.state_dict())
+        for cb in self.callbacks:
+            cb.on_checkpoint(self)
+        return path
+
+    def resume(self, path: Optional[Path] = None) -> bool:
+        """Load ``last.pt`` (or ``path``) if it exists; returns whether it did."""
+        path = Path(path) if path is not None else (self.run_dir / LAST if self.run_dir else None)
+        if path is None or not path.exists():
+            return False
+        self.load_state_dict(torch.load(path, map_location=self.device, weights_only=False))
+        return True
+
+
+def _save(path: Path, obj: dict) -> None:
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    atomic_write_bytes(path, buf.getvalue())

@@ -1,0 +1,333 @@
+"""Interactions against hand-written reference formulas, and the equivalence of their code paths.
+
+Every registered interaction needs an entry in :data:`REFERENCES` (checked by a meta-test); the
+references below are written independently of the package, using torch complex tensors for the
+complex-valued models.
+"""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from dgl_emu.models import KGEModel
+from dgl_emu.nn.interactions import INTERACTIONS, ComplEx, DistMult, Interaction, RotatE, TransE
+from dgl_emu.typing import Target
+
+
+# ----------------------------------------------------------------------------- references
+def ref_transe(h, r, t, gamma, dim, p=1):
+    diff = h + r - t
+    if p == 1:
+        return gamma - diff.abs().sum(-1)
+    return gamma - (diff * diff).sum(-1).sqrt()
+
+
+def ref_distmult(h, r, t, gamma, dim):
+    return (h * r * t).sum(-1)
+
+
+def _as_complex(x):
+    d = x.shape[-1] // 2
+    return torch.complex(x[..., :d], x[..., d:])
+
+
+def ref_complex(h, r, t, gamma, dim):
+    h, r, t = _as_complex(h), _as_complex(r), _as_complex(t)
+    return (h * r * torch.conj(t)).sum(-1).real
+
+
+def ref_rotate(h, r, t, gamma, dim):
+    phase = r / ((gamma + 2.0) / dim / math.pi)
+    rotation = torch.exp(1j * phase.to(torch.complex128 if r.dtype == torch.float64 else torch.complex64))
+    return gamma - (_as_complex(h) * rotation - _as_complex(t)).abs().sum(-1)
+
+
+# registry name -> reference f(h, r, t, gamma, dim, **extra)
+REFERENCES = {
+    "transe": ref_transe,
+    "distmult": ref_distmult,
+    "complex": ref_complex,
+    "rotate": ref_rotate,
+}
+
+# every configuration exercised below: (registry name, extra constructor kwargs)
+CONFIGS = [("transe", {"p": 1}), ("transe", {"p": 2}), ("distmult", {}), ("complex", {}),
+           ("rotate", {})]
+CONFIG_IDS = [f"{n}{''.join(f'-{k}{v}' for k, v in kw.items())}" for n, kw in CONFIGS]
+
+
+def make(name: str, dim: int = 5, gamma: float = 3.0, **kwargs) -> Interaction:
+    return INTERACTIONS.get(name)(dim=dim, gamma=gamma, **kwargs)
+
+
+def reference(inter: Interaction, name: str, h, r, t):
+    extra = {"p": inter.p} if isinstance(inter, TransE) else {}
+    return REFERENCES[name](h, r, t, inter.gamma, inter.dim, **extra)
+
+
+def random_tables(inter: Interaction, E: int, R: int, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    ent = torch.randn(E, inter.entity_dim, generator=g, dtype=torch.float64)
+    rel = torch.randn(R, inter.relation_dim, generator=g, dtype=torch.float64)
+    return ent, rel
+
+
+def test_every_registered_interaction_has_a_reference():
+    names = list(INTERACTIONS.names())
+    assert len(names) >= 4
+    missing = [n for n in names if n not in REFERENCES]
+    assert not missing, f"interactions without a reference formula in this test: {missing}"
+    assert {n for n, _ in CONFIGS} == set(names)
+
+
+# ----------------------------------------------------------------------------- exact values
+def test_transe_exact_l1_and_l2():
+    h, r, t = torch.tensor([1., 2.]), torch.tensor([2., 2.]), torch.tensor([0., 0.])   # h + r - t = (3, 4)
+    assert TransE(dim=2, gamma=10.0, p=1)(h, r, t).item() == 10.0 - 7.0
+    assert TransE(dim=2, gamma=10.0, p=2)(h, r, t).item() == pytest.approx(10.0 - 5.0)
+    # t != 0 and negative coordinates: h + r - t = (1 + 2 - 5, -1 + 0 - 2) = (-2, -3)
+    h2, r2, t2 = torch.tensor([1., -1.]), torch.tensor([2., 0.]), torch.tensor([5., 2.])
+    assert TransE(dim=2, gamma=1.0)(h2, r2, t2).item() == 1.0 - 5.0
+
+
+def test_distmult_exact():
+    h, r, t = torch.tensor([1., 2., 3.]), torch.tensor([2., -1., 1.]), torch.tensor([3., 1., -2.])
+    assert DistMult(dim=3)(h, r, t).item() == 6.0 - 2.0 - 6.0
+
+
+def test_complex_exact():
+    # h = (1 + 2i, i), r = (3 - i, 2), t = (1 + i, -1 + 2i)
+    # h*r = (5 + 5i, 2i); times conj(t) = ((5 + 5i)(1 - i), 2i(-1 - 2i)) = (10, 4 - 2i) -> Re sum = 14
+    h = torch.tensor([1., 0., 2., 1.])
+    r = torch.tensor([3., 2., -1., 0.])
+    t = torch.tensor([1., -1., 1., 2.])
+    assert ComplEx(dim=2)(h, r, t).item() == 14.0
+    # not symmetric in h and t when r is not real:
+    # Re sum t*r*conj(h) = Re((1+i)(3-i)(1-2i) + (-1+2i)(2)(-i)) = Re((8 - 6i) + (4 + 2i)) = 12
+    assert ComplEx(dim=2)(t, r, h).item() == 12.0
+
+
+def test_rotate_exact_rotations():
+    rot = RotatE(dim=2, gamma=6.0)          # range = (6 + 2) / 2 = 4, phase = r * pi / 4
+    r = torch.tensor([4., 2.])              # phases pi and pi/2: multiply by -1 and by i
+    h = torch.tensor([1., 0., 0., 2.])      # (1, 2i) -> rotated (-1, -2)
+    t = torch.tensor([-1., 1., 0., 0.])     # (-1, 1): distances 0 and 3
+    assert rot(h, r, t).item() == pytest.approx(6.0 - 3.0, abs=1e-6)
+    assert rot.embedding_range == 4.0
+
+
+# ----------------------------------------------------------------------------- references
+@pytest.mark.parametrize("name,kwargs", CONFIGS, ids=CONFIG_IDS)
+def test_forward_matches_reference_with_broadcasting(name, kwargs):
+    inter = make(name, dim=4, gamma=2.5, **kwargs)
+    g = torch.Generator().manual_seed(1)
+    B, K = 3, 6
+    h = torch.randn(B, 1, inter.entity_dim, generator=g, dtype=torch.float64)
+    r = torch.randn(B, 1, inter.relation_dim, generator=g, dtype=torch.float64)
+    t = torch.randn(1, K, inter.entity_dim, generator=g, dtype=torch.float64)
+    out = inter(h, r, t)
+    assert out.shape == (B, K)
+    expected = torch.stack([torch.stack([reference(inter, name, h[b, 0], r[b, 0], t[0, k])
+                                         for k in range(K)]) for b in range(B)])
+    torch.testing.assert_close(out, expected, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("name,kwargs", CONFIGS[:4], ids=CONFIG_IDS[:4])
+def test_gamma_shifts_transe_only(name, kwargs):
+    ent, rel = random_tables(make(name, **kwargs), 4, 1)
+    a, b = make(name, gamma=1.0, **kwargs), make(name, gamma=1.0, **kwargs)
+    b.gamma = 4.0
+    diff = b(ent[0], rel[0], ent[1]) - a(ent[0], rel[0], ent[1])
+    # (RotatE is left out: its phase depends on gamma through the embedding range)
+    assert diff.item() == (pytest.approx(3.0) if name == "transe" else 0.0)
+
+
+# ----------------------------------------------------------------------------- equivalences
+def _candidate_inputs(inter, seed=0, B=4, K=5, E=9, R=3):
+    ent, rel = random_tables(inter, E, R, seed)
+    g = torch.Generator().manual_seed(seed + 100)
+    hrt = torch.stack([torch.randint(0, E, (B,), generator=g), torch.randint(0, R, (B,), generator=g),
+                       torch.randint(0, E, (B,), generator=g)], 1)
+    cand_ids = torch.randint(0, E, (B, K), generator=g)
+    return ent, rel, hrt, cand_ids
+
+
+@pytest.mark.parametrize("target", [Target.HEAD, Target.TAIL])
+@pytest.mark.parametrize("name,kwargs", CONFIGS, ids=CONFIG_IDS)
+def test_single_equals_candidates_equals_all(name, kwargs, target):
+    inter = make(name, dim=3, gamma=2.0, **kwargs)
+    ent, rel, hrt, cand_ids = _candidate_inputs(inter)
+    B, K = cand_ids.shape
+    E = ent.shape[0]
+    h, r, t = ent[hrt[:, 0]], rel[hrt[:, 1]], ent[hrt[:, 2]]
+
+    # one triple at a time through forward, with the candidate in the target slot
+    def single(b, e):
+        if target is Target.HEAD:
+            return inter(ent[e], r[b], t[b])
+        return inter(h[b], r[b], ent[e])
+
+    alone = torch.tensor([[single(b, int(e)).item() for e in cand_ids[b]] for b in range(B)],
+                         dtype=torch.float64)
+    # the target slot's own embedding is ignored by score_candidates: pass garbage there
+    junk = torch.full_like(h, float("nan"))
+    hh, tt = (junk, t) if target is Target.HEAD else (h, junk)
+    batched = inter.score_candidates(hh.unsqueeze(1), r.unsqueeze(1), tt.unsqueeze(1), ent[cand_ids],
+                                     target)
+    assert batched.shape == (B, K)
+    torch.testing.assert_close(batched, alone, rtol=1e-10, atol=1e-10)
+
+    # 1-vs-all, through the class's own score_all (fast paths for TransE/DistMult/ComplEx)
+    hq, tq = (None, t) if target is Target.HEAD else (h, None)
+    full = inter.score_all(hq, r, tq, ent, target)
+    assert full.shape == (B, E)
+    torch.testing.assert_close(full.gather(1, cand_ids), alone, rtol=1e-10, atol=1e-10)
+    every = torch.tensor([[single(b, e).item() for e in range(E)] for b in range(B)], dtype=torch.float64)
+    torch.testing.assert_close(full, every, rtol=1e-10, atol=1e-10)
+
+    # the generic chunked path of the base class, forced through several chunks
+    small = B * ent.shape[1] * 2           # two entities per chunk -> ceil(E / 2) chunks
+    generic = Interaction.score_all(inter, hq, r, tq, ent, target, max_elements=small)
+    torch.testing.assert_close(generic, every, rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(inter.score_all(hq, r, tq, ent, target, max_elements=small), every,
+                               rtol=1e-10, atol=1e-10)
+    # max_elements smaller than one row still progresses one entity at a time
+    tiny = Interaction.score_all(inter, hq, r, tq, ent, target, max_elements=1)
+    torch.testing.assert_close(tiny, every, rtol=1e-10, atol=1e-10)
+
+
+def test_rotate_generic_path_really_chunks(monkeypatch):
+    inter = RotatE(dim=3, gamma=2.0)
+    ent, rel, hrt, _ = _candidate_inputs(inter)
+    calls = []
+    original = Interaction.score_candidates
+
+    def spy(self, h, r, t, candidates, target):
+        calls.append(candidates.shape[1])
+        return original(self, h, r, t, candidates, target)
+
+    monkeypatch.setattr(Interaction, "score_candidates", spy)
+    B, E = hrt.shape[0], ent.shape[0]
+    out = inter.score_all(ent[hrt[:, 0]], rel[hrt[:, 1]], None, ent, Target.TAIL,
+                          max_elements=B * ent.shape[1] * 2)
+    assert out.shape == (B, E)
+    assert calls == [2, 2, 2, 2, 1]        # E = 9 entities, two per chunk
+
+
+@pytest.mark.parametrize("p", [1, 2])
+@pytest.mark.parametrize("target", [Target.HEAD, Target.TAIL])
+def test_transe_fast_path_precise_in_float32(p, target):
+    # more than 25 rows: torch.cdist's default would switch to |q|^2 + |e|^2 - 2 q.e for p = 2
+    g = torch.Generator().manual_seed(0)
+    inter = TransE(dim=100, gamma=12.0, p=p)
+    ent = torch.rand(300, 100, generator=g) * 2 - 1
+    r = torch.zeros(64, 100)
+    anchor = ent[:64]
+    h, t = (None, anchor) if target is Target.HEAD else (anchor, None)
+    fast = inter.score_all(h, r, t, ent, target)
+    # h + 0 == h exactly: the distance to itself is exactly zero, the score exactly gamma
+    assert torch.equal(fast.diagonal()[:64], torch.full((64,), 12.0))
+    r = (torch.rand(64, 100, generator=g) * 2 - 1) * 0.1
+    h, t = (None, anchor) if target is Target.HEAD else (anchor, None)
+    slow = Interaction.score_all(inter, h, r, t, ent, target)
+    torch.testing.assert_close(inter.score_all(h, r, t, ent, target), slow, rtol=0, atol=2e-5)
+
+
+# ----------------------------------------------------------------------------- KGEModel
+def _model(name, kwargs, E=8, R=3, seed=0):
+    inter = make(name, dim=3, gamma=2.0, **kwargs)
+    model = KGEModel.shallow(inter, E, R, generator=torch.Generator().manual_seed(seed)).double()
+    return model
+
+
+@pytest.mark.parametrize("target", [Target.HEAD, Target.TAIL])
+@pytest.mark.parametrize("name,kwargs", CONFIGS, ids=CONFIG_IDS)
+def test_model_score_all_equals_score_hrt(name, kwargs, target):
+    E, R = 8, 3
+    model = _model(name, kwargs, E, R)
+    reps = model.encode()
+    assert reps.entity.dtype == torch.float64
+    hrt = torch.tensor([[0, 0, 1], [3, 2, 3], [7, 1, 0], [5, 0, 6]])
+    full = model.score_all(reps, hrt, target)
+    assert full.shape == (len(hrt), E)
+    for e in range(E):
+        corrupted = hrt.clone()
+        corrupted[:, target.column] = e
+        torch.testing.assert_close(full[:, e], model.score_hrt(reps, corrupted), rtol=1e-10, atol=1e-10)
+    # the score of the true entity is the triple's own score
+    own = full.gather(1, hrt[:, target.column:target.column + 1]).squeeze(1)
+    torch.testing.assert_close(own, model.score_hrt(reps, hrt), rtol=1e-10, atol=1e-10)
+    # an entity slice gives the matching columns
+    torch.testing.assert_close(model.score_all(reps, hrt, target, slice(2, 6)), full[:, 2:6],
+                               rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("target", [Target.HEAD, Target.TAIL])
+@pytest.mark.parametrize("name,kwargs", CONFIGS, ids=CONFIG_IDS)
+def test_gather_and_score_gathered_equal_per_triple_scores(name, kwargs, target):
+    E, R, K = 8, 3, 4
+    model = _model(name, kwargs, E, R, seed=3)
+    reps = model.encode()
+    hrt = torch.tensor([[0, 0, 1], [3, 2, 3], [7, 1, 0]])
+    negatives = torch.tensor([[2, 5, 1, 1], [0, 7, 6, 3], [4, 4, 7, 0]])
+    gathered = model.gather(reps, hrt, negatives, target)
+    B, d = len(hrt), reps.entity.shape[1]
+    assert gathered.anchor.shape == (B, 1, d)
+    assert gathered.relation.shape == (B, 1, reps.relation.shape[1])
+    assert gathered.pos.shape == (B, 1, d) and gathered.neg.shape == (B, K, d)
+    assert torch.equal(gathered.pos, reps.entity[hrt[:, target.column]].unsqueeze(1))
+    assert torch.equal(gathered.neg, reps.entity[negatives])
+    assert torch.equal(gathered.anchor, reps.entity[hrt[:, target.other.column]].unsqueeze(1))
+    assert torch.equal(gathered.relation, reps.relation[hrt[:, 1]].unsqueeze(1))
+
+    ids = torch.cat([hrt[:, target.column:target.column + 1], negatives], 1)
+    candidates = torch.cat([gathered.pos, gathered.neg], 1)
+    scores = model.score_gathered(gathered, candidates, target)
+    assert scores.shape == (B, 1 + K)
+    for k in range(1 + K):
+        triples = hrt.clone()
+        triples[:, target.column] = ids[:, k]
+        torch.testing.assert_close(scores[:, k], model.score_hrt(reps, triples), rtol=1e-10, atol=1e-10)
+    # and the same numbers as the 1-vs-all matrix and as S_plain
+    torch.testing.assert_close(scores, model.score_all(reps, hrt, target).gather(1, ids),
+                               rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(model.score_plain(gathered, target), scores, rtol=1e-10, atol=1e-10)
+
+
+def test_gather_is_differentiable_to_the_tables():
+    model = _model("distmult", {}, E=6, R=2)
+    reps = model.encode()
+    hrt = torch.tensor([[0, 1, 2]])
+    g = model.gather(reps, hrt, torch.tensor([[3, 3]]), Target.TAIL)
+    (model.score_gathered(g, g.pos, Target.TAIL).sum()
+     + model.score_gathered(g, g.neg, Target.TAIL).sum()).backward()
+    grad = model.encoder.entity.grad
+    used = {0, 2, 3}
+    assert all(grad[e].abs().sum() > 0 for e in used)
+    assert all(grad[e].abs().sum() == 0 for e in set(range(6)) - used)
+    # entity 3 appears twice among the negatives: its gradient is twice one copy's
+    h, r = reps.entity[0].detach(), reps.relation[1].detach()
+    torch.testing.assert_close(grad[3], 2 * h * r)
+    torch.testing.assert_close(grad[2], h * r)
+
+
+def test_invalid_constructor_arguments():
+    with pytest.raises(ValueError):
+        TransE(dim=2, p=3)
+    with pytest.raises(ValueError):
+        DistMult(dim=0)
+
+
+@pytest.mark.parametrize("name", ["complex", "rotate", "transe", "distmult"])
+def test_table_widths(name):
+    inter = make(name, dim=5)
+    factor_e = 2 if name in ("complex", "rotate") else 1
+    factor_r = 2 if name == "complex" else 1
+    assert (inter.entity_dim, inter.relation_dim) == (5 * factor_e, 5 * factor_r)
+    model = KGEModel.shallow(inter, 4, 2, generator=torch.Generator().manual_seed(0))
+    ent, rel = model.encode()
+    bound = (inter.gamma + 2.0) / 5
+    assert ent.shape == (4, 5 * factor_e) and rel.shape == (2, 5 * factor_r)
+    assert ent.abs().max() <= bound and rel.abs().max() <= bound
