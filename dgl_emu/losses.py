@@ -122,8 +122,10 @@ class EMULoss(nn.Module):
         Loss of the un-mutated scores; default cross-entropy as in the paper. A
         :class:`SoftplusLoss` with a temperature gives EMU with self-adversarial weighting.
 
-    Shape
+    Notes
     -----
+    Shapes:
+
     - emu_scores, plain_scores: ``(B, 1 + K)``, column 0 the positive.
     - labels (optional): ``(B, K)`` soft labels of the mutated negatives.
 

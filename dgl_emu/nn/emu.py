@@ -89,8 +89,10 @@ class EmbeddingMutation(nn.Module):
     seed : int
         Seed of generators created on demand.
 
-    Shape
+    Notes
     -----
+    Shapes:
+
     - pos: ``(B, 1, d)`` embeddings of the true entity on the corrupted side.
     - neg: ``(B, K, d)`` embeddings of the sampled negatives.
     - output: ``(B, K, d)``.
@@ -150,8 +152,10 @@ class EmbeddingMixup(nn.Module):
     seed : int
         Seed of generators created on demand.
 
-    Shape
+    Notes
     -----
+    Shapes:
+
     - pos: ``(B, 1, d)``; neg: ``(B, K, d)``; output ``(B, K, d)`` and labels ``(B, K)``.
 
     Examples

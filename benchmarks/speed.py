@@ -1,0 +1,180 @@
+#!/usr/bin/env python
+"""Speed benchmarks of dgl-emu. Each subcommand prints one JSON object as its last line and
+saves it under benchmarks/results/ (atomically).
+
+    python benchmarks/speed.py eval --dataset fb15k-237 --data-dir ../shared/datasets
+    python benchmarks/speed.py train-step --data-dir ../shared/datasets
+    python benchmarks/speed.py sans --data-dir ../shared/datasets
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import click
+import torch
+
+from dgl_emu.config import RunConfig
+from dgl_emu.data import load_dataset
+from dgl_emu.evaluation import RankBasedEvaluator
+from dgl_emu.pipeline import build_model, build_objective, build_sampler
+from dgl_emu.training import OptimizerKind, OptimizerSchedule, Trainer
+from dgl_emu.typing import Target
+from dgl_emu.utils import atomic_write_json, tune_cpu_allocator
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def machine() -> dict:
+    """What the numbers were measured on."""
+    return {"cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "platform": platform.platform(), "torch": torch.__version__,
+            "processor": platform.processor() or platform.machine()}
+
+
+def emit(name: str, result: dict, save: bool) -> None:
+    result = {"benchmark": name, **result, "machine": machine()}
+    if save:
+        atomic_write_json(RESULTS / f"speed-{name}.json", result)
+    click.echo(json.dumps(result))
+
+
+@click.group()
+def cli():
+    """dgl-emu speed benchmarks."""
+    tune_cpu_allocator()
+
+
+@cli.command("eval")
+@click.option("--dataset", default="fb15k-237", show_default=True)
+@click.option("--data-dir", type=click.Path(file_okay=False), default=None)
+@click.option("--dim", default=100, show_default=True)
+@click.option("--batch-size", default=1000, show_default=True)
+@click.option("--baseline-triples", default=100, show_default=True,
+              help="Triples ranked by a per-triple Python loop, extrapolated to the split (0: skip).")
+@click.option("--device", default="cpu", show_default=True)
+@click.option("--save/--no-save", default=True)
+def eval_cmd(dataset, data_dir, dim, batch_size, baseline_triples, device, save):
+    """Filtered evaluation of a random DistMult on the test split, both sides."""
+    kg = load_dataset(dataset, data_dir)
+    cfg = RunConfig(dataset=dataset, model="distmult", dim=dim, device=device).validate()
+    model = build_model(cfg, kg).to(device).eval()
+    test = kg.splits["test"]
+    index = kg.filter_index()
+    evaluator = RankBasedEvaluator(index, batch_size=batch_size)
+    start = time.perf_counter()
+    result = evaluator.evaluate(model.scorer(), test, device=torch.device(device))
+    seconds = time.perf_counter() - start
+    out = {"dataset": dataset, "model": "distmult", "dim": dim, "device": device,
+           "seconds": round(seconds, 3), "ranks": 2 * len(test),
+           "mrr_random_model": result.get("mrr")}
+    if baseline_triples:
+        out.update(_loop_baseline(model, kg, test[:baseline_triples], len(test), seconds))
+    emit("eval", out, save)
+
+
+def _loop_baseline(model, kg, triples, total, seconds) -> dict:
+    """A per-triple loop (one query, a Python set of known answers) timed on a few triples."""
+    known = {tuple(t) for t in torch.cat(list(kg.splits.values())).tolist()}
+    reps = model.encode()
+    start = time.perf_counter()
+    with torch.no_grad():
+        for h, r, t in triples.tolist():
+            for target in (Target.HEAD, Target.TAIL):
+                scores = model.score_all(reps, torch.tensor([[h, r, t]]), target)[0]
+                true = t if target is Target.TAIL else h
+                s_true = scores[true].item()
+                rank = 1
+                for e, s in enumerate(scores.tolist()):
+                    cand = (h, r, e) if target is Target.TAIL else (e, r, t)
+                    if e != true and cand not in known and s > s_true:
+                        rank += 1
+    per_triple = (time.perf_counter() - start) / len(triples)
+    est = per_triple * total
+    return {"baseline": "per-triple Python loop", "baseline_triples_timed": len(triples),
+            "baseline_seconds_extrapolated": round(est, 1), "speedup_vs_baseline": round(est / seconds, 1)}
+
+
+@cli.command("train-step")
+@click.option("--dataset", default="fb15k-237", show_default=True)
+@click.option("--data-dir", type=click.Path(file_okay=False), default=None)
+@click.option("--model", default="distmult", show_default=True)
+@click.option("--dim", default=100, show_default=True)
+@click.option("--batch-size", default=1000, show_default=True)
+@click.option("--negatives", default=256, show_default=True)
+@click.option("--steps", default=20, show_default=True, help="Timed steps per variant.")
+@click.option("--warmup", default=3, show_default=True)
+@click.option("--device", default="cpu", show_default=True)
+@click.option("--save/--no-save", default=True)
+def train_step(dataset, data_dir, model, dim, batch_size, negatives, steps, warmup, device, save):
+    """Seconds per training step with and without EMU, measured in the same run (alternating)."""
+    kg = load_dataset(dataset, data_dir)
+    trainers = {}
+    for emu in (False, True):
+        cfg = RunConfig(dataset=dataset, model=model, dim=dim, batch_size=batch_size,
+                        num_negatives=negatives, emu=emu, device=device, progress=False).validate()
+        m = build_model(cfg, kg).to(device)
+        trainers[emu] = Trainer(build_objective(cfg, m), build_sampler(cfg, kg), kg.splits["train"],
+                                num_steps=warmup + steps, batch_size=batch_size,
+                                optimizer=OptimizerSchedule(OptimizerKind.ADAGRAD, 0.1),
+                                device=torch.device(device), progress=False)
+    times = {False: [], True: []}
+    for i in range(warmup + steps):  # interleave, so both variants see the same machine state
+        for emu, tr in trainers.items():
+            batch = tr._next_batch()
+            if device.startswith("cuda"):
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            tr.training_step(batch)
+            tr.step += 1
+            if device.startswith("cuda"):
+                torch.cuda.synchronize()
+            if i >= warmup:
+                times[emu].append(time.perf_counter() - start)
+    med = {k: sorted(v)[len(v) // 2] for k, v in times.items()}
+    mean = {k: sum(v) / len(v) for k, v in times.items()}
+    emit("train-step", {
+        "dataset": dataset, "model": model, "dim": dim, "batch_size": batch_size,
+        "negatives": negatives, "sampler": "uniform", "device": device, "timed_steps": steps,
+        "seconds_per_step_emu": round(mean[True], 4), "seconds_per_step_plain": round(mean[False], 4),
+        "median_seconds_per_step_emu": round(med[True], 4),
+        "median_seconds_per_step_plain": round(med[False], 4),
+        "emu_overhead_ratio": round(mean[True] / mean[False], 2)}, save)
+
+
+@cli.command("sans")
+@click.option("--dataset", default="fb15k-237", show_default=True)
+@click.option("--data-dir", type=click.Path(file_okay=False), default=None)
+@click.option("--k", default=3, show_default=True)
+@click.option("--walks", default=1000, show_default=True)
+@click.option("--baseline-entities", default=50, show_default=True,
+              help="Entities processed by a per-entity Python loop, extrapolated (0: skip).")
+@click.option("--save/--no-save", default=True)
+def sans(dataset, data_dir, k, walks, baseline_entities, save):
+    """SANS preprocessing: k-hop neighbourhoods from DGL random walks for every entity."""
+    import dgl
+
+    from dgl_emu.sampling import k_hop_neighbourhoods
+    kg = load_dataset(dataset, data_dir)
+    graph = kg.graph("train")
+    start = time.perf_counter()
+    indptr, indices = k_hop_neighbourhoods(graph, k, walks)
+    seconds = time.perf_counter() - start
+    out = {"dataset": dataset, "k": k, "walks_per_entity": walks, "entities": kg.num_entities,
+           "seconds": round(seconds, 3), "mean_neighbourhood": round(len(indices) / kg.num_entities, 1)}
+    if baseline_entities:
+        start = time.perf_counter()
+        for e in range(baseline_entities):  # one walk call and a Python set per entity
+            traces, _ = dgl.sampling.random_walk(graph, torch.full((walks,), e), length=k)
+            _ = {x for x in traces[:, 1:].flatten().tolist() if x >= 0 and x != e}
+        est = (time.perf_counter() - start) / baseline_entities * kg.num_entities
+        out.update({"baseline": "per-entity loop", "baseline_seconds_extrapolated": round(est, 1),
+                    "speedup_vs_baseline": round(est / seconds, 1)})
+    emit("sans", out, save)
+
+
+if __name__ == "__main__":
+    cli()
