@@ -64,7 +64,9 @@ _RUN_OPTIONS = [
     ("encoder_layers", "--encoder-layers", dict(type=int, help="GNN layers.")),
     ("encoder_dropout", "--encoder-dropout", dict(type=float, help="GNN dropout in [0, 1].")),
     ("num_bases", "--num-bases", dict(type=int, help="R-GCN bases (basis decomposition).")),
-    ("composition", "--composition", dict(help="CompGCN composition: sub, mult, corr.")),
+    ("decomposition", "--decomposition", dict(type=_choice(["basis", "bdd"]), help="R-GCN weight decomposition.")),
+    ("composition", "--composition", dict(type=_choice(["sub", "mult", "corr"]), help="CompGCN composition operator.")),
+    ("fanouts", "--fanouts", dict(help="Mini-batch neighbour sampling: neighbours per layer, e.g. 10,10 (-1 = all).")),
     ("sampler", "--sampler", dict(type=_choice(e.value for e in SamplerKind), help="Negative sampler.")),
     ("num_negatives", "--negatives", dict(type=int, help="Negatives K per positive.")),
     ("sans_k", "--sans-k", dict(type=int, help="SANS hops k.")),
@@ -82,8 +84,8 @@ _RUN_OPTIONS = [
     ("regularizer_p", "--regularizer-p", dict(type=float, help="Lp regulariser order (3 = N3).")),
     ("steps", "--steps", dict(type=int, help="Training steps.")),
     ("batch_size", "--batch-size", dict(type=int, help="Positives per step.")),
-    ("optimizer", "--optimizer", dict(type=_choice(["adagrad", "adam", "sgd"]), help="Optimiser.")),
-    ("lr", "--lr", dict(type=float, help="Learning rate.")),
+    ("optimizer", "--optimizer", dict(type=_choice(["adagrad", "adam", "sgd"]), help="Optimiser (default adagrad for lookup tables, adam for GNN encoders).")),
+    ("lr", "--lr", dict(type=float, help="Learning rate (default 0.1 for lookup tables, 0.01 for GNN encoders).")),
     ("switch_to_adam", "--switch-to-adam/--no-switch", dict(default=None, help="Published schedule: Adam at lr/10 after half the steps.")),
     ("eval_every", "--eval-every", dict(type=int, help="Steps between validations/checkpoints.")),
     ("patience", "--patience", dict(type=int, help="Early stopping after this many validations without improvement.")),
@@ -192,7 +194,10 @@ def predict(run_dir, head, tail, relation, top_k, unfiltered, as_json):
     from .typing import Target
     if (head is None) == (tail is None):
         raise click.UsageError("give exactly one of --head and --tail")
-    cfg, kg, model, graph = load_run(Path(run_dir))
+    try:
+        cfg, kg, model, graph = load_run(Path(run_dir))
+    except ConfigError as e:
+        raise click.UsageError(str(e)) from None
     target = Target.TAIL if head is not None else Target.HEAD
     anchor = head if head is not None else tail
     for label, table, opt in ((anchor, kg.entity_to_id, "--head" if head else "--tail"),

@@ -5,7 +5,7 @@ import dataclasses
 import enum
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Dict, Optional, Union
+from typing import Any, Dict, List, Optional, Union
 
 import yaml
 
@@ -63,7 +63,9 @@ class RunConfig:
     encoder_layers: int = 2
     encoder_dropout: float = 0.1
     num_bases: Optional[int] = None
+    decomposition: str = "basis"
     composition: str = "mult"
+    fanouts: Optional[List[int]] = None
     # negatives
     sampler: SamplerKind = SamplerKind.UNIFORM
     num_negatives: int = 64
@@ -85,8 +87,8 @@ class RunConfig:
     # optimisation
     steps: int = 1500
     batch_size: int = 256
-    optimizer: str = "adagrad"
-    lr: float = 0.1
+    optimizer: Optional[str] = None
+    lr: Optional[float] = None
     switch_to_adam: bool = False
     eval_every: int = 500
     patience: Optional[int] = None
@@ -115,6 +117,13 @@ class RunConfig:
         for name, registry in (("model", INTERACTIONS), ("encoder", ENCODERS)):
             if getattr(self, name) not in registry:
                 raise ConfigError(f"{name}: {getattr(self, name)!r} is not one of: {', '.join(registry.names())}")
+        # defaults that depend on the encoder: the paper's Adagrad/0.1 for lookup tables, Adam/0.01
+        # for GNN encoders (R-GCN with two tanh layers does not train with Adagrad at 0.1)
+        gnn = self.encoder != "lookup"
+        if self.optimizer is None:
+            self.optimizer = "adam" if gnn else "adagrad"
+        if self.lr is None:
+            self.lr = 0.01 if gnn else 0.1
         if self.optimizer not in {k.value for k in OptimizerKind}:
             raise ConfigError(f"optimizer: {self.optimizer!r} is not one of: "
                               f"{', '.join(k.value for k in OptimizerKind)}")
@@ -134,6 +143,22 @@ class RunConfig:
             raise ConfigError(f"p_norm: must be 1 or 2, got {self.p_norm}")
         if self.patience is not None and self.patience < 1:
             raise ConfigError(f"patience: must be positive, got {self.patience}")
+        if self.decomposition not in ("basis", "bdd"):
+            raise ConfigError(f"decomposition: {self.decomposition!r} is not one of: basis, bdd")
+        from .nn.encoders import COMPOSITIONS
+        if self.composition not in COMPOSITIONS:
+            raise ConfigError(f"composition: {self.composition!r} is not one of: {', '.join(COMPOSITIONS.names())}")
+        if self.fanouts is not None:
+            if isinstance(self.fanouts, str):
+                try:
+                    self.fanouts = [int(x) for x in self.fanouts.split(",")]
+                except ValueError:
+                    raise ConfigError(f"fanouts: expected comma-separated integers, got {self.fanouts!r}") from None
+            if len(self.fanouts) != self.encoder_layers or any(f == 0 or f < -1 for f in self.fanouts):
+                raise ConfigError(f"fanouts: need one positive count (or -1 = all) per encoder layer "
+                                  f"({self.encoder_layers}), got {self.fanouts}")
+            if self.encoder == "lookup":
+                raise ConfigError("fanouts: neighbour sampling needs a GNN encoder (--encoder rgcn|compgcn)")
         if self.train is None and (self.valid or self.test):
             raise ConfigError("valid/test: given without train")
         return self

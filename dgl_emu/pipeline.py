@@ -20,11 +20,13 @@ from .evaluation import EvaluationResult, RankBasedEvaluator
 from .losses import CrossEntropyLoss, EMULoss, LpRegularizer, MarginRankingLoss, SoftplusLoss
 from .models import KGEModel
 from .nn.emu import EmbeddingMixup, EmbeddingMutation
-from .nn.encoders import ENCODERS, Encoder, LookupEncoder
+from .nn.encoders import ENCODERS, CompGCNEncoder, Decomposition, Encoder, LookupEncoder, RGCNEncoder
+from .nn.encoders.graph_utils import require_graph_device
 from .nn.interactions import INTERACTIONS, Interaction
 from .sampling import (BernoulliNegativeSampler, FilteredNegativeSampler, NegativeSampler,
                        SANSNegativeSampler, UniformNegativeSampler)
 from .training import EarlyStopping, JsonLinesLogger, Objective, OptimizerKind, OptimizerSchedule, Trainer
+from .training.minibatch import MiniBatchTrainer
 from .training.callbacks import TensorBoardLogger
 from .utils import atomic_write_json, atomic_write_text, tune_cpu_allocator
 
@@ -36,6 +38,13 @@ log = logging.getLogger(__name__)
 #: name -> ``builder(config, kg, interaction, generator) -> Encoder``; extended by encoder modules
 ENCODER_BUILDERS: Dict[str, Callable[..., Encoder]] = {
     "lookup": lambda cfg, kg, inter, gen: LookupEncoder(kg.num_entities, kg.num_relations, inter, gen),
+    "rgcn": lambda cfg, kg, inter, gen: RGCNEncoder(
+        kg.num_entities, kg.num_relations, inter, num_layers=cfg.encoder_layers,
+        decomposition=Decomposition(cfg.decomposition), num_bases=cfg.num_bases,
+        dropout=cfg.encoder_dropout, generator=gen, seed=cfg.seed + 3),
+    "compgcn": lambda cfg, kg, inter, gen: CompGCNEncoder(
+        kg.num_entities, kg.num_relations, inter, num_layers=cfg.encoder_layers,
+        composition=cfg.composition, dropout=cfg.encoder_dropout, generator=gen, seed=cfg.seed + 3),
 }
 
 
@@ -61,7 +70,11 @@ def build_model(cfg: RunConfig, kg: KnowledgeGraph) -> KGEModel:
     name = ENCODERS.canonical(cfg.encoder)
     if name not in ENCODER_BUILDERS:
         raise ConfigError(f"encoder: {cfg.encoder!r} has no builder")
-    return KGEModel(ENCODER_BUILDERS[name](cfg, kg, interaction, gen), interaction)
+    try:
+        encoder = ENCODER_BUILDERS[name](cfg, kg, interaction, gen)
+    except ValueError as e:
+        raise ConfigError(f"encoder: {e}") from None
+    return KGEModel(encoder, interaction)
 
 
 def build_sampler(cfg: RunConfig, kg: KnowledgeGraph) -> NegativeSampler:
@@ -152,8 +165,7 @@ def run(cfg: RunConfig, *, resume: bool = True) -> RunResult:
     started = time.perf_counter()
     kg = load_graph(cfg)
     model = build_model(cfg, kg).to(device)
-    needs_graph = getattr(model.encoder, "needs_graph", False)
-    graph = kg.graph("train").to(device) if needs_graph else None
+    graph = _graph_for(model, kg, device)
     objective = build_objective(cfg, model)
     sampler = build_sampler(cfg, kg)
     valid = "valid" if "valid" in kg.splits else None
@@ -166,11 +178,13 @@ def run(cfg: RunConfig, *, resume: bool = True) -> RunResult:
         callbacks.append(EarlyStopping(cfg.patience))
     schedule = OptimizerSchedule(OptimizerKind(cfg.optimizer), cfg.lr,
                                  switch_step=cfg.steps // 2 if cfg.switch_to_adam else None)
-    trainer = Trainer(objective, sampler, kg.splits["train"], num_steps=cfg.steps,
+    extra = {"fanouts": cfg.fanouts, "num_relations": kg.num_relations} if cfg.fanouts else {}
+    trainer_cls = MiniBatchTrainer if cfg.fanouts else Trainer
+    trainer = trainer_cls(objective, sampler, kg.splits["train"], num_steps=cfg.steps,
                       batch_size=cfg.batch_size, optimizer=schedule, graph=graph, device=device,
                       seed=cfg.seed, validate=validate if valid else None,
-                      eval_every=cfg.eval_every if valid else None, run_dir=out,
-                      callbacks=callbacks, progress=cfg.progress)
+                      eval_every=cfg.eval_every, run_dir=out,  # checkpoints even with no valid split
+                      callbacks=callbacks, progress=cfg.progress, **extra)
     if resume and trainer.resume():
         log.info("resumed %s at step %d", out, trainer.step)
     elif not resume and (out / "last.pt").exists():
@@ -211,8 +225,16 @@ def load_run(run_dir: Path, device: Optional[str] = None):
     state = torch.load(run_dir / "best.pt", map_location=dev, weights_only=False)
     model.load_state_dict(state["model"])
     model.eval()
-    graph = kg.graph("train").to(dev) if getattr(model.encoder, "needs_graph", False) else None
-    return cfg, kg, model, graph
+    return cfg, kg, model, _graph_for(model, kg, dev)
+
+
+def _graph_for(model: KGEModel, kg: KnowledgeGraph, device: torch.device):
+    """The training graph on ``device`` if the encoder needs one (never valid/test edges)."""
+    if not getattr(model.encoder, "needs_graph", False):
+        return None
+    graph = kg.graph("train")
+    require_graph_device(graph, device)
+    return graph.to(device)
 
 
 def metrics_json(result: EvaluationResult) -> str:

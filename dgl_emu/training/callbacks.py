@@ -52,10 +52,18 @@ class EarlyStopping(Callback):
         self.patience = patience
         self.bad = 0
 
+    def on_fit_start(self, trainer):
+        # a resumed run that early stopping had already ended stays ended
+        if self.bad >= self.patience:
+            trainer.stop(self._reason())
+
     def on_validation_end(self, trainer, metric, improved):
         self.bad = 0 if improved else self.bad + 1
         if self.bad >= self.patience:
-            trainer.stop(f"early stopping: no improvement in {self.patience} validations")
+            trainer.stop(self._reason())
+
+    def _reason(self) -> str:
+        return f"early stopping: no improvement in {self.patience} validations"
 
     def state_dict(self):
         return {"bad": self.bad}

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from ..losses import EMULoss, Loss, LpRegularizer
-from ..models import KGEModel
+from ..models import Gathered, KGEModel
 from ..nn.emu import EmbeddingMixup, EmbeddingMutation
 from ..nn.encoders.base import Representations
 from ..sampling.base import NegativeSampler
@@ -67,7 +67,10 @@ class Objective(nn.Module):
 
     def forward(self, reps: Representations, hrt: Tensor, negatives: Tensor, target: Target) -> Tensor:
         """Scalar loss of ``hrt (B, 3)`` with ``negatives (B, K)`` on ``target``."""
-        g = self.model.gather(reps, hrt, negatives, target)
+        return self.loss_of(self.model.gather(reps, hrt, negatives, target), target)
+
+    def loss_of(self, g: Gathered, target: Target) -> Tensor:
+        """Scalar loss of already gathered embeddings (e.g. from DGL blocks in mini-batches)."""
         plain = self.model.score_plain(g, target)
         if self.mutation is None:
             loss = self.loss(plain)

@@ -126,6 +126,10 @@ class Trainer:
             negatives = self.sampler(rows, target)
             part = self.objective(reps, rows, negatives, target) * (len(rows) / len(hrt))
             total = part if total is None else total + part
+        return self._finish(total)
+
+    def _finish(self, total: Tensor) -> float:
+        """Check the loss, back-propagate and step; returns the loss value."""
         loss = float(total.detach())
         if not math.isfinite(loss):
             raise TrainingDivergedError(
@@ -189,6 +193,8 @@ class Trainer:
             "sampler_rng": self.sampler.generators.state_dict(),
             "mutation_rng": (self.objective.mutation.generators.state_dict()
                              if self.objective.mutation is not None else None),
+            "module_rng": {name: m.generators.state_dict() for name, m in self.model.named_modules()
+                           if hasattr(m, "generators")},
             "perm": self._perm, "cursor": self._cursor, "best_metric": self.best_metric,
             "best_step": self.best_step, "validations": self.validations,
             "callbacks": [cb.state_dict() for cb in self.callbacks],
@@ -204,6 +210,9 @@ class Trainer:
         self.sampler.generators.load_state_dict(state["sampler_rng"])
         if state["mutation_rng"] is not None:
             self.objective.mutation.generators.load_state_dict(state["mutation_rng"])
+        modules = dict(self.model.named_modules())
+        for name, rng in state.get("module_rng", {}).items():
+            modules[name].generators.load_state_dict(rng)
         self._perm, self._cursor = state["perm"], state["cursor"]
         self.best_metric, self.best_step = state["best_metric"], state["best_step"]
         self.validations = list(state["validations"])

@@ -1,9 +1,14 @@
-"""Encoders: ``forward(graph) -> Representations(entity (E, d), relation (R', d_r))``."""
+"""Encoders: ``forward(graph) -> Representations(entity (E, d), relation (R, d_r))``."""
 from ...registry import Registry
 from .base import Encoder, LookupEncoder, Representations
+from .compgcn import COMPOSITIONS, CompGCNEncoder, CompGCNLayer
+from .rgcn import Decomposition, RGCNEncoder
 
 #: encoder classes by name; the pipeline builds each from a config
 ENCODERS: Registry = Registry("encoder")
 ENCODERS.register("lookup")(LookupEncoder)
+ENCODERS.register("rgcn")(RGCNEncoder)
+ENCODERS.register("compgcn")(CompGCNEncoder)
 
-__all__ = ["Encoder", "LookupEncoder", "Representations", "ENCODERS"]
+__all__ = ["Encoder", "LookupEncoder", "Representations", "RGCNEncoder", "Decomposition",
+           "CompGCNEncoder", "CompGCNLayer", "COMPOSITIONS", "ENCODERS"]
