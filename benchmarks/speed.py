@@ -145,6 +145,41 @@ def train_step(dataset, data_dir, model, dim, batch_size, negatives, steps, warm
         "emu_overhead_ratio": round(mean[True] / mean[False], 2)}, save)
 
 
+@cli.command("encoder-epoch")
+@click.option("--dataset", default="fb15k-237", show_default=True)
+@click.option("--data-dir", type=click.Path(file_okay=False), default=None)
+@click.option("--encoder", "encoders", multiple=True, default=("rgcn", "compgcn"), show_default=True)
+@click.option("--dim", default=100, show_default=True)
+@click.option("--layers", default=2, show_default=True)
+@click.option("--batch-size", default=10000, show_default=True)
+@click.option("--negatives", default=64, show_default=True)
+@click.option("--steps", default=3, show_default=True, help="Timed steps; the epoch time is extrapolated.")
+@click.option("--emu/--no-emu", default=True, show_default=True)
+@click.option("--save/--no-save", default=True)
+def encoder_epoch(dataset, data_dir, encoders, dim, layers, batch_size, negatives, steps, emu, save):
+    """Full-graph training seconds per epoch of GNN encoders (timed steps x steps per epoch)."""
+    kg = load_dataset(dataset, data_dir)
+    graph = kg.graph("train")
+    out = {"dataset": dataset, "dim": dim, "layers": layers, "batch_size": batch_size,
+           "negatives": negatives, "emu": emu, "timed_steps": steps,
+           "steps_per_epoch": -(-len(kg.splits["train"]) // batch_size)}
+    for enc in encoders:
+        cfg = RunConfig(dataset=dataset, model="distmult", encoder=enc, dim=dim, encoder_layers=layers,
+                        batch_size=batch_size, num_negatives=negatives, emu=emu, progress=False).validate()
+        m = build_model(cfg, kg)
+        tr = Trainer(build_objective(cfg, m), build_sampler(cfg, kg), kg.splits["train"],
+                     num_steps=steps + 1, batch_size=batch_size, graph=graph,
+                     optimizer=OptimizerSchedule(OptimizerKind.ADAM, 0.01), progress=False)
+        tr.training_step(tr._next_batch())  # warm-up (caches the edge norms)
+        start = time.perf_counter()
+        for _ in range(steps):
+            tr.training_step(tr._next_batch())
+        per_step = (time.perf_counter() - start) / steps
+        out[f"{enc}_seconds_per_step"] = round(per_step, 3)
+        out[f"{enc}_seconds_per_epoch"] = round(per_step * out["steps_per_epoch"], 1)
+    emit("encoder-epoch", out, save)
+
+
 @cli.command("sans")
 @click.option("--dataset", default="fb15k-237", show_default=True)
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None)

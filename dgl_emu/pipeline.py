@@ -27,6 +27,7 @@ from .sampling import (BernoulliNegativeSampler, FilteredNegativeSampler, Negati
                        SANSNegativeSampler, UniformNegativeSampler)
 from .training import EarlyStopping, JsonLinesLogger, Objective, OptimizerKind, OptimizerSchedule, Trainer
 from .training.minibatch import MiniBatchTrainer
+from .training.trainer import save_atomic
 from .training.callbacks import TensorBoardLogger
 from .utils import atomic_write_json, atomic_write_text, tune_cpu_allocator
 
@@ -158,7 +159,7 @@ def run(cfg: RunConfig, *, resume: bool = True) -> RunResult:
     out = Path(cfg.output) if cfg.output else default_output(cfg)
     out.mkdir(parents=True, exist_ok=True)
     config_path = out / "config.yaml"
-    if config_path.exists() and resume and config_path.read_text() != cfg.to_yaml():
+    if config_path.exists() and resume and not _same_run(config_path.read_text(), cfg):
         raise ConfigError(f"output: {out} holds a run with another configuration; choose another "
                           f"--output or pass --fresh")
     atomic_write_text(config_path, cfg.to_yaml())
@@ -191,12 +192,12 @@ def run(cfg: RunConfig, *, resume: bool = True) -> RunResult:
         (out / "last.pt").unlink()
     trainer.fit()
     if trainer.best_step is None:  # no validation split: keep the final weights as "best"
-        torch.save({"model": model.state_dict(), "step": trainer.step, "valid_mrr": None}, out / "best.pt")
-    train_seconds = time.perf_counter() - started
+        save_atomic(out / "best.pt", {"model": model.state_dict(), "step": trainer.step, "valid_mrr": None})
     best = torch.load(out / "best.pt", map_location=device, weights_only=False)
     model.load_state_dict(best["model"])
     metrics = {"config": cfg.to_dict(), "steps": trainer.step, "best_step": best["step"],
-               "best_valid_mrr": best["valid_mrr"], "train_seconds": train_seconds,
+               "best_valid_mrr": best["valid_mrr"], "train_seconds": trainer.train_seconds,
+               "wall_seconds": time.perf_counter() - started,
                "stop_reason": trainer.stop_reason, "validations": trainer.validations,
                "dataset": kg.statistics()}
     for split in ("valid", "test"):
@@ -208,6 +209,15 @@ def run(cfg: RunConfig, *, resume: bool = True) -> RunResult:
     from .plotting import plot_training_curve
     plot_training_curve(out / "log.jsonl", out / "curve.png", title=out.name)
     return RunResult(out, metrics)
+
+
+def _same_run(saved: str, cfg: RunConfig) -> bool:
+    """Whether a saved ``config.yaml`` describes the run ``cfg`` (progress bars do not count)."""
+    import yaml
+    old, new = yaml.safe_load(saved) or {}, cfg.to_dict()
+    old.pop("progress", None)
+    new.pop("progress", None)
+    return old == new
 
 
 def load_run(run_dir: Path, device: Optional[str] = None):

@@ -76,7 +76,8 @@ class JsonLinesLogger(Callback):
     """Append one JSON object per step (and per validation) to ``path``.
 
     On resume the file is cut back to the checkpoint's step, so it never holds steps twice.
-    Lines are flushed at every checkpoint and at the end.
+    Lines are flushed at every validation (before the checkpoint that follows it), at every
+    checkpoint and at the end.
     """
 
     def __init__(self, path: Union[str, Path]):
@@ -88,7 +89,11 @@ class JsonLinesLogger(Callback):
         kept = []
         if self.path.exists() and trainer.step > 0:
             for line in self.path.read_text().splitlines():
-                if line.strip() and json.loads(line)["step"] <= trainer.step:
+                try:
+                    step = json.loads(line)["step"] if line.strip() else None
+                except json.JSONDecodeError:  # a line cut short by a kill (after the checkpoint)
+                    break
+                if step is not None and step <= trainer.step:
                     kept.append(line)
         self.path.write_text("".join(f"{x}\n" for x in kept))
         self._file = open(self.path, "a", encoding="utf-8")
@@ -98,6 +103,7 @@ class JsonLinesLogger(Callback):
 
     def on_validation_end(self, trainer, metric, improved):
         self._file.write(json.dumps({"step": trainer.step, "valid_mrr": metric}) + "\n")
+        self._file.flush()  # a checkpoint follows each validation: its steps are on disk first
 
     def on_checkpoint(self, trainer):
         self._file.flush()

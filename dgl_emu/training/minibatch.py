@@ -41,6 +41,9 @@ class MiniBatchTrainer(Trainer):
         self.num_relations = num_relations
         if self.graph is None:
             raise ValueError("mini-batch training needs the training graph")
+        if not getattr(self.model.encoder, "needs_graph", False):
+            raise ValueError(f"mini-batch training samples neighbourhoods for a GNN encoder (rgcn, "
+                             f"compgcn); {type(self.model.encoder).__name__} uses none")
         if self.sampler.head_probability(self.triples[:1]) is not None:
             raise ValueError("mini-batch training alternates sides; per-triple sides (Bernoulli) "
                              "are not supported here")
@@ -53,17 +56,14 @@ class MiniBatchTrainer(Trainer):
             block_sampler, negative_sampler=self.sampler)
 
     def _next_batch(self) -> Tensor:
-        if self._cursor >= len(self._perm):
-            self._perm = torch.randperm(len(self.triples), generator=self.generator)
-            self._cursor = 0
-        idx = self._perm[self._cursor:self._cursor + self.batch_size]
-        self._cursor += len(idx)
-        return idx
+        """The next batch as training-triple indices (= original edge ids)."""
+        return self._next_indices()
 
     def sample(self, idx: Tensor, target: Target):
         """Blocks and pair graphs of triples ``idx`` corrupted on ``target``."""
         eids = idx if target is Target.TAIL else idx + self.num_train
-        dgl.seed(int(torch.randint(0, 2 ** 62, (1,), generator=self.generator)))
+        # dgl.seed takes a C int: a seed above 2**31 - 1 raises DGLError
+        dgl.seed(int(torch.randint(0, 2 ** 31 - 1, (1,), generator=self.generator)))
         return self.edge_sampler.sample(self.graph, eids.to(self.graph.device))
 
     def gather_from_blocks(self, idx: Tensor, target: Target) -> Gathered:

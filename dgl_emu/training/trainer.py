@@ -17,7 +17,7 @@ from .callbacks import Callback
 from .optim import OptimizerSchedule
 from .step import Objective, split_by_side
 
-__all__ = ["Trainer", "TrainingDivergedError"]
+__all__ = ["Trainer", "TrainingDivergedError", "save_atomic"]
 
 BEST, LAST = "best.pt", "last.pt"
 
@@ -93,6 +93,7 @@ class Trainer:
         self.best_step: Optional[int] = None
         self.validations: List[Dict[str, float]] = []
         self.stop_reason: Optional[str] = None
+        self.train_seconds = 0.0  # wall time in fit(), summed over resumes
         self._perm = torch.empty(0, dtype=torch.long)
         self._cursor = 0
         self.optimizer = self.schedule.build(self.model.parameters(), 0)
@@ -102,13 +103,18 @@ class Trainer:
         """Ask the loop to stop after the current step."""
         self.stop_reason = reason
 
-    def _next_batch(self) -> Tensor:
+    def _next_indices(self) -> Tensor:
+        """Indices of the next batch in an epoch-wise permutation drawn from the trainer's generator."""
         if self._cursor >= len(self._perm):
             self._perm = torch.randperm(len(self.triples), generator=self.generator)
             self._cursor = 0
         idx = self._perm[self._cursor:self._cursor + self.batch_size]
         self._cursor += len(idx)
-        return self.triples[idx.to(self.device)]
+        return idx
+
+    def _next_batch(self) -> Tensor:
+        """The next batch: ``(B, 3)`` triples on the training device."""
+        return self.triples[self._next_indices().to(self.device)]
 
     def training_step(self, hrt: Tensor) -> float:
         """One optimiser step on ``hrt (B, 3)``; returns the loss.
@@ -153,6 +159,7 @@ class Trainer:
                 start = time.perf_counter()
                 loss = self.training_step(self._next_batch())
                 self.step += 1
+                self.train_seconds += time.perf_counter() - start
                 record = {"step": self.step, "loss": loss, "lr": self.schedule.lr_at(self.step - 1),
                           "seconds": time.perf_counter() - start}
                 for cb in self.callbacks:
@@ -172,13 +179,18 @@ class Trainer:
         """Run ``validate``; keep ``best.pt`` when the metric improves."""
         if self.validate_fn is None:
             return None
+        if not all(torch.isfinite(p).all() for p in self.model.parameters()):
+            raise TrainingDivergedError(
+                f"parameters became NaN/inf by step {self.step}; stopped. The last good checkpoint "
+                f"({self.run_dir / LAST if self.run_dir else 'none written'}) is kept; lower the "
+                f"learning rate or add regularisation.")
         metric = float(self.validate_fn(self.model))
         improved = metric > self.best_metric
         self.validations.append({"step": self.step, "valid_mrr": metric})
         if improved:
             self.best_metric, self.best_step = metric, self.step
             if self.run_dir is not None:
-                _save(self.run_dir / BEST, {"model": self.model.state_dict(), "step": self.step,
+                save_atomic(self.run_dir / BEST, {"model": self.model.state_dict(), "step": self.step,
                                             "valid_mrr": metric})
         for cb in self.callbacks:
             cb.on_validation_end(self, metric, improved)
@@ -197,6 +209,7 @@ class Trainer:
                            if hasattr(m, "generators")},
             "perm": self._perm, "cursor": self._cursor, "best_metric": self.best_metric,
             "best_step": self.best_step, "validations": self.validations,
+            "train_seconds": self.train_seconds,
             "callbacks": [cb.state_dict() for cb in self.callbacks],
         }
 
@@ -205,7 +218,8 @@ class Trainer:
         self.step = state["step"]
         self.model.load_state_dict(state["model"])
         self.optimizer = self.schedule.build(self.model.parameters(), self.step)
-        self.optimizer.load_state_dict(state["optimizer"])
+        if self.schedule.phase(self.step) == self.schedule.phase(max(self.step - 1, 0)):
+            self.optimizer.load_state_dict(state["optimizer"])  # else: a fresh optimiser starts here
         self.generator.set_state(state["generator"])
         self.sampler.generators.load_state_dict(state["sampler_rng"])
         if state["mutation_rng"] is not None:
@@ -216,6 +230,7 @@ class Trainer:
         self._perm, self._cursor = state["perm"], state["cursor"]
         self.best_metric, self.best_step = state["best_metric"], state["best_step"]
         self.validations = list(state["validations"])
+        self.train_seconds = state.get("train_seconds", 0.0)
         for cb, s in zip(self.callbacks, state["callbacks"]):
             cb.load_state_dict(s)
 
@@ -224,7 +239,7 @@ class Trainer:
         if self.run_dir is None:
             return None
         path = self.run_dir / LAST
-        _save(path, self.state_dict())
+        save_atomic(path, self.state_dict())
         for cb in self.callbacks:
             cb.on_checkpoint(self)
         return path
@@ -238,7 +253,8 @@ class Trainer:
         return True
 
 
-def _save(path: Path, obj: dict) -> None:
+def save_atomic(path: Path, obj: dict) -> None:
+    """``torch.save`` ``obj`` to ``path`` atomically."""
     buf = io.BytesIO()
     torch.save(obj, buf)
     atomic_write_bytes(path, buf.getvalue())

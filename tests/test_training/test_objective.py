@@ -97,7 +97,8 @@ def test_emu_objective_equals_hand_definition(name, target):
 
 
 def test_emu_gradient_reaches_positive_through_mutated_negatives():
-    """With plain_weight 0 and q = 0 the only positive-entity gradient from negatives is via EMU."""
+    """keep_prob 0 and plain_weight 0: the negatives enter only through EMU, which replaces them
+    by the positive, so the gradient is that of S_emu = [s, s, ..., s] and none reaches them."""
     model = make_model("distmult")
     hrt, neg = make_batch()
     target = Target.TAIL

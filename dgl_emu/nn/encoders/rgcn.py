@@ -109,6 +109,9 @@ class RGCNEncoder(Encoder):
 
 
 def _norm(graph: dgl.DGLGraph) -> Tensor:
+    if graph.is_block:  # a block inherits the parent's edata, incl. a norm cached by a full-graph
+        # pass; reusing it would make sampled training depend on whether one ran before
+        return relation_in_degree_norm(graph).to(graph.device)
     if "norm" not in graph.edata:
         graph.edata["norm"] = relation_in_degree_norm(graph).to(graph.device)
     return graph.edata["norm"]
