@@ -12,7 +12,7 @@ import os
 import sys
 
 # the package is normally installed (editable); fall back to the checkout for a bare build
-sys.path.insert(0, os.path.abspath(".."))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault("DGLBACKEND", "pytorch")
 
 import dgl_emu  # noqa: E402
@@ -40,7 +40,9 @@ source_suffix = {".rst": "restructuredtext"}
 # ---------------------------------------------------------------- autodoc
 autodoc_member_order = "bysource"
 autodoc_typehints = "none"            # types are stated in the numpydoc "Parameters" sections
-autodoc_default_options = {"show-inheritance": True, "no-value": True}
+autodoc_default_options = {"show-inheritance": True}
+# no torch docstrings on overridden methods (``forward`` would read "Define the computation...")
+autodoc_inherit_docstrings = False
 autoclass_content = "class"
 
 # ---------------------------------------------------------------- numpydoc
@@ -62,3 +64,24 @@ html_theme_options = {
     "sidebar_width": "240px",
 }
 pygments_style = "sphinx"
+
+
+# ---------------------------------------------------------------- helpers
+def _drop_default_reprs(app, doctree):
+    """Hide values of module-level data whose repr is a default ``<... object at ...>``.
+
+    Registries and dicts of builders document themselves in their docstrings; a memory-address
+    repr tells a reader nothing (``automodule`` has no ``no-value`` option in Sphinx 9).
+    """
+    from sphinx import addnodes
+
+    for sig in doctree.findall(addnodes.desc_signature):
+        for ann in list(sig.findall(addnodes.desc_annotation)):
+            text = ann.astext().strip()
+            if text.startswith("=") and "<" in text and ">" in text:
+                ann.parent.remove(ann)
+
+
+def setup(app):
+    app.connect("doctree-read", _drop_default_reprs)
+    return {"parallel_read_safe": True}
