@@ -135,8 +135,6 @@ def run(ctx, config_file, fresh, **options):
              if ctx.get_parameter_source(k) is click.core.ParameterSource.COMMANDLINE}
     try:
         cfg = load_config(config_file, **given) if config_file else RunConfig(**given).validate()
-        if cfg.train is None and cfg.dataset.lower() != SYNTHETIC and cfg.dataset not in DATASETS:
-            raise ConfigError(f"dataset: {cfg.dataset!r} is not one of: {', '.join([SYNTHETIC] + DATASETS.names())}")
     except ConfigError as e:
         raise _option_error(e, ctx) from None
     from .data import DataFormatError, DatasetNotFoundError

@@ -114,6 +114,10 @@ class RunConfig:
                 except ValueError:
                     allowed = ", ".join(e.value for e in enum_cls)
                     raise ConfigError(f"{f.name}: {value!r} is not one of: {allowed}") from None
+        self._check_types()
+        from .data.datasets import DATASETS, SYNTHETIC
+        if self.train is None and self.dataset.lower() != SYNTHETIC and self.dataset not in DATASETS:
+            raise ConfigError(f"dataset: {self.dataset!r} is not one of: {', '.join([SYNTHETIC] + DATASETS.names())}")
         for name, registry in (("model", INTERACTIONS), ("encoder", ENCODERS)):
             if getattr(self, name) not in registry:
                 raise ConfigError(f"{name}: {getattr(self, name)!r} is not one of: {', '.join(registry.names())}")
@@ -162,6 +166,25 @@ class RunConfig:
         if self.train is None and (self.valid or self.test):
             raise ConfigError("valid/test: given without train")
         return self
+
+    _INTS = ("dim", "p_norm", "encoder_layers", "num_bases", "num_negatives", "sans_k", "sans_walks",
+             "steps", "batch_size", "eval_every", "patience", "eval_batch_size", "seed")
+    _FLOATS = ("gamma", "encoder_dropout", "keep_prob", "negative_label", "plain_weight",
+               "adversarial_temperature", "margin", "regularizer_weight", "regularizer_p", "lr")
+    _BOOLS = ("drop_unseen", "filtered", "emu", "switch_to_adam", "progress")
+
+    def _check_types(self) -> None:
+        """Reject values of the wrong type (e.g. ``dim: "abc"`` in a YAML file) by option name."""
+        for names, ok, what in ((self._INTS, lambda v: isinstance(v, int) and not isinstance(v, bool), "an integer"),
+                                (self._FLOATS, lambda v: isinstance(v, (int, float)) and not isinstance(v, bool), "a number"),
+                                (self._BOOLS, lambda v: isinstance(v, bool), "true or false")):
+            for name in names:
+                value = getattr(self, name)
+                if value is not None and not ok(value):
+                    raise ConfigError(f"{name}: expected {what}, got {value!r}")
+        for name in ("dataset", "model", "encoder", "decomposition", "composition", "device"):
+            if not isinstance(getattr(self, name), str):
+                raise ConfigError(f"{name}: expected a name, got {getattr(self, name)!r}")
 
     def to_dict(self) -> Dict[str, Any]:
         """Plain, YAML-ready values (enums as their strings)."""

@@ -13,6 +13,7 @@ from .typing import Tensor
 __all__ = ["LOSSES", "Loss", "SoftplusLoss", "MarginRankingLoss", "CrossEntropyLoss",
            "EMULoss", "soft_cross_entropy", "LpRegularizer"]
 
+#: loss classes by name (softplus, margin, ce, emu)
 LOSSES: Registry = Registry("loss")
 
 

@@ -82,3 +82,6 @@ class Registry(Generic[T]):
 
     def __len__(self) -> int:
         return len(self._items)
+
+    def __repr__(self) -> str:
+        return f"Registry({self.family!r}: {', '.join(self.names())})"

@@ -74,6 +74,7 @@ def _load_registry() -> Registry:
     return reg
 
 
+#: registered benchmarks by name, :class:`DatasetInfo` each (from ``datasets/registry.json``)
 DATASETS: Registry = _load_registry()
 
 

@@ -5,6 +5,7 @@ from .filtered import FilteredNegativeSampler, SamplingExhaustedError
 from .sans import SANSNegativeSampler, k_hop_neighbourhoods
 from .uniform import BernoulliNegativeSampler, UniformNegativeSampler
 
+#: negative-sampler classes by name (uniform, bernoulli, sans)
 SAMPLERS: Registry = Registry("sampler")
 SAMPLERS.register("uniform")(UniformNegativeSampler)
 SAMPLERS.register("bernoulli")(BernoulliNegativeSampler)

@@ -11,6 +11,7 @@ from .base import Interaction, complex_parts, phase
 
 __all__ = ["INTERACTIONS", "TransE", "DistMult", "ComplEx", "RotatE"]
 
+#: interaction classes by name (transe, distmult, complex, rotate)
 INTERACTIONS: Registry = Registry("interaction")
 
 

@@ -1,0 +1,407 @@
+"""benchmarks/run_grid.py: grid expansion, validation, skip/resume, failures; benchmarks/aggregate.py."""
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from pathlib import Path
+
+import pytest
+import torch
+from scipy.stats import t as student_t
+
+from dgl_emu.config import RunConfig
+from dgl_emu.utils import atomic_write_json
+
+from .conftest import BENCHMARKS, GRIDS
+
+SMOKE = GRIDS / "smoke.yaml"
+SMOKE_IDS = ["synthetic-transe-uniform-plain-d8-s0", "synthetic-transe-uniform-emu-d8-s0",
+             "synthetic-distmult-uniform-plain-d8-s0", "synthetic-distmult-uniform-emu-d8-s0"]
+REPO = BENCHMARKS.parent
+
+
+def _dirs(tmp_path):
+    return ["--work-dir", str(tmp_path / "work"), "--results-dir", str(tmp_path / "results")]
+
+
+def _metrics(cfg: RunConfig, mrr: float, hits1: float) -> dict:
+    real = {"mrr": mrr, "mr": 1.0 / mrr, "hits@1": hits1, "hits@3": min(1.0, 2 * hits1),
+            "hits@10": min(1.0, 3 * hits1), "count": 100}
+    return {"config": cfg.to_dict(), "steps": cfg.steps, "best_step": cfg.steps, "best_valid_mrr": mrr,
+            "train_seconds": 0.1, "stop_reason": None, "validations": [], "dataset": {},
+            "valid": {"both": {"realistic": real}}, "test": {"both": {"realistic": real}}}
+
+
+@pytest.fixture
+def fake_pipeline(monkeypatch):
+    """Replace the training by a stub writing metrics.json; records the configs it was given.
+
+    A run whose id contains ``fake_pipeline.fail_on`` raises instead.
+    """
+    import dgl_emu.pipeline as pipeline
+
+    class Fake:
+        calls = []
+        fail_on = None
+
+        def __call__(self, cfg, resume=True):
+            out = Path(cfg.output)
+            self.calls.append(out.name)
+            if self.fail_on and self.fail_on in out.name:
+                raise RuntimeError("boom: simulated failure")
+            out.mkdir(parents=True, exist_ok=True)
+            metrics = _metrics(cfg, 0.25, 0.125)
+            atomic_write_json(out / "metrics.json", metrics)
+            return pipeline.RunResult(out, metrics)
+
+    fake = Fake()
+    fake.calls = []
+    monkeypatch.setattr(pipeline, "run", fake)
+    return fake
+
+
+# ---------------------------------------------------------------------------- expansion
+def test_smoke_grid_expands_to_expected_run_ids(run_grid, tmp_path):
+    grid = run_grid.load_grid(SMOKE)
+    assert grid.name == "smoke"
+    runs = run_grid.expand(grid, work_dir=tmp_path / "w", results_dir=tmp_path / "r")
+    assert [r.run_id for r in runs] == SMOKE_IDS
+    for r in runs:
+        assert r.run_dir == (tmp_path / "w" / r.run_id).resolve()
+        assert r.result_path == (tmp_path / "r" / f"{r.run_id}.json").resolve()
+        assert Path(r.config.output) == r.run_dir
+        assert (r.config.dataset, r.config.dim, r.config.steps, r.config.eval_every) == ("synthetic", 8, 30, 15)
+        assert r.config.progress is False
+
+
+def test_default_directories_are_under_benchmarks(run_grid):
+    runs = run_grid.expand(run_grid.load_grid(SMOKE))
+    assert runs[0].run_dir == BENCHMARKS / "work" / "smoke" / SMOKE_IDS[0]
+    assert runs[0].result_path == BENCHMARKS / "results" / "smoke" / f"{SMOKE_IDS[0]}.json"
+
+
+def test_per_value_overrides_apply(run_grid, tmp_path):
+    runs = run_grid.expand(run_grid.load_grid(SMOKE), work_dir=tmp_path)
+    lrs = {r.run_id: r.config.lr for r in runs}
+    assert lrs == {SMOKE_IDS[0]: 0.05, SMOKE_IDS[1]: 0.05, SMOKE_IDS[2]: 0.1, SMOKE_IDS[3]: 0.1}
+    assert [r.config.emu for r in runs] == [False, True, False, True]
+
+
+def test_published_grids_expand(run_grid, tmp_path):
+    p1 = run_grid.expand(run_grid.load_grid(GRIDS / "p1-shallow.yaml"), work_dir=tmp_path)
+    assert len(p1) == 3 * 4 * 2 * 2 * 3 == len({r.run_id for r in p1})
+    by_id = {r.run_id: r.config for r in p1}
+    cfg = by_id["umls-distmult-uniform-emu-d100-s0"]
+    assert (cfg.lr, cfg.optimizer, cfg.batch_size, cfg.num_negatives, cfg.switch_to_adam) == (0.1, "adagrad", 1000, 256, True)
+    assert (cfg.steps, cfg.loss.value, cfg.sans_k, cfg.sans_walks) == (2000, "ce", 3, 1000)
+    assert by_id["codex-s-rotate-sans-plain-d100-s2"].lr == 0.05
+    assert by_id["kinships-transe-uniform-plain-d100-s1"].lr == 0.05
+    assert by_id["kinships-complex-sans-emu-d100-s1"].lr == 0.1
+    assert cfg.data_dir == str((REPO / "../shared/datasets").resolve())  # relative to the repository root
+
+    p2 = run_grid.expand(run_grid.load_grid(GRIDS / "p2-large.yaml"), work_dir=tmp_path)
+    ids = [r.run_id for r in p2]
+    assert len(ids) == 10
+    assert sorted(i for i in ids if "-d500-" in i) == ["fb15k-237-distmult-uniform-plain-d500-s0",
+                                                       "wn18rr-distmult-uniform-plain-d500-s0"]
+    assert all(r.config.steps == 20000 and r.config.eval_every == 2000 for r in p2)
+
+    gnn = run_grid.expand(run_grid.load_grid(GRIDS / "gnn.yaml"), work_dir=tmp_path)
+    assert len(gnn) == 3 * 2 * 2 * 3
+    assert {r.config.encoder for r in gnn} == {"rgcn", "compgcn"}
+    assert all((r.config.optimizer, r.config.lr, r.config.steps, r.config.dim) == ("adam", 0.01, 1000, 100) for r in gnn)
+    assert "kinships-compgcn-distmult-uniform-emu-d100-s2" in {r.run_id for r in gnn}
+
+
+def test_extra_axes_and_exclude(run_grid, tmp_path):
+    path = tmp_path / "g.yaml"
+    path.write_text("name: g\nbase: {dim: 8}\naxes:\n  model: [transe, rotate]\n  lr: [0.05, 0.1]\n"
+                    "exclude:\n  - {model: rotate, lr: 0.1}\n")
+    ids = [r.run_id for r in run_grid.expand(run_grid.load_grid(path), work_dir=tmp_path)]
+    assert ids == ["synthetic-transe-uniform-emu-d8-s0-lr0.05", "synthetic-transe-uniform-emu-d8-s0-lr0.1",
+                   "synthetic-rotate-uniform-emu-d8-s0-lr0.05"]
+
+
+BAD_GRIDS = {
+    "unknown axis field": ("name: bad\naxes: {modle: [transe]}\n", "axes.modle"),
+    "invalid axis value": ("name: bad\naxes: {model: [transe, nosuchmodel]}\n", "model"),
+    "invalid base value": ("name: bad\nbase: {dim: 0}\naxes: {model: [transe]}\n", "dim"),
+    "invalid enum": ("name: bad\nbase: {sampler: magic}\naxes: {seed: [0]}\n", "sampler"),
+    "unknown dataset": ("name: bad\nbase: {dataset: nosuchkg}\naxes: {seed: [0]}\n", "dataset"),
+    "per_value value not on axis": ("name: bad\naxes: {model: [transe]}\nper_value: {model: {transee: {lr: 0.1}}}\n",
+                                    "per_value.model.transee"),
+    "per_value bad field": ("name: bad\naxes: {model: [transe]}\nper_value: {model: {transe: {learning_rate: 1}}}\n",
+                            "learning_rate"),
+    "exclude matches nothing": ("name: bad\naxes: {model: [transe]}\nexclude: [{model: rotate}]\n", "exclude[0]"),
+    "output is the runner's": ("name: bad\nbase: {output: x}\naxes: {seed: [0]}\n", "base.output"),
+    "axis not a list": ("name: bad\naxes: {seed: 0}\n", "axes.seed"),
+    "unknown top-level key": ("name: bad\naxis: {seed: [0]}\n", "axis"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_GRIDS))
+def test_invalid_grid_fails_before_training(run_grid, fake_pipeline, tmp_path, capsys, case):
+    text, field = BAD_GRIDS[case]
+    path = tmp_path / "bad-grid.yaml"
+    path.write_text(text)
+    assert run_grid.main([str(path), *_dirs(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert str(path) in err and field in err, err
+    assert fake_pipeline.calls == []
+    assert not (tmp_path / "work").exists() and not (tmp_path / "results").exists()
+
+
+def test_bad_value_later_in_grid_stops_everything(run_grid, fake_pipeline, tmp_path, capsys):
+    """Validation covers every run before the first one trains."""
+    path = tmp_path / "late.yaml"
+    path.write_text("name: late\nbase: {dim: 8, steps: 5}\naxes:\n  model: [transe, distmult]\n"
+                    "per_value: {model: {distmult: {keep_prob: 1.5}}}\n")
+    assert run_grid.main([str(path), *_dirs(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert str(path) in err and "keep_prob" in err and "model=distmult" in err
+    assert fake_pipeline.calls == []
+
+
+# ---------------------------------------------------------------------------- runner (stubbed training)
+def test_dry_run_trains_nothing(run_grid, fake_pipeline, tmp_path, capsys):
+    assert run_grid.main([str(SMOKE), "--dry-run", *_dirs(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert out.count("would train") == 4 and all(i in out for i in SMOKE_IDS)
+    assert fake_pipeline.calls == [] and not (tmp_path / "work").exists()
+
+
+def test_only_and_max_runs(run_grid, fake_pipeline, tmp_path, capsys):
+    assert run_grid.main([str(SMOKE), "--only", "distmult", "--max-runs", "1", *_dirs(tmp_path)]) == 0
+    assert fake_pipeline.calls == [SMOKE_IDS[2]]
+    out = capsys.readouterr().out
+    assert "[1/2]" in out and "1 not started" in out
+    assert run_grid.main([str(SMOKE), *_dirs(tmp_path)]) == 0
+    assert fake_pipeline.calls == [SMOKE_IDS[2], SMOKE_IDS[0], SMOKE_IDS[1], SMOKE_IDS[3]]
+    out = capsys.readouterr().out
+    assert f"{SMOKE_IDS[2]}: skipped (finished)" in out and "ETA" in out
+
+
+def test_failing_run_is_recorded_and_others_continue(run_grid, fake_pipeline, tmp_path, capsys):
+    fake_pipeline.fail_on = "transe-uniform-emu"
+    assert run_grid.main([str(SMOKE), *_dirs(tmp_path)]) == 1
+    captured = capsys.readouterr()
+    assert "FAILED" in captured.out and "RuntimeError: boom" in captured.out
+    assert SMOKE_IDS[1] in captured.err
+    error = (tmp_path / "work" / SMOKE_IDS[1] / "error.txt").read_text()
+    assert "Traceback" in error and "boom: simulated failure" in error
+    results = sorted(p.stem for p in (tmp_path / "results").glob("*.json"))
+    assert results == sorted(set(SMOKE_IDS) - {SMOKE_IDS[1]})
+    # fixed: the re-run trains only the failed run and clears its error.txt
+    fake_pipeline.fail_on = None
+    assert run_grid.main([str(SMOKE), *_dirs(tmp_path)]) == 0
+    assert fake_pipeline.calls[-1] == SMOKE_IDS[1] and len(fake_pipeline.calls) == 5
+    assert not (tmp_path / "work" / SMOKE_IDS[1] / "error.txt").exists()
+
+
+def test_changed_grid_is_refused(run_grid, fake_pipeline, tmp_path, capsys):
+    assert run_grid.main([str(SMOKE), "--max-runs", "1", *_dirs(tmp_path)]) == 0
+    changed = tmp_path / "smoke.yaml"
+    changed.write_text(SMOKE.read_text().replace("steps: 30", "steps: 40"))
+    assert run_grid.main([str(changed), *_dirs(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "steps" in err and SMOKE_IDS[0] in err
+    assert len(fake_pipeline.calls) == 1
+
+
+# ---------------------------------------------------------------------------- runner (real training)
+def test_smoke_grid_runs_skips_and_resumes(run_grid, tmp_path, capsys, monkeypatch):
+    from dgl_emu.pipeline import run as run_pipeline
+    from dgl_emu.training.trainer import Trainer
+
+    work, results = tmp_path / "work", tmp_path / "results"
+    args = [str(SMOKE), *_dirs(tmp_path)]
+
+    # 1. interrupt the first run after its checkpoint at step 15 (like Ctrl-C or a kill)
+    original = Trainer.save_checkpoint
+
+    def interrupted(self):
+        path = original(self)
+        if self.step >= 15:
+            raise KeyboardInterrupt
+        return path
+
+    monkeypatch.setattr(Trainer, "save_checkpoint", interrupted)
+    assert run_grid.main(args + ["--max-runs", "1"]) == 130
+    monkeypatch.undo()
+    first = work / SMOKE_IDS[0]
+    assert (first / "last.pt").exists() and not (first / "metrics.json").exists()
+    assert torch.load(first / "last.pt", weights_only=False)["step"] == 15
+    capsys.readouterr()
+
+    # 2. the same command resumes it and runs the others
+    assert run_grid.main(args) == 0
+    out = capsys.readouterr().out
+    assert f"{SMOKE_IDS[0]}: resumed at step 15, done in" in out
+    assert out.count("done in") == 4 and "test MRR" in out and "ETA" in out
+    assert sorted(p.name for p in results.glob("*.json")) == sorted(f"{i}.json" for i in SMOKE_IDS)
+    for rid in SMOKE_IDS:
+        assert json.loads((results / f"{rid}.json").read_text()) == json.loads((work / rid / "metrics.json").read_text())
+    steps = [json.loads(line)["step"] for line in (first / "log.jsonl").read_text().splitlines()
+             if "loss" in json.loads(line)]
+    assert steps == list(range(1, 31))  # continued at 16, not retrained from scratch
+    # the resumed run matches an uninterrupted one
+    resumed = json.loads((results / f"{SMOKE_IDS[0]}.json").read_text())
+    cfg = RunConfig(**{**resumed["config"], "output": str(tmp_path / "straight")})
+    straight = run_pipeline(cfg).metrics
+    assert straight["test"]["both"]["realistic"]["mrr"] == pytest.approx(
+        resumed["test"]["both"]["realistic"]["mrr"], abs=1e-6)
+
+    # 3. a second invocation skips everything
+    assert run_grid.main(args) == 0
+    out = capsys.readouterr().out
+    assert out.count("skipped (finished)") == 4 and "done in" not in out
+
+    # 4. metrics.json and results JSON lost, last.pt kept: resumes at the end, no retraining
+    second = work / SMOKE_IDS[1]
+    before = json.loads((results / f"{SMOKE_IDS[1]}.json").read_text())
+    (second / "metrics.json").unlink()
+    (results / f"{SMOKE_IDS[1]}.json").unlink()
+    # 5. run directory gone but results JSON committed (a fresh clone): still finished
+    import shutil
+    shutil.rmtree(work / SMOKE_IDS[2])
+    assert run_grid.main(args) == 0
+    out = capsys.readouterr().out
+    assert f"{SMOKE_IDS[1]}: resumed at step 30, done in" in out
+    assert out.count("skipped (finished)") == 3
+    after = json.loads((results / f"{SMOKE_IDS[1]}.json").read_text())
+    assert after["test"] == before["test"] and after["best_step"] == before["best_step"]
+
+
+# ---------------------------------------------------------------------------- aggregate
+BASE_MRR = {"distmult": [0.30, 0.32, 0.34], "rotate": [0.50, 0.45, 0.55]}
+EMU_MRR = {"distmult": [0.35, 0.36, 0.40], "rotate": [0.52, 0.46, 0.60]}
+BASE_H1 = {"distmult": [0.20, 0.21, 0.25], "rotate": [0.40, 0.35, 0.45]}
+EMU_H1 = {"distmult": [0.22, 0.26, 0.27], "rotate": [0.40, 0.37, 0.47]}
+
+
+def _write_results(folder: Path, dims=(100,)) -> None:
+    for model in BASE_MRR:
+        for emu, mrrs, h1s in ((False, BASE_MRR, BASE_H1), (True, EMU_MRR, EMU_H1)):
+            for seed in range(3):
+                for dim in dims:
+                    shift = 0.0 if dim == 100 else 0.04
+                    cfg = RunConfig(dataset="umls", model=model, emu=emu, seed=seed, dim=dim)
+                    name = f"umls-{model}-uniform-{'emu' if emu else 'plain'}-d{dim}-s{seed}.json"
+                    atomic_write_json(folder / name, _metrics(cfg, mrrs[model][seed] + shift, h1s[model][seed]))
+
+
+def _by_hand(base, emu):
+    diffs = [e - b for b, e in zip(base, emu)]
+    mean, sd = sum(diffs) / 3, math.sqrt(sum((d - sum(diffs) / 3) ** 2 for d in diffs) / 2)
+    half = student_t.ppf(0.975, 2) * sd / math.sqrt(3)
+    return mean, half
+
+
+def test_aggregate_statistics_by_hand(aggregate, tmp_path, capsys):
+    res = tmp_path / "results"
+    res.mkdir()
+    _write_results(res)
+    atomic_write_json(res / "speed-eval.json", {"benchmark": "eval"})  # not a run result: ignored
+    assert aggregate.main([str(res)]) == 0
+    stdout = capsys.readouterr().out
+    summary = json.loads((res / "summary.json").read_text())
+    rows = {r["model"]: r for r in summary["rows"]}
+    assert [r["model"] for r in summary["rows"]] == ["distmult", "rotate"]
+    d = rows["distmult"]
+    assert (d["dataset"], d["encoder"], d["sampler"], d["dim"]) == ("umls", "lookup", "uniform", 100)
+    assert d["baseline"]["n"] == d["emu"]["n"] == 3 and d["baseline"]["seeds"] == [0, 1, 2]
+    assert d["baseline"]["mrr"]["mean"] == pytest.approx(0.32)
+    assert d["baseline"]["mrr"]["std"] == pytest.approx(0.02)  # sample std (ddof 1)
+    assert d["emu"]["mrr"]["mean"] == pytest.approx((0.35 + 0.36 + 0.40) / 3)
+    assert d["emu"]["mrr"]["std"] == pytest.approx(statistics.stdev([0.35, 0.36, 0.40]))
+    # paired differences 0.05, 0.04, 0.06: mean 0.05, sd 0.01, t(0.975, 2) = 4.3027
+    mean, half = _by_hand(BASE_MRR["distmult"], EMU_MRR["distmult"])
+    assert mean == pytest.approx(0.05) and half == pytest.approx(4.302652729911275 * 0.01 / math.sqrt(3))
+    diff = d["difference"]["mrr"]
+    assert diff["n"] == 3 and diff["mean"] == pytest.approx(mean)
+    assert diff["ci95"] == pytest.approx([mean - half, mean + half])
+    for model in BASE_MRR:
+        for metric, base, emu in (("mrr", BASE_MRR, EMU_MRR), ("hits@1", BASE_H1, EMU_H1)):
+            m, h = _by_hand(base[model], emu[model])
+            got = rows[model]["difference"][metric]
+            assert got["mean"] == pytest.approx(m) and got["half_width"] == pytest.approx(h)
+            assert rows[model]["baseline"][metric]["mean"] == pytest.approx(statistics.fmean(base[model]))
+            assert rows[model]["emu"][metric]["std"] == pytest.approx(statistics.stdev(emu[model]))
+    # Markdown table: printed and written, with the numbers formatted from the same values
+    md = (res / "summary.md").read_text()
+    row_line = next(line for line in md.splitlines() if "| distmult |" in line)
+    assert "| umls | lookup | distmult | uniform | 100 | 3/3 | 0.3200 ± 0.0200 |" in row_line
+    assert f"{mean:+.4f} [{mean - half:+.4f}, {mean + half:+.4f}]" in row_line
+    assert row_line in stdout
+    assert (res / "mrr_hits1.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not (res / "dimension.png").exists()  # one dimension only
+
+
+def test_aggregate_dimension_plot_and_out_dir(aggregate, tmp_path):
+    res, out = tmp_path / "results", tmp_path / "out"
+    res.mkdir()
+    _write_results(res, dims=(100, 500))
+    assert aggregate.main([str(res), "--out", str(out)]) == 0
+    for name in ("summary.md", "summary.json", "mrr_hits1.png", "dimension.png"):
+        assert (out / name).exists(), name
+    assert (out / "dimension.png").read_bytes()[:4] == b"\x89PNG"
+    assert not (res / "summary.md").exists()
+    summary = json.loads((out / "summary.json").read_text())
+    assert len(summary["rows"]) == 4
+    comp = {(c["model"], c["emu_dim"], c["baseline_dim"]): c for c in summary["dimension"]}
+    c = comp[("distmult", 100, 500)]
+    assert c["mrr"]["emu"] == pytest.approx(statistics.fmean(EMU_MRR["distmult"]))
+    assert c["mrr"]["baseline"] == pytest.approx(statistics.fmean(BASE_MRR["distmult"]) + 0.04)
+    assert "larger dimension" in (out / "summary.md").read_text()
+
+
+def test_paired_difference_edge_cases(aggregate):
+    one = aggregate.paired_difference({0: 0.30}, {0: 0.35})
+    assert one["n"] == 1 and one["ci95"] is None and one["note"] == "n=1"
+    assert one["mean"] == pytest.approx(0.05)
+    assert aggregate._fmt_diff(one) == "+0.0500 (n=1)"
+    unpaired = aggregate.paired_difference({0: 0.30, 1: 0.40}, {2: 0.45})
+    assert unpaired["note"] == "unpaired" and unpaired["mean"] == pytest.approx(0.10)
+    assert aggregate.paired_difference({0: 0.3}, {}) is None
+    # only the seeds both sides have are paired
+    partial = aggregate.paired_difference({0: 0.1, 1: 0.2, 2: 0.3}, {0: 0.2, 1: 0.4})
+    assert partial["seeds"] == [0, 1] and partial["mean"] == pytest.approx(0.15)
+
+
+def test_aggregate_single_seed_and_missing_side(aggregate, tmp_path):
+    res = tmp_path / "r"
+    res.mkdir()
+    atomic_write_json(res / "a.json", _metrics(RunConfig(dataset="wn18rr", model="distmult", emu=False, dim=500), 0.4, 0.3))
+    atomic_write_json(res / "b.json", _metrics(RunConfig(dataset="wn18rr", model="distmult", emu=False), 0.4, 0.3))
+    atomic_write_json(res / "c.json", _metrics(RunConfig(dataset="wn18rr", model="distmult", emu=True), 0.45, 0.35))
+    summary, table = aggregate.aggregate(res)
+    assert "+0.0500 (n=1)" in table
+    d500 = next(r for r in summary["rows"] if r["dim"] == 500)
+    assert d500["emu"] is None and d500["difference"] is None
+    assert "| wn18rr | lookup | distmult | uniform | 500 | 1/0 | 0.4000 | — | — |" in table
+
+
+def test_aggregate_refuses_duplicates_and_empty(aggregate, tmp_path, capsys):
+    res = tmp_path / "r"
+    res.mkdir()
+    assert aggregate.main([str(res)]) == 2
+    cfg = RunConfig(dataset="umls", model="distmult", emu=True)
+    atomic_write_json(res / "x.json", _metrics(cfg, 0.4, 0.3))
+    atomic_write_json(res / "y.json", _metrics(cfg, 0.5, 0.3))
+    assert aggregate.main([str(res)]) == 2
+    assert "same run" in capsys.readouterr().err
+
+
+def test_second_runner_on_the_same_grid_is_refused(run_grid, fake_pipeline, tmp_path, capsys):
+    import fcntl
+    (tmp_path / "work").mkdir()
+    with open(tmp_path / "work" / ".run_grid.lock", "w") as held:
+        held.write("12345")
+        held.flush()
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        assert run_grid.main([str(SMOKE), *_dirs(tmp_path)]) == 2
+        assert "another run_grid.py (pid 12345)" in capsys.readouterr().err
+    assert fake_pipeline.calls == []
+    assert run_grid.main([str(SMOKE), *_dirs(tmp_path)]) == 0  # released: runs
+    assert len(fake_pipeline.calls) == 4
