@@ -1,0 +1,291 @@
+"""Mini-batch (DGL block) training of GNN encoders, the pipeline with encoders, and resume."""
+from __future__ import annotations
+
+import json
+import math
+
+import dgl
+import pytest
+import torch
+
+from dgl_emu.config import ConfigError, RunConfig
+from dgl_emu.data import generate_cyclic_kg
+from dgl_emu.losses import CrossEntropyLoss, EMULoss
+from dgl_emu.models import KGEModel
+from dgl_emu.nn.emu import EmbeddingMutation
+from dgl_emu.nn.encoders import CompGCNEncoder, Decomposition, LookupEncoder, RGCNEncoder
+from dgl_emu.nn.interactions import DistMult
+from dgl_emu.pipeline import evaluate, run
+from dgl_emu.rng import GeneratorPool
+from dgl_emu.sampling import BernoulliNegativeSampler, UniformNegativeSampler
+from dgl_emu.training import Callback, Objective, OptimizerKind, OptimizerSchedule, Trainer
+from dgl_emu.training.minibatch import MiniBatchTrainer
+from dgl_emu.typing import Target
+
+from .dense import dense_rgcn_layer, make_hand_kg, randomize_, relation_adjacency, rgcn_relation_weights
+
+DIM, K = 6, 4
+CPU = torch.device("cpu")
+KINDS = ["rgcn", "compgcn"]
+
+
+def _encoder(kind, kg, dropout=0.0, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    if kind == "rgcn":
+        enc = RGCNEncoder(kg.num_entities, kg.num_relations, DistMult(dim=DIM), num_layers=2,
+                          decomposition=Decomposition.BASIS, num_bases=2, dropout=dropout,
+                          generator=gen, seed=seed + 3)
+    else:
+        enc = CompGCNEncoder(kg.num_entities, kg.num_relations, DistMult(dim=DIM), num_layers=2,
+                             composition="corr", dropout=dropout, generator=gen, seed=seed + 3)
+    enc = enc.double()
+    randomize_(enc, torch.Generator().manual_seed(seed + 100), scale=0.4)
+    return enc
+
+
+def _trainer(kg, model, fanouts, *, objective=None, sampler=None, steps=1, batch_size=4,
+             optimizer=OptimizerSchedule(OptimizerKind.SGD, 0.1), **kwargs):
+    sampler = sampler or UniformNegativeSampler(kg.num_entities, K, kg.num_relations,
+                                                generator=torch.Generator().manual_seed(1))
+    objective = objective or Objective(model, CrossEntropyLoss())
+    common = dict(num_steps=steps, batch_size=batch_size, optimizer=optimizer, graph=kg.graph("train"),
+                  progress=False, **kwargs)
+    if fanouts is None:
+        return Trainer(objective, sampler, kg.splits["train"], **common)
+    return MiniBatchTrainer(objective, sampler, kg.splits["train"], fanouts=fanouts,
+                            num_relations=kg.num_relations, **common)
+
+
+def _rng_states(trainer):
+    return trainer.generator.get_state(), trainer.sampler.generators.get(CPU).get_state()
+
+
+def _set_rng_states(trainer, states):
+    trainer.generator.set_state(states[0])
+    trainer.sampler.generators.get(CPU).set_state(states[1])
+
+
+# ---------------------------------------------------------------------- blocks == full graph
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("target", list(Target))
+def test_full_fanout_blocks_equal_full_graph(kg, kind, target):
+    model = KGEModel(_encoder(kind, kg), DistMult(dim=DIM))
+    trainer = _trainer(kg, model, [-1, -1])
+    triples, N, R = kg.splits["train"], len(kg.splits["train"]), kg.num_relations
+    idx = torch.tensor([N - 1, 0, 3, 2, 5])  # unsorted on purpose
+    hrt = triples[idx]
+    states = _rng_states(trainer)
+    got = trainer.gather_from_blocks(idx, target)
+
+    # the same draw again, to read the sampled pair graphs
+    _set_rng_states(trainer, states)
+    input_nodes, pair, neg_pair, blocks = trainer.sample(idx, target)
+    nid = pair.ndata[dgl.NID]
+    src, dst = pair.edges()
+    assert pair.edata[dgl.EID].tolist() == (idx if target is Target.TAIL else idx + N).tolist()
+    kept, corrupted = (0, 2) if target is Target.TAIL else (2, 0)  # inverse edges run tail -> head
+    assert nid[src.long()].tolist() == hrt[:, kept].tolist()
+    assert nid[dst.long()].tolist() == hrt[:, corrupted].tolist()
+    negatives = nid[neg_pair.edges()[1].long()].view(len(idx), K)
+    # ... which are what the sampler's own (hrt, target) interface draws from the same state
+    gen = torch.Generator()
+    gen.set_state(states[1])
+    redrawn = UniformNegativeSampler(kg.num_entities, K, R, generator=gen)(hrt, target)
+    assert torch.equal(negatives, redrawn)
+
+    want = model.gather(model.encode(kg.graph("train")), hrt, negatives, target)
+    for name in ("anchor", "relation", "pos", "neg"):
+        a, b = getattr(got, name), getattr(want, name)
+        assert a.shape == b.shape and a.dtype == torch.float64, name
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9, msg=name)
+
+    # and so the loss and every gradient
+    params = dict(model.named_parameters())
+    trainer.objective.loss_of(got, target).backward()
+    grads = {n: p.grad.clone() for n, p in params.items() if p.grad is not None}
+    model.zero_grad(set_to_none=True)
+    trainer.objective.loss_of(want, target).backward()
+    assert set(grads) == {n for n, p in params.items() if p.grad is not None} and "encoder.entity" in grads
+    for n, g in grads.items():
+        torch.testing.assert_close(g, params[n].grad, rtol=1e-8, atol=1e-10, msg=n)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_full_fanout_training_equals_full_graph_training(cyclic_kg, kind):
+    """Within the first epoch both trainers see the same batches and negatives: same weights."""
+    models, losses = [], []
+    for fanouts in (None, [-1, -1]):
+        model = KGEModel(_encoder(kind, cyclic_kg), DistMult(dim=DIM))
+        record = []
+        trainer = _trainer(cyclic_kg, model, fanouts, steps=4, batch_size=16,
+                           callbacks=[_Record(record)])
+        trainer.fit()
+        models.append(model)
+        losses.append(record)
+    assert len(losses[0]) == 4 and losses[0] == pytest.approx(losses[1], rel=1e-9)
+    start = _encoder(kind, cyclic_kg).entity
+    assert not torch.allclose(models[0].encoder.entity, start)  # it did train
+    for (name, a), b in zip(models[0].named_parameters(), models[1].parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-8, atol=1e-10, msg=name)
+
+
+class _Record(Callback):
+    def __init__(self, out):
+        self.out = out
+
+    def on_step_end(self, trainer, record):
+        self.out.append(record["loss"])
+
+
+class _StopAt(Callback):
+    def __init__(self, step):
+        self.step = step
+
+    def on_step_end(self, trainer, record):
+        if record["step"] == self.step:
+            trainer.stop("interrupted by the test")
+
+
+# ---------------------------------------------------------------------- sampled blocks
+def test_sampled_rgcn_block_matches_dense_reference(hand_kg):
+    """With fanouts below the in-degree, each block is normalised by its own sampled in-degrees."""
+    enc = _encoder("rgcn", hand_kg)
+    trainer = _trainer(hand_kg, KGEModel(enc, DistMult(dim=DIM)), [2, 2])
+    input_nodes, _, _, blocks = trainer.sample(torch.tensor([0, 1, 2, 6]), Target.TAIL)
+    for block in blocks:  # really sampled: at most 2 in-edges each, fewer than in the graph
+        assert block.in_degrees().max() == 2
+        assert block.num_edges() < hand_kg.graph("train").in_degrees(block.dstdata[dgl.NID]).sum()
+    h = enc.entity[input_nodes]
+    for i, (layer, block) in enumerate(zip(enc.layers, blocks)):
+        h = dense_rgcn_layer(h, relation_adjacency(block, 4), rgcn_relation_weights(layer),
+                             layer.loop_weight, layer.h_bias, torch.tanh if i == 0 else None)
+    torch.testing.assert_close(enc(blocks, enc.entity[input_nodes]).entity, h, rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_sampled_blocks_do_not_depend_on_earlier_full_graph_passes(hand_kg, kind):
+    """A full-graph pass caches norms on the graph; blocks inherit its edata but must not use it."""
+    model = KGEModel(_encoder(kind, hand_kg), DistMult(dim=DIM))
+    trainer = _trainer(hand_kg, model, [2, 2])
+    idx = torch.tensor([0, 1, 5, 8])
+    states = _rng_states(trainer)
+    before = trainer.gather_from_blocks(idx, Target.TAIL)
+    model.encode(hand_kg.graph("train"))  # e.g. a validation between two training steps
+    _set_rng_states(trainer, states)
+    after = trainer.gather_from_blocks(idx, Target.TAIL)
+    for name in before._fields:
+        assert torch.equal(getattr(before, name), getattr(after, name)), name
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_minibatch_training_runs_and_learns(cyclic_kg, kind):
+    model = KGEModel(_encoder(kind, cyclic_kg), DistMult(dim=DIM))
+    objective = Objective(model, EMULoss(0.53, 0.11),
+                          EmbeddingMutation(0.39, generator=torch.Generator().manual_seed(2)))
+    losses = []
+    trainer = _trainer(cyclic_kg, model, [3, 3], objective=objective, steps=20, batch_size=16,
+                       optimizer=OptimizerSchedule(OptimizerKind.ADAM, 0.01), callbacks=[_Record(losses)])
+    trainer.fit()
+    assert trainer.step == 20 and len(losses) == 20
+    assert all(math.isfinite(x) for x in losses)
+    assert sum(losses[-5:]) < sum(losses[:5])
+
+
+def test_minibatch_trainer_rejects_what_it_cannot_train(hand_kg):
+    E, R = hand_kg.num_entities, hand_kg.num_relations
+    gnn = KGEModel(_encoder("rgcn", hand_kg), DistMult(dim=DIM))
+    bernoulli = BernoulliNegativeSampler(hand_kg.splits["train"], E, R, K)
+    with pytest.raises(ValueError, match="Bernoulli"):
+        _trainer(hand_kg, gnn, [2, 2], sampler=bernoulli)
+    lookup = KGEModel(LookupEncoder(E, R, DistMult(dim=DIM)), DistMult(dim=DIM))
+    with pytest.raises(ValueError, match="GNN encoder"):
+        _trainer(hand_kg, lookup, [2, 2])
+    with pytest.raises(ValueError, match="2N edges"):
+        MiniBatchTrainer(Objective(gnn, CrossEntropyLoss()), UniformNegativeSampler(E, K, R),
+                         hand_kg.splits["train"], num_steps=1, batch_size=2,
+                         optimizer=OptimizerSchedule(), graph=hand_kg.graph("train", add_inverse=False),
+                         fanouts=[2, 2], num_relations=R, progress=False)
+    with pytest.raises(ValueError, match="graph"):
+        MiniBatchTrainer(Objective(gnn, CrossEntropyLoss()), UniformNegativeSampler(E, K, R),
+                         hand_kg.splits["train"], num_steps=1, batch_size=2,
+                         optimizer=OptimizerSchedule(), graph=None, fanouts=[2, 2], num_relations=R)
+    with pytest.raises(ConfigError, match="fanouts"):
+        RunConfig(encoder="lookup", fanouts=[5, 5]).validate()
+    with pytest.raises(ConfigError, match="fanouts"):
+        RunConfig(encoder="rgcn", fanouts=[5]).validate()  # one per layer (2)
+
+
+# ---------------------------------------------------------------------- pipeline
+@pytest.mark.parametrize("encoder,fanouts", [("rgcn", None), ("compgcn", None), ("rgcn", [5, 5]),
+                                             ("compgcn", [5, 5])])
+def test_pipeline_trains_evaluates_and_resumes(tmp_path, encoder, fanouts):
+    out = tmp_path / "r"
+    cfg = dict(dataset="synthetic", encoder=encoder, model="distmult", dim=8, steps=20, eval_every=10,
+               num_negatives=8, batch_size=64, output=str(out), progress=False, fanouts=fanouts)
+    result = run(RunConfig(**cfg), resume=False)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["steps"] == 20 and metrics["config"]["encoder"] == encoder
+    assert metrics["config"]["fanouts"] == fanouts
+    mrr = metrics["test"]["both"]["realistic"]["mrr"]
+    assert 0.0 < mrr <= 1.0
+    assert result.metrics["test"]["both"]["realistic"]["mrr"] == mrr
+    log = (out / "log.jsonl").read_text()
+    assert sum('"loss"' in line for line in log.splitlines()) == 20
+    # a second call on the same output resumes the finished run: no extra steps, same result
+    again = run(RunConfig(**cfg))
+    assert again.metrics["steps"] == 20
+    assert (out / "log.jsonl").read_text() == log
+    assert again.metrics["test"]["both"]["realistic"]["mrr"] == mrr
+
+
+def test_pipeline_rejects_bernoulli_with_fanouts(tmp_path):
+    cfg = RunConfig(dataset="synthetic", encoder="rgcn", model="distmult", dim=4, steps=2,
+                    sampler="bernoulli", fanouts=[2, 2], output=str(tmp_path / "b"), progress=False)
+    with pytest.raises(ValueError, match="Bernoulli"):
+        run(cfg, resume=False)
+
+
+# ---------------------------------------------------------------------- resume
+def _resumable(kind, run_dir, fanouts=None, callbacks=()):
+    """A fresh trainer, built from seeds only (a new process would build exactly this)."""
+    # a new graph each time, so nothing is cached on it; sampled runs use the hand-made graph, whose
+    # several in-edges per (node, relation) make sampled and full-graph R-GCN norms differ
+    kg = make_hand_kg() if fanouts else generate_cyclic_kg(num_rings=3, ring_size=5)
+    model = KGEModel(_encoder(kind, kg, dropout=0.2), DistMult(dim=DIM))
+    objective = Objective(model, EMULoss(0.53, 0.11), EmbeddingMutation(0.39, seed=5))
+    sampler = UniformNegativeSampler(kg.num_entities, K, kg.num_relations, seed=6)
+    graph = kg.graph("train")
+
+    def validate(m):  # as the pipeline does: a full-graph pass in eval mode
+        return evaluate(m, kg, "valid", graph=graph).get("mrr")
+
+    return _trainer(kg, model, fanouts, objective=objective, sampler=sampler, steps=20, batch_size=4,
+                    optimizer=OptimizerSchedule(OptimizerKind.ADAM, 0.01), run_dir=run_dir,
+                    eval_every=10, validate=validate, callbacks=list(callbacks), seed=4)
+
+
+@pytest.mark.parametrize("kind,fanouts", [("rgcn", None), ("compgcn", None), ("rgcn", [2, 2]),
+                                          ("compgcn", [2, 2])])
+def test_resume_with_encoder_dropout_is_bit_identical(tmp_path, kind, fanouts):
+    whole = _resumable(kind, tmp_path / "whole", fanouts).fit()
+    first = _resumable(kind, tmp_path / "split", fanouts, callbacks=[_StopAt(10)]).fit()
+    assert first.step == 10 and first.stop_reason is not None
+    state = torch.load(tmp_path / "split" / "last.pt", weights_only=False)
+    assert "encoder.dropout" in state["module_rng"]
+    second = _resumable(kind, tmp_path / "split", fanouts)
+    assert second.resume() and second.step == 10
+    second.fit()
+    assert second.step == 20 and second.validations == whole.validations
+    for (name, a), b in zip(whole.model.state_dict().items(), second.model.state_dict().values()):
+        assert torch.equal(a, b), name
+
+
+def test_resume_needs_the_dropout_generator(tmp_path):
+    """Control: resuming without the dropout masks' generator state ends elsewhere."""
+    whole = _resumable("rgcn", tmp_path / "whole").fit()
+    _resumable("rgcn", tmp_path / "split", callbacks=[_StopAt(10)]).fit()
+    second = _resumable("rgcn", tmp_path / "split")
+    assert second.resume()
+    second.model.encoder.dropout.generators = GeneratorPool(second.model.encoder.dropout.generators.seed)
+    second.fit()
+    assert not torch.equal(whole.model.encoder.entity, second.model.encoder.entity)
