@@ -257,7 +257,7 @@ PK_METRICS = {"mrr": "inverse_harmonic_mean_rank", "mr": "arithmetic_mean_rank",
               "hits@1": "hits_at_1", "hits@3": "hits_at_3", "hits@10": "hits_at_10"}
 
 
-def _compare_with_pykeen(kg, scorer, triples, **ev_kwargs):
+def check_same_as_pykeen(kg, scorer, triples, **ev_kwargs):
     ours = RankBasedEvaluator(kg.filter_index(), **ev_kwargs).evaluate(
         scorer, triples, num_entities=kg.num_entities)
     theirs, pk_ranks = pykeen_evaluate(kg, scorer, triples)
@@ -275,14 +275,14 @@ def _compare_with_pykeen(kg, scorer, triples, **ev_kwargs):
 
 
 def test_pykeen_oracle_generated_kg(kg, scorer, eval_triples):
-    ours = _compare_with_pykeen(kg, scorer, eval_triples, batch_size=9)
+    ours = check_same_as_pykeen(kg, scorer, eval_triples, batch_size=9)
     # with this many ties the policies really differ, so the comparison above is not vacuous
     m = ours.metrics()["both"]
     assert m["optimistic"]["mrr"] > m["realistic"]["mrr"] > m["pessimistic"]["mrr"]
 
 
 def test_pykeen_oracle_generated_kg_chunked(kg, scorer, eval_triples):
-    _compare_with_pykeen(kg, scorer, eval_triples, batch_size=4, entity_batch_size=7)
+    check_same_as_pykeen(kg, scorer, eval_triples, batch_size=4, entity_batch_size=7)
 
 
 def test_pykeen_oracle_nations(require_dataset):
@@ -290,7 +290,7 @@ def test_pykeen_oracle_nations(require_dataset):
     root = require_dataset("nations").parent
     kg = load_dataset("nations", root)
     scorer = DistMultLike(kg.num_entities, kg.num_relations, dim=2, seed=3, minus_inf=(4,))
-    _compare_with_pykeen(kg, scorer, kg.splits["test"], batch_size=64)
+    check_same_as_pykeen(kg, scorer, kg.splits["test"], batch_size=64)
 
 
 # ---------------------------------------------------------------------- (d) per-relation results

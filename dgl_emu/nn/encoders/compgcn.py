@@ -12,7 +12,7 @@ from ...registry import Registry
 from ...typing import Tensor
 from ..interactions.base import Interaction
 from .base import Encoder, Representations
-from .graph_utils import SeededDropout, reset_parameters_, symmetric_norm
+from .graph_utils import layer_inputs, SeededDropout, reset_parameters_, symmetric_norm
 
 __all__ = ["CompGCNLayer", "CompGCNEncoder", "COMPOSITIONS", "subtract", "multiply",
            "circular_correlation"]
@@ -165,8 +165,7 @@ class CompGCNEncoder(Encoder):
 
     def forward(self, graph, features: Optional[Tensor] = None) -> Representations:
         """Encode the full graph, or a list of DGL blocks with their input ``features``."""
-        blocks = graph if isinstance(graph, (list, tuple)) else [graph] * len(self.layers)
-        h = self.entity if features is None else features
+        blocks, h = layer_inputs(graph, features, self.entity, len(self.layers))
         z = self.relation
         for layer, block in zip(self.layers, blocks):
             h, z = layer(block, h, z)

@@ -12,8 +12,18 @@ from ...rng import GeneratorPool
 from ...typing import Tensor
 from ..emu import bernoulli_mask
 
-__all__ = ["relation_in_degree_norm", "symmetric_norm", "store_in_degrees", "reset_parameters_", "SeededDropout",
+__all__ = ["layer_inputs", "relation_in_degree_norm", "symmetric_norm", "store_in_degrees", "reset_parameters_", "SeededDropout",
            "require_graph_device"]
+
+
+def layer_inputs(graph, features: Optional[Tensor], table: Tensor, num_layers: int):
+    """Per-layer graphs and input features of a GNN encoder.
+
+    A full graph is used by every layer with the whole ``table`` as input; a list of DGL blocks
+    gives one block per layer with the sampled input ``features``.
+    """
+    blocks = list(graph) if isinstance(graph, (list, tuple)) else [graph] * num_layers
+    return blocks, (table if features is None else features)
 
 
 def relation_in_degree_norm(graph: dgl.DGLGraph) -> Tensor:

@@ -11,7 +11,7 @@ from torch import nn
 from ...typing import Tensor
 from ..interactions.base import Interaction
 from .base import Encoder, Representations
-from .graph_utils import SeededDropout, relation_in_degree_norm, reset_parameters_
+from .graph_utils import layer_inputs, SeededDropout, relation_in_degree_norm, reset_parameters_
 
 __all__ = ["RGCNEncoder", "Decomposition"]
 
@@ -101,8 +101,7 @@ class RGCNEncoder(Encoder):
 
     def forward(self, graph, features: Optional[Tensor] = None) -> Representations:
         """Encode the full graph, or a list of DGL blocks with their input ``features``."""
-        blocks = graph if isinstance(graph, (list, tuple)) else [graph] * len(self.layers)
-        h = self.entity if features is None else features
+        blocks, h = layer_inputs(graph, features, self.entity, len(self.layers))
         for layer, block in zip(self.layers, blocks):
             h = self.dropout(layer(block, h, block.edata[dgl.ETYPE], _norm(block)))
         return Representations(h, self.relation)
