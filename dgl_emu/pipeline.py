@@ -61,7 +61,10 @@ def build_interaction(cfg: RunConfig) -> Interaction:
     """The interaction named by ``cfg.model``."""
     cls = INTERACTIONS.get(cfg.model)
     kwargs = {"p": cfg.p_norm} if INTERACTIONS.canonical(cfg.model) == "transe" else {}
-    return cls(dim=cfg.dim, gamma=cfg.gamma, **kwargs)
+    try:
+        return cls(dim=cfg.dim, gamma=cfg.gamma, **kwargs)
+    except ValueError as e:
+        raise ConfigError(f"model: {e}") from None
 
 
 def build_model(cfg: RunConfig, kg: KnowledgeGraph) -> KGEModel:

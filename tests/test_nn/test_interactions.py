@@ -10,9 +10,10 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from dgl_emu.models import KGEModel
-from dgl_emu.nn.interactions import INTERACTIONS, ComplEx, DistMult, Interaction, RotatE, TransE
+from dgl_emu.nn.interactions import INTERACTIONS, ComplEx, ConvE, DistMult, Interaction, RotatE, TransE
 from dgl_emu.typing import Target
 
 
@@ -44,26 +45,52 @@ def ref_rotate(h, r, t, gamma, dim):
     return gamma - (_as_complex(h) * rotation - _as_complex(t)).abs().sum(-1)
 
 
+def ref_conve(h, r, t, gamma, dim, module):
+    """ConvE written out with functional ops and the module's (eval-mode) parameters."""
+    H, W = module.height, module.width
+
+    def bn(x, m):
+        return F.batch_norm(x, m.running_mean, m.running_var, m.weight, m.bias, False, 0.0, m.eps)
+
+    img = torch.cat([h.reshape(1, 1, H, W), r.reshape(1, 1, H, W)], dim=2)
+    x = F.conv2d(bn(img, module.bn_input), module.conv.weight, module.conv.bias)
+    x = F.relu(bn(x, module.bn_conv))
+    x = F.linear(x.reshape(1, -1), module.fc.weight, module.fc.bias)
+    x = F.relu(bn(x, module.bn_hidden))
+    return (x.reshape(-1) * t).sum()
+
+
 # registry name -> reference f(h, r, t, gamma, dim, **extra)
 REFERENCES = {
     "transe": ref_transe,
     "distmult": ref_distmult,
     "complex": ref_complex,
     "rotate": ref_rotate,
+    "conve": ref_conve,
 }
 
 # every configuration exercised below: (registry name, extra constructor kwargs)
 CONFIGS = [("transe", {"p": 1}), ("transe", {"p": 2}), ("distmult", {}), ("complex", {}),
-           ("rotate", {})]
+           ("rotate", {}), ("conve", {"height": 1, "num_filters": 2, "kernel": 2})]
 CONFIG_IDS = [f"{n}{''.join(f'-{k}{v}' for k, v in kw.items())}" for n, kw in CONFIGS]
 
 
 def make(name: str, dim: int = 5, gamma: float = 3.0, **kwargs) -> Interaction:
-    return INTERACTIONS.get(name)(dim=dim, gamma=gamma, **kwargs)
+    inter = INTERACTIONS.get(name)(dim=dim, gamma=gamma, **kwargs)
+    if isinstance(inter, ConvE):  # batch norm with running statistics, non-trivial ones
+        g = torch.Generator().manual_seed(5)
+        for bn in (inter.bn_input, inter.bn_conv, inter.bn_hidden):
+            bn.running_mean.uniform_(-0.5, 0.5, generator=g)
+            bn.running_var.uniform_(0.5, 2.0, generator=g)
+            bn.weight.data.uniform_(0.5, 1.5, generator=g)
+            bn.bias.data.uniform_(-0.5, 0.5, generator=g)
+    return inter.double().eval()
 
 
 def reference(inter: Interaction, name: str, h, r, t):
     extra = {"p": inter.p} if isinstance(inter, TransE) else {}
+    if isinstance(inter, ConvE):
+        extra = {"module": inter}
     return REFERENCES[name](h, r, t, inter.gamma, inter.dim, **extra)
 
 

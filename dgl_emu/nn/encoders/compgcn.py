@@ -117,7 +117,7 @@ class CompGCNEncoder(Encoder):
         ``R``; the encoder learns ``2R`` relation vectors (originals and inverses) and returns
         the ``R`` originals for decoding.
     interaction : Interaction
-        Decoder; needs ``entity_dim == relation_dim`` (DistMult, TransE, ComplEx).
+        Decoder; needs ``entity_dim == relation_dim`` (DistMult, TransE, ComplEx, ConvE).
     num_layers : int
         CompGCN layers.
     composition : str
@@ -149,7 +149,7 @@ class CompGCNEncoder(Encoder):
         if interaction.relation_dim != width:
             raise ValueError(f"CompGCN composes entities with relations, so the decoder needs equal "
                              f"entity and relation widths; {type(interaction).__name__} has "
-                             f"{width} and {interaction.relation_dim} (use DistMult, TransE or ComplEx)")
+                             f"{width} and {interaction.relation_dim} (use DistMult, TransE, ComplEx or ConvE)")
         phi = COMPOSITIONS.get(composition)
         self.num_relations = num_relations
         self.entity = nn.Parameter(torch.empty(num_entities, width))
