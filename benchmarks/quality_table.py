@@ -35,7 +35,17 @@ def table() -> str:
     return "\n".join(rows) + "\n"
 
 
+def rst_table(markdown: str) -> str:
+    """The same table as an RST ``csv-table`` (included by docs/benchmarks.rst)."""
+    lines = [ln for ln in markdown.strip().splitlines() if not ln.startswith("|---")]
+    cells = [[c.strip() for c in ln.strip("|").split("|")] for ln in lines]
+    out = [".. csv-table::", "   :header-rows: 1", ""]
+    out += ["   " + ", ".join(f'"{c}"' for c in row) for row in cells]
+    return "\n".join(out) + "\n"
+
+
 if __name__ == "__main__":
     text = table()
     atomic_write_text(RESULTS / "summary.md", text)
+    atomic_write_text(RESULTS / "summary.rst", rst_table(text))
     print(text)
