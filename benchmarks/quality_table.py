@@ -2,6 +2,8 @@
 """Markdown table of every ``benchmarks/results/quality/*.json`` written by ``quality.py``.
 
     python benchmarks/quality_table.py      # prints it and writes results/quality/summary.md
+
+It also writes ``summary.rst`` next to every ``results/*/summary.md`` (included by the docs).
 """
 from __future__ import annotations
 
@@ -48,4 +50,6 @@ if __name__ == "__main__":
     text = table()
     atomic_write_text(RESULTS / "summary.md", text)
     atomic_write_text(RESULTS / "summary.rst", rst_table(text))
+    for md in RESULTS.parent.glob("*/summary.md"):  # grid summaries from aggregate.py, for the docs
+        atomic_write_text(md.with_suffix(".rst"), rst_table(md.read_text()))
     print(text)
