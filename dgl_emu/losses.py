@@ -1,7 +1,7 @@
 """Losses over one layout: scores ``(B, 1 + K)`` with the positive in column 0."""
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Optional
 
 import torch
 import torch.nn.functional as F

@@ -5,7 +5,6 @@ it builds takes plain objects and numbers.
 """
 from __future__ import annotations
 
-import json
 import logging
 import time
 from dataclasses import dataclass
@@ -248,8 +247,3 @@ def _graph_for(model: KGEModel, kg: KnowledgeGraph, device: torch.device):
     graph = kg.graph("train")
     require_graph_device(graph, device)
     return graph.to(device)
-
-
-def metrics_json(result: EvaluationResult) -> str:
-    """Metrics of ``result`` as a JSON string."""
-    return json.dumps(result.metrics(), indent=2)

@@ -20,7 +20,7 @@ from typing import Callable, Dict, List, Optional
 
 from ..registry import Registry
 from .generated import generate_cyclic_kg
-from .io import DataFormatError, PathLike
+from .io import PathLike
 from .knowledge_graph import KnowledgeGraph, UnseenEntityPolicy
 
 __all__ = ["DatasetInfo", "DATASETS", "SYNTHETIC", "data_root", "dataset_dir", "load_dataset",

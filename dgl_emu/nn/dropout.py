@@ -1,7 +1,6 @@
 """Dropout with explicit, checkpointable randomness."""
 from __future__ import annotations
 
-import torch
 from torch import nn
 
 from ..rng import GeneratorPool

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Dict, Optional, Tuple
+from typing import Optional, Tuple
 
 import dgl
 import torch

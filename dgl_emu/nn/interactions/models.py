@@ -1,8 +1,6 @@
 """TransE, DistMult, ComplEx and RotatE interactions."""
 from __future__ import annotations
 
-from typing import Optional
-
 import torch
 
 from ...registry import Registry
