@@ -56,7 +56,7 @@ _RUN_OPTIONS = [
     ("valid", "--valid", dict(type=click.Path(dir_okay=False), help="Labelled TSV validation file.")),
     ("test", "--test", dict(type=click.Path(dir_okay=False), help="Labelled TSV test file.")),
     ("drop_unseen", "--drop-unseen/--keep-unseen", dict(default=None, help="Drop valid/test triples with entities unseen in training (default: keep).")),
-    ("model", "--model", dict(type=_choice(_model_names()), help="Interaction (decoder).")),
+    ("model", "--model", dict(type=_choice(_model_names()), help="Interaction (decoder); default rotate, or distmult with a GNN encoder.")),
     ("encoder", "--encoder", dict(type=_choice(_encoder_names()), help="Encoder: lookup tables or a GNN.")),
     ("dim", "--dim", dict(type=int, help="Embedding dimension d (complex models: 2d reals).")),
     ("gamma", "--gamma", dict(type=float, help="Margin γ of TransE/RotatE and the init range.")),

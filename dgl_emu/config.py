@@ -55,7 +55,7 @@ class RunConfig:
     test: Optional[str] = None
     drop_unseen: bool = False
     # model
-    model: str = "rotate"
+    model: Optional[str] = None
     encoder: str = "lookup"
     dim: int = 64
     gamma: float = 12.0
@@ -114,6 +114,10 @@ class RunConfig:
                 except ValueError:
                     allowed = ", ".join(e.value for e in enum_cls)
                     raise ConfigError(f"{f.name}: {value!r} is not one of: {allowed}") from None
+        # encoder-dependent defaults: RotatE on lookup tables, DistMult (the usual R-GCN/CompGCN
+        # decoder) on GNN encoders
+        if self.model is None:
+            self.model = "distmult" if self.encoder != "lookup" else "rotate"
         self._check_types()
         from .data.datasets import DATASETS, SYNTHETIC
         if self.train is None and self.dataset.lower() != SYNTHETIC and self.dataset not in DATASETS:
