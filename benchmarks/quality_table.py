@@ -39,7 +39,7 @@ def table() -> str:
 
 def rst_table(markdown: str) -> str:
     """The same table as an RST ``csv-table`` (included by docs/benchmarks.rst)."""
-    lines = [ln for ln in markdown.strip().splitlines() if not ln.startswith("|---")]
+    lines = [ln for ln in markdown.strip().splitlines() if ln.startswith("|") and not ln.startswith("|---")]
     cells = [[c.strip() for c in ln.strip("|").split("|")] for ln in lines]
     out = [".. csv-table::", "   :header-rows: 1", ""]
     out += ["   " + ", ".join(f'"{c}"' for c in row) for row in cells]
