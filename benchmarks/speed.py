@@ -69,7 +69,7 @@ def eval_cmd(dataset, data_dir, dim, batch_size, baseline_triples, device, save)
     result = evaluator.evaluate(model.scorer(), test, device=torch.device(device))
     seconds = time.perf_counter() - start
     out = {"dataset": dataset, "model": "distmult", "dim": dim, "device": device,
-           "seconds": round(seconds, 3), "ranks": 2 * len(test),
+           "seconds": round(seconds, 6), "ranks": 2 * len(test),
            "mrr_random_model": result.get("mrr")}
     if baseline_triples:
         out.update(_loop_baseline(model, kg, test[:baseline_triples], len(test), seconds))
@@ -95,7 +95,7 @@ def _loop_baseline(model, kg, triples, total, seconds) -> dict:
     per_triple = (time.perf_counter() - start) / len(triples)
     est = per_triple * total
     return {"baseline": "per-triple Python loop", "baseline_triples_timed": len(triples),
-            "baseline_seconds_extrapolated": round(est, 1), "speedup_vs_baseline": round(est / seconds, 1)}
+            "baseline_seconds_extrapolated": round(est, 3), "speedup_vs_baseline": round(est / seconds, 1)}
 
 
 @cli.command("train-step")
@@ -139,9 +139,9 @@ def train_step(dataset, data_dir, model, dim, batch_size, negatives, steps, warm
     emit("train-step", {
         "dataset": dataset, "model": model, "dim": dim, "batch_size": batch_size,
         "negatives": negatives, "sampler": "uniform", "device": device, "timed_steps": steps,
-        "seconds_per_step_emu": round(mean[True], 4), "seconds_per_step_plain": round(mean[False], 4),
-        "median_seconds_per_step_emu": round(med[True], 4),
-        "median_seconds_per_step_plain": round(med[False], 4),
+        "seconds_per_step_emu": round(mean[True], 6), "seconds_per_step_plain": round(mean[False], 6),
+        "median_seconds_per_step_emu": round(med[True], 6),
+        "median_seconds_per_step_plain": round(med[False], 6),
         "emu_overhead_ratio": round(mean[True] / mean[False], 2)}, save)
 
 
@@ -175,9 +175,78 @@ def encoder_epoch(dataset, data_dir, encoders, dim, layers, batch_size, negative
         for _ in range(steps):
             tr.training_step(tr._next_batch())
         per_step = (time.perf_counter() - start) / steps
-        out[f"{enc}_seconds_per_step"] = round(per_step, 3)
-        out[f"{enc}_seconds_per_epoch"] = round(per_step * out["steps_per_epoch"], 1)
+        out[f"{enc}_seconds_per_step"] = round(per_step, 6)
+        out[f"{enc}_seconds_per_epoch"] = round(per_step * out["steps_per_epoch"], 3)
     emit("encoder-epoch", out, save)
+
+
+@cli.command("pykeen")
+@click.option("--dataset", default="fb15k-237", show_default=True)
+@click.option("--data-dir", type=click.Path(file_okay=False), default=None)
+@click.option("--train-triples", default=20000, show_default=True,
+              help="Training triples per epoch (batch 1000: this many / 1000 steps are timed).")
+@click.option("--eval-triples", default=2000, show_default=True, help="Test triples ranked by both.")
+@click.option("--save/--no-save", default=True)
+def pykeen_cmd(dataset, data_dir, train_triples, eval_triples, save):
+    """dgl-emu against PyKEEN (if installed) on the identical configuration, in the same process.
+
+    DistMult d=100, batch 1000, K=256 uniform negatives, cross-entropy, Adagrad lr 0.1, no EMU
+    (PyKEEN has none); then filtered evaluation (train+valid+test) of the same test triples.
+    """
+    try:
+        from pykeen.evaluation import RankBasedEvaluator as PKEvaluator
+        from pykeen.losses import CrossEntropyLoss as PKCrossEntropy
+        from pykeen.models import DistMult as PKDistMult
+        from pykeen.sampling import BasicNegativeSampler
+        from pykeen.training import SLCWATrainingLoop
+        from pykeen.triples import TriplesFactory
+        import pykeen
+    except ImportError:
+        raise click.ClickException("PyKEEN is not installed (pip install -c constraints.txt pykeen)")
+    kg = load_dataset(dataset, data_dir)
+    sub = kg.splits["train"][:train_triples]
+    steps = -(-len(sub) // 1000)
+    # --- PyKEEN: one warm-up epoch, then one timed epoch
+    tf = TriplesFactory(mapped_triples=sub, entity_to_id=kg.entity_to_id,
+                        relation_to_id=kg.relation_to_id, create_inverse_triples=False)
+    pk_model = PKDistMult(triples_factory=tf, embedding_dim=100, loss=PKCrossEntropy(), random_seed=0)
+    loop = SLCWATrainingLoop(model=pk_model, triples_factory=tf,
+                             optimizer=torch.optim.Adagrad(pk_model.parameters(), lr=0.1),
+                             negative_sampler=BasicNegativeSampler,
+                             negative_sampler_kwargs=dict(num_negs_per_pos=256))
+    quiet = dict(batch_size=1000, use_tqdm=False, use_tqdm_batch=False)
+    loop.train(triples_factory=tf, num_epochs=1, **quiet)
+    start = time.perf_counter()
+    loop.train(triples_factory=tf, num_epochs=2, continue_training=True, **quiet)
+    pk_step = (time.perf_counter() - start) / steps
+    # --- dgl-emu: the same configuration, same number of steps after a warm-up
+    cfg = RunConfig(dataset=dataset, model="distmult", dim=100, batch_size=1000, num_negatives=256,
+                    emu=False, progress=False).validate()
+    m = build_model(cfg, kg)
+    tr = Trainer(build_objective(cfg, m), build_sampler(cfg, kg), sub, num_steps=2 * steps,
+                 batch_size=1000, optimizer=OptimizerSchedule(OptimizerKind.ADAGRAD, 0.1), progress=False)
+    for _ in range(3):
+        tr.training_step(tr._next_batch())
+    start = time.perf_counter()
+    for _ in range(steps):
+        tr.training_step(tr._next_batch())
+    our_step = (time.perf_counter() - start) / steps
+    # --- evaluation of the same test triples, filtered with all splits
+    test = kg.splits["test"][:eval_triples]
+    start = time.perf_counter()
+    PKEvaluator().evaluate(pk_model, mapped_triples=test, batch_size=1000, use_tqdm=False,
+                           additional_filter_triples=[kg.splits["train"], kg.splits["valid"], kg.splits["test"]])
+    pk_eval = time.perf_counter() - start
+    start = time.perf_counter()
+    RankBasedEvaluator(kg.filter_index(), batch_size=1000).evaluate(m.eval().scorer(), test)
+    our_eval = time.perf_counter() - start
+    emit("pykeen", {
+        "dataset": dataset, "pykeen": pykeen.get_version(), "model": "distmult", "dim": 100,
+        "batch_size": 1000, "negatives": 256, "timed_steps": steps, "eval_triples": len(test),
+        "pykeen_seconds_per_step": round(pk_step, 6), "dgl_emu_seconds_per_step": round(our_step, 6),
+        "train_step_speedup": round(pk_step / our_step, 2),
+        "pykeen_eval_seconds": round(pk_eval, 3), "dgl_emu_eval_seconds": round(our_eval, 3),
+        "eval_speedup": round(pk_eval / our_eval, 1)}, save)
 
 
 @cli.command("sans")

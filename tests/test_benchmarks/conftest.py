@@ -32,3 +32,9 @@ def run_grid():
 def aggregate():
     """The ``benchmarks/aggregate.py`` module."""
     return _load("aggregate")  # registered as benchmarks_aggregate
+
+
+@pytest.fixture(scope="session")
+def speed():
+    """The ``benchmarks/speed.py`` module."""
+    return _load("speed")

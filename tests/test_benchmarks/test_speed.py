@@ -1,0 +1,57 @@
+"""Every speed.py subcommand runs end to end on the generated KG and prints its JSON last."""
+import json
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+
+def _run(speed, args):
+    threads = torch.get_num_threads()
+    try:
+        result = CliRunner().invoke(speed.cli, args + ["--dataset", "synthetic", "--no-save"])
+    finally:
+        torch.set_num_threads(threads)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output.strip().splitlines()[-1])
+
+
+def test_train_step_reports_both_variants(speed):
+    out = _run(speed, ["train-step", "--dim", "8", "--batch-size", "32", "--negatives", "4",
+                       "--steps", "3", "--warmup", "1"])
+    assert out["timed_steps"] == 3
+    assert out["seconds_per_step_emu"] > 0 and out["seconds_per_step_plain"] > 0
+    assert out["emu_overhead_ratio"] == pytest.approx(
+        out["seconds_per_step_emu"] / out["seconds_per_step_plain"], abs=0.01)
+
+
+def test_eval_counts_two_ranks_per_test_triple(speed):
+    from dgl_emu.data import load_dataset
+    out = _run(speed, ["eval", "--dim", "8", "--baseline-triples", "3"])
+    assert out["ranks"] == 2 * load_dataset("synthetic").statistics()["test"]
+    assert out["seconds"] > 0 and out["baseline_seconds_extrapolated"] > 0
+    assert out["speedup_vs_baseline"] == pytest.approx(
+        out["baseline_seconds_extrapolated"] / out["seconds"], rel=0.01, abs=0.1)
+
+
+def test_sans_neighbourhood_size(speed):
+    out = _run(speed, ["sans", "--walks", "20", "--baseline-entities", "2"])
+    assert out["entities"] == 384 and 0 < out["mean_neighbourhood"] < 384
+
+
+def test_encoder_epoch_reports_each_encoder(speed):
+    out = _run(speed, ["encoder-epoch", "--dim", "8", "--batch-size", "500", "--negatives", "4",
+                       "--steps", "1"])
+    from dgl_emu.data import load_dataset
+    assert out["steps_per_epoch"] == -(-load_dataset("synthetic").statistics()["train"] // 500)
+    for enc in ("rgcn", "compgcn"):
+        assert out[f"{enc}_seconds_per_epoch"] == pytest.approx(
+            out[f"{enc}_seconds_per_step"] * out["steps_per_epoch"], abs=0.002)
+
+
+def test_pykeen_same_run_comparison(speed):
+    pytest.importorskip("pykeen")
+    out = _run(speed, ["pykeen", "--train-triples", "1000", "--eval-triples", "20"])
+    assert out["timed_steps"] == 1 and out["eval_triples"] == 20
+    assert out["train_step_speedup"] == pytest.approx(
+        out["pykeen_seconds_per_step"] / out["dgl_emu_seconds_per_step"], abs=0.01)
