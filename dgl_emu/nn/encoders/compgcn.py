@@ -12,7 +12,7 @@ from ...registry import Registry
 from ...typing import Tensor
 from ..interactions.base import Interaction
 from .base import Encoder, Representations
-from .graph_utils import layer_inputs, SeededDropout, reset_parameters_, symmetric_norm
+from .graph_utils import embedding_tables, layer_inputs, SeededDropout, reset_parameters_, symmetric_norm
 
 __all__ = ["CompGCNLayer", "CompGCNEncoder", "COMPOSITIONS", "subtract", "multiply",
            "circular_correlation"]
@@ -152,10 +152,7 @@ class CompGCNEncoder(Encoder):
                              f"{width} and {interaction.relation_dim} (use DistMult, TransE, ComplEx or ConvE)")
         phi = COMPOSITIONS.get(composition)
         self.num_relations = num_relations
-        self.entity = nn.Parameter(torch.empty(num_entities, width))
-        self.relation = nn.Parameter(torch.empty(2 * num_relations, width))
-        interaction.init_entities_(self.entity, generator)
-        interaction.init_relations_(self.relation, generator)
+        self.entity, self.relation = embedding_tables(num_entities, 2 * num_relations, interaction, generator)
         self.layers = nn.ModuleList([
             CompGCNLayer(width, width, num_relations, phi,
                          activation=torch.tanh if i < num_layers - 1 else None)

@@ -11,8 +11,19 @@ from torch import nn
 from ...typing import Tensor
 from ..dropout import SeededDropout  # noqa: F401  (re-exported for the encoders)
 
-__all__ = ["layer_inputs", "relation_in_degree_norm", "symmetric_norm", "store_in_degrees", "reset_parameters_", "SeededDropout",
+__all__ = ["embedding_tables", "layer_inputs", "relation_in_degree_norm", "symmetric_norm", "store_in_degrees", "reset_parameters_", "SeededDropout",
            "require_graph_device"]
+
+
+def embedding_tables(num_entities: int, num_relation_rows: int, interaction,
+                     generator: Optional[torch.Generator]):
+    """Trainable ``(E, entity_dim)`` and ``(rows, relation_dim)`` input tables, initialised by
+    ``interaction`` (entities first, then relations, from ``generator``)."""
+    entity = nn.Parameter(torch.empty(num_entities, interaction.entity_dim))
+    relation = nn.Parameter(torch.empty(num_relation_rows, interaction.relation_dim))
+    interaction.init_entities_(entity, generator)
+    interaction.init_relations_(relation, generator)
+    return entity, relation
 
 
 def layer_inputs(graph, features: Optional[Tensor], table: Tensor, num_layers: int):

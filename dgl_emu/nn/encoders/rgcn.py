@@ -11,7 +11,7 @@ from torch import nn
 from ...typing import Tensor
 from ..interactions.base import Interaction
 from .base import Encoder, Representations
-from .graph_utils import layer_inputs, SeededDropout, relation_in_degree_norm, reset_parameters_
+from .graph_utils import embedding_tables, layer_inputs, SeededDropout, relation_in_degree_norm, reset_parameters_
 
 __all__ = ["RGCNEncoder", "Decomposition"]
 
@@ -87,10 +87,7 @@ class RGCNEncoder(Encoder):
                 next(b for b in (4, 2, 1) if width % b == 0)
         if decomposition is Decomposition.BLOCK and width % num_bases:
             raise ValueError(f"block-diagonal decomposition needs num_bases dividing {width}")
-        self.entity = nn.Parameter(torch.empty(num_entities, width))
-        self.relation = nn.Parameter(torch.empty(num_relations, interaction.relation_dim))
-        interaction.init_entities_(self.entity, generator)
-        interaction.init_relations_(self.relation, generator)
+        self.entity, self.relation = embedding_tables(num_entities, num_relations, interaction, generator)
         self.layers = nn.ModuleList([
             dgl.nn.RelGraphConv(width, width, 2 * num_relations, regularizer=decomposition.value,
                                 num_bases=num_bases, self_loop=self_loop, dropout=0.0,
