@@ -21,6 +21,8 @@ run id is built from the run's values, e.g. ``umls-distmult-uniform-emu-d100-s0`
 from their ``last.pt``, the rest train one after the other in this process. After each finished
 run its ``metrics.json`` is copied (atomically) to ``benchmarks/results/<name>/<run id>.json``.
 A failing run leaves ``error.txt`` in its directory; the others go on and the exit status is 1.
+Each run is locked while it trains, so several runners can share one grid: start the same
+command once per core with ``--threads 1`` and each takes the next run that nobody holds.
 
 Relative paths in a grid (``data_dir``, ``train``, ``valid``, ``test``) are relative to the
 repository root, so the command works from any directory. Exit status: 0 all runs finished,
@@ -399,22 +401,35 @@ def copy_result(run: Run) -> None:
     atomic_write_bytes(run.result_path, run.metrics_path.read_bytes())
 
 
-def _lock(work_dir: Path):
-    """Hold an exclusive lock on ``work_dir`` so two runners never train the same runs at once."""
-    work_dir.mkdir(parents=True, exist_ok=True)
-    handle = open(work_dir / ".run_grid.lock", "a+")
+class Busy(Exception):
+    """Another runner holds the lock of a run; ``pid`` is the process id it wrote there."""
+
+    def __init__(self, pid: str):
+        super().__init__(pid)
+        self.pid = pid
+
+
+def _lock(run_dir: Path):
+    """Hold an exclusive lock on ``run_dir`` so no two runners train the same run at once.
+
+    Returns the open lock file (closing it releases the lock); raises :class:`Busy` when another
+    process holds it. Several runners can therefore work through one grid side by side, each
+    taking the next run that nobody holds (e.g. one per core with ``--threads 1``).
+    """
+    import os
+    run_dir.mkdir(parents=True, exist_ok=True)
+    handle = open(run_dir / ".run_grid.lock", "a+")
     try:
         import fcntl
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
     except ImportError:  # not POSIX: no lock
         return handle
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
         handle.seek(0)
         owner = handle.read().strip() or "?"
         handle.close()
-        raise GridError(f"{work_dir}: another run_grid.py (pid {owner}) is running this grid; "
-                        f"wait for it or stop it first") from None
-    import os
+        raise Busy(owner) from None
     handle.seek(0)
     handle.truncate()
     handle.write(str(os.getpid()))
@@ -515,15 +530,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if not runs:
         print("no run matches (check --only)", file=sys.stderr)
         return 0
-    try:
-        lock = _lock(runs[0].run_dir.parent)
-    except GridError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    try:
-        return _train(grid, runs, finished, args)
-    finally:
-        lock.close()
+    return _train(grid, runs, finished, args)
 
 
 def _train(grid: Grid, runs: Sequence[Run], finished: set, args) -> int:
@@ -540,7 +547,8 @@ def _train(grid: Grid, runs: Sequence[Run], finished: set, args) -> int:
     budget = len(pending) if args.max_runs is None else min(args.max_runs, len(pending))
     durations: List[float] = []
     failed: List[str] = []
-    done = skipped = 0
+    skipped = 0
+    busy: List[str] = []
     started = time.perf_counter()
     for i, run in enumerate(runs, 1):
         prefix = f"[{i:>{width}}/{n}] {run.run_id}: "
@@ -552,48 +560,76 @@ def _train(grid: Grid, runs: Sequence[Run], finished: set, args) -> int:
             continue
         if len(durations) + len(failed) >= budget:
             continue
-        step = resume_step(run)
-        print(prefix + (f"resumed at step {step}, " if step is not None else ""), end="", flush=True)
-        t0 = time.perf_counter()
         try:
-            result = run_pipeline(run.config, resume=True)
-        except KeyboardInterrupt:
-            print(f"interrupted after {fmt_duration(time.perf_counter() - t0)}", flush=True)
-            print(f"interrupted: re-run the same command to resume ({run.run_dir}/last.pt is kept)",
-                  file=sys.stderr, flush=True)
-            return 130
-        except Exception as e:  # record it, go on with the others
-            elapsed = time.perf_counter() - t0
-            run.run_dir.mkdir(parents=True, exist_ok=True)
-            atomic_write_text(run.run_dir / "error.txt",
-                              f"run {run.run_id} of {grid.path} failed after {elapsed:.1f}s\n\n"
-                              + traceback.format_exc())
-            failed.append(run.run_id)
-            msg = str(e).splitlines()[0] if str(e) else ""
-            print(f"FAILED after {fmt_duration(elapsed)} ({type(e).__name__}: {msg}); "
-                  f"see {run.run_dir / 'error.txt'}", flush=True)
+            lock = _lock(run.run_dir)
+        except Busy as e:
+            print(prefix + f"skipped (another runner, pid {e.pid}, is training it)", flush=True)
+            busy.append(run.run_id)
             continue
-        elapsed = time.perf_counter() - t0
-        durations.append(elapsed)
-        done += 1
-        (run.run_dir / "error.txt").unlink(missing_ok=True)
-        copy_result(run)
-        left = budget - len(durations) - len(failed)
-        eta = ""
-        if left > 0:
-            mean = sum(durations) / len(durations)
-            eta = f" | ETA {fmt_duration(mean * left)} for {left} more"
-        print(f"done in {fmt_duration(elapsed)}, {_headline(result.metrics)}{eta}", flush=True)
+        try:
+            if finished_metrics(run) is not None:  # finished by another runner since the scan
+                if not run.result_path.exists():
+                    copy_result(run)
+                print(prefix + "skipped (finished)", flush=True)
+                skipped += 1
+                continue
+            status = _train_one(run, prefix, grid, run_pipeline, durations, failed, budget)
+        finally:
+            lock.close()
+        if status is not None:
+            return status
     total = time.perf_counter() - started
-    not_started = len(pending) - done - len(failed)
+    done = len(durations)
+    not_started = len(pending) - done - len(failed) - len(busy)
     print(f"grid {grid.name}: {done} done, {skipped} skipped, {len(failed)} failed"
-          + (f", {not_started} not started (--max-runs)" if not_started else "")
+          + (f", {len(busy)} being trained by another runner" if busy else "")
+          + (f", {not_started} not started (--max-runs)" if not_started > 0 else "")
           + f" in {fmt_duration(total)}; results in {results_dir}", flush=True)
     if failed:
         print("failed runs: " + ", ".join(failed), file=sys.stderr)
         return 1
     print(f"aggregate with: python benchmarks/aggregate.py {results_dir}")
     return 0
+
+
+def _train_one(run: Run, prefix: str, grid: Grid, run_pipeline, durations: List[float],
+               failed: List[str], budget: int) -> Optional[int]:
+    """Train (or resume) one run and print its line; returns an exit status only to stop the grid.
+
+    A finished run's duration goes to ``durations``; a failing run is recorded in ``failed``
+    (with ``error.txt`` in its directory) and the grid goes on.
+    """
+    step = resume_step(run)
+    print(prefix + (f"resumed at step {step}, " if step is not None else ""), end="", flush=True)
+    t0 = time.perf_counter()
+    try:
+        result = run_pipeline(run.config, resume=True)
+    except KeyboardInterrupt:
+        print(f"interrupted after {fmt_duration(time.perf_counter() - t0)}", flush=True)
+        print(f"interrupted: re-run the same command to resume ({run.run_dir}/last.pt is kept)",
+              file=sys.stderr, flush=True)
+        return 130
+    except Exception as e:  # record it, go on with the others
+        elapsed = time.perf_counter() - t0
+        run.run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(run.run_dir / "error.txt",
+                          f"run {run.run_id} of {grid.path} failed after {elapsed:.1f}s\n\n"
+                          + traceback.format_exc())
+        failed.append(run.run_id)
+        msg = str(e).splitlines()[0] if str(e) else ""
+        print(f"FAILED after {fmt_duration(elapsed)} ({type(e).__name__}: {msg}); "
+              f"see {run.run_dir / 'error.txt'}", flush=True)
+        return None
+    elapsed = time.perf_counter() - t0
+    durations.append(elapsed)
+    (run.run_dir / "error.txt").unlink(missing_ok=True)
+    copy_result(run)
+    left = budget - len(durations) - len(failed)
+    eta = ""
+    if left > 0:
+        eta = f" | ETA {fmt_duration(sum(durations) / len(durations) * left)} for {left} more"
+    print(f"done in {fmt_duration(elapsed)}, {_headline(result.metrics)}{eta}", flush=True)
+    return None
 
 
 if __name__ == "__main__":

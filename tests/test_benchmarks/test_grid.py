@@ -393,15 +393,40 @@ def test_aggregate_refuses_duplicates_and_empty(aggregate, tmp_path, capsys):
     assert "same run" in capsys.readouterr().err
 
 
-def test_second_runner_on_the_same_grid_is_refused(run_grid, fake_pipeline, tmp_path, capsys):
+def test_run_held_by_another_runner_is_left_to_it(run_grid, fake_pipeline, tmp_path, capsys):
     import fcntl
-    (tmp_path / "work").mkdir()
-    with open(tmp_path / "work" / ".run_grid.lock", "w") as held:
+    held_id = SMOKE_IDS[1]
+    run_dir = tmp_path / "work" / held_id
+    run_dir.mkdir(parents=True)
+    with open(run_dir / ".run_grid.lock", "w") as held:
         held.write("12345")
         held.flush()
         fcntl.flock(held.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        assert run_grid.main([str(SMOKE), *_dirs(tmp_path)]) == 2
-        assert "another run_grid.py (pid 12345)" in capsys.readouterr().err
-    assert fake_pipeline.calls == []
-    assert run_grid.main([str(SMOKE), *_dirs(tmp_path)]) == 0  # released: runs
-    assert len(fake_pipeline.calls) == 4
+        assert run_grid.main([str(SMOKE), *_dirs(tmp_path)]) == 0
+        out = capsys.readouterr().out
+        assert f"{held_id}: skipped (another runner, pid 12345, is training it)" in out
+        assert "3 done, 0 skipped, 0 failed, 1 being trained by another runner" in out
+    assert sorted(fake_pipeline.calls) == sorted(i for i in SMOKE_IDS if i != held_id)
+    assert not (tmp_path / "results" / f"{held_id}.json").exists()
+    # released: the next invocation trains only the run that was held
+    assert run_grid.main([str(SMOKE), *_dirs(tmp_path)]) == 0
+    assert fake_pipeline.calls[-1] == held_id and len(fake_pipeline.calls) == 4
+
+
+def test_run_finished_by_another_runner_after_the_scan_is_not_retrained(run_grid, fake_pipeline,
+                                                                         tmp_path, monkeypatch):
+    """Between the start-up scan and taking a run's lock, another runner may finish it."""
+    real_lock = run_grid._lock
+
+    def lock_after_other_runner_finished(run_dir):
+        handle = real_lock(run_dir)
+        if run_dir.name == SMOKE_IDS[0]:
+            atomic_write_json(run_dir / "metrics.json",
+                              _metrics(RunConfig(dataset="synthetic"), 0.5, 0.5))
+        return handle
+
+    monkeypatch.setattr(run_grid, "_lock", lock_after_other_runner_finished)
+    assert run_grid.main([str(SMOKE), *_dirs(tmp_path)]) == 0
+    assert SMOKE_IDS[0] not in fake_pipeline.calls and len(fake_pipeline.calls) == 3
+    copied = json.loads((tmp_path / "results" / f"{SMOKE_IDS[0]}.json").read_text())
+    assert copied["best_valid_mrr"] == 0.5
