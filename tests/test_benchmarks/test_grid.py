@@ -90,8 +90,11 @@ def test_per_value_overrides_apply(run_grid, tmp_path):
 
 def test_published_grids_expand(run_grid, tmp_path):
     p1 = run_grid.expand(run_grid.load_grid(GRIDS / "p1-shallow.yaml"), work_dir=tmp_path)
-    assert len(p1) == 3 * 4 * 2 * 2 * 3 == len({r.run_id for r in p1})
+    assert len(p1) == 3 * 4 * 2 * 2 * 3 + 3 * 3 == len({r.run_id for r in p1})
     by_id = {r.run_id: r.config for r in p1}
+    d500 = sorted(i for i in by_id if "-d500-" in i)
+    assert d500 == sorted(f"{ds}-distmult-uniform-plain-d500-s{s}"
+                          for ds in ("umls", "kinships", "codex-s") for s in range(3))
     cfg = by_id["umls-distmult-uniform-emu-d100-s0"]
     assert (cfg.lr, cfg.optimizer, cfg.batch_size, cfg.num_negatives, cfg.switch_to_adam) == (0.1, "adagrad", 1000, 256, True)
     assert (cfg.steps, cfg.loss.value, cfg.sans_k, cfg.sans_walks) == (2000, "ce", 3, 1000)
