@@ -13,7 +13,8 @@ import torch
 import torch.nn.functional as F
 
 from dgl_emu.models import KGEModel
-from dgl_emu.nn.interactions import INTERACTIONS, ComplEx, ConvE, DistMult, Interaction, RotatE, TransE
+from dgl_emu.nn.interactions import (INTERACTIONS, ComplEx, ConvE, DistMult, Interaction, RotatE, TransE,
+                                     place_candidates)
 from dgl_emu.typing import Target
 
 
@@ -358,3 +359,60 @@ def test_table_widths(name):
     bound = (inter.gamma + 2.0) / 5
     assert ent.shape == (4, 5 * factor_e) and rel.shape == (2, 5 * factor_r)
     assert ent.abs().max() <= bound and rel.abs().max() <= bound
+
+
+# ----------------------------------------------------------------------------- candidate_dot
+def test_candidate_dot_values_and_gradients_match_broadcasting():
+    from dgl_emu.nn.interactions.base import candidate_dot
+    g = torch.Generator().manual_seed(3)
+    c = torch.randn(4, 5, 3, dtype=torch.float64, generator=g, requires_grad=True)
+    q = torch.randn(4, 1, 3, dtype=torch.float64, generator=g, requires_grad=True)
+    w = torch.randn(4, 5, dtype=torch.float64, generator=g)
+    out = candidate_dot(c, q)
+    ref = (c * q).sum(-1)
+    torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-12)
+    gc, gq = torch.autograd.grad((out * w).sum(), (c, q))
+    rc, rq = torch.autograd.grad((ref * w).sum(), (c, q))
+    # by hand: d/dc[b,k] = w[b,k] q[b]; d/dq[b] = sum_k w[b,k] c[b,k]
+    torch.testing.assert_close(gc, w.unsqueeze(-1) * q.detach(), rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(gq, (w.unsqueeze(-1) * c.detach()).sum(1, keepdim=True), rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(gc, rc)
+    torch.testing.assert_close(gq, rq)
+    assert torch.autograd.gradcheck(candidate_dot, (c, q))
+    # only the candidates need a gradient (e.g. a frozen query)
+    (only_c,) = torch.autograd.grad(candidate_dot(c, q.detach()).sum(), (c,))
+    torch.testing.assert_close(only_c, q.detach().expand_as(c))
+
+
+def test_candidate_dot_other_shapes_broadcast_and_double_backward_is_refused():
+    from dgl_emu.nn.interactions.base import candidate_dot
+    g = torch.Generator().manual_seed(4)
+    every = torch.randn(1, 7, 3, generator=g)           # all entities for every query
+    q = torch.randn(2, 1, 3, generator=g)
+    torch.testing.assert_close(candidate_dot(every, q), (every * q).sum(-1))
+    per_candidate = torch.randn(2, 7, 3, generator=g)   # one query per candidate
+    torch.testing.assert_close(candidate_dot(every, per_candidate), (every * per_candidate).sum(-1))
+    c = torch.randn(2, 7, 3, generator=g, requires_grad=True)
+    (gc,) = torch.autograd.grad(candidate_dot(c, q).sum(), (c,), create_graph=True)
+    with pytest.raises(RuntimeError):
+        gc.sum().backward()
+
+
+@pytest.mark.parametrize("name", ["distmult", "complex"])
+@pytest.mark.parametrize("target", [Target.HEAD, Target.TAIL])
+def test_bilinear_candidate_gradients_equal_forward_gradients(name, target):
+    """The fast score_candidates path gives the same gradients as broadcasting forward."""
+    inter = make(name, dim=3, gamma=2.0)
+    g = torch.Generator().manual_seed(5)
+    de = inter.entity_dim
+    h, t = (torch.randn(4, 1, de, dtype=torch.float64, generator=g, requires_grad=True) for _ in range(2))
+    r = torch.randn(4, 1, inter.relation_dim, dtype=torch.float64, generator=g, requires_grad=True)
+    c = torch.randn(4, 6, de, dtype=torch.float64, generator=g, requires_grad=True)
+    w = torch.randn(4, 6, dtype=torch.float64, generator=g)
+    fast = inter.score_candidates(h, r, t, c, target)
+    slow = inter(*place_candidates(h, r, t, c, target))
+    torch.testing.assert_close(fast, slow, rtol=1e-12, atol=1e-12)
+    anchor = t if target is Target.HEAD else h
+    for a, b in zip(torch.autograd.grad((fast * w).sum(), (anchor, r, c)),
+                    torch.autograd.grad((slow * w).sum(), (anchor, r, c))):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)

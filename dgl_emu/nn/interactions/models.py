@@ -5,7 +5,7 @@ import torch
 
 from ...registry import Registry
 from ...typing import Target, Tensor
-from .base import Interaction, complex_parts, phase
+from .base import BilinearInteraction, Interaction, complex_parts, phase
 
 __all__ = ["INTERACTIONS", "TransE", "DistMult", "ComplEx", "RotatE"]
 
@@ -49,7 +49,7 @@ class TransE(Interaction):
 
 
 @INTERACTIONS.register("DistMult")
-class DistMult(Interaction):
+class DistMult(BilinearInteraction):
     r"""DistMult (Yang et al. 2015): :math:`f(h, r, t) = \sum_i h_i r_i t_i`.
 
     Examples
@@ -61,13 +61,12 @@ class DistMult(Interaction):
     def forward(self, h: Tensor, r: Tensor, t: Tensor) -> Tensor:
         return torch.einsum("...d,...d,...d->...", h, r, t)
 
-    def score_all(self, h, r, t, entities, target, max_elements=2 ** 25):
-        query = h * r if target is Target.TAIL else r * t
-        return query @ entities.T
+    def query(self, h, r, t, target):
+        return h * r if target is Target.TAIL else r * t
 
 
 @INTERACTIONS.register("ComplEx")
-class ComplEx(Interaction):
+class ComplEx(BilinearInteraction):
     r"""ComplEx (Trouillon et al. 2016): :math:`f = \mathrm{Re}\langle h, r, \bar t\rangle`.
 
     Entities and relations are stored as ``2d`` reals ``[real | imaginary]``.
@@ -89,15 +88,13 @@ class ComplEx(Interaction):
         hr_ = torch.cat([hr * rr - hi * ri, hr * ri + hi * rr], dim=-1)
         return torch.einsum("...d,...d->...", hr_, t)
 
-    def score_all(self, h, r, t, entities, target, max_elements=2 ** 25):
+    def query(self, h, r, t, target):
         rr, ri = complex_parts(r)
         if target is Target.TAIL:
             hr, hi = complex_parts(h)
-            query = torch.cat([hr * rr - hi * ri, hr * ri + hi * rr], dim=-1)   # h * r
-        else:
-            tr, ti = complex_parts(t)
-            query = torch.cat([rr * tr + ri * ti, rr * ti - ri * tr], dim=-1)   # r * conj(t), conj'd
-        return query @ entities.T
+            return torch.cat([hr * rr - hi * ri, hr * ri + hi * rr], dim=-1)   # h * r
+        tr, ti = complex_parts(t)
+        return torch.cat([rr * tr + ri * ti, rr * ti - ri * tr], dim=-1)       # r * conj(t), conj'd
 
 
 @INTERACTIONS.register("RotatE")
