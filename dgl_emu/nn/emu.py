@@ -10,11 +10,12 @@ from typing import Optional, Sequence, Tuple
 
 import torch
 from torch import nn
+from torch.autograd.function import once_differentiable
 
 from ..rng import GeneratorPool
 from ..typing import Tensor
 
-__all__ = ["EmbeddingMutation", "EmbeddingMixup", "bernoulli_mask"]
+__all__ = ["EmbeddingMutation", "EmbeddingMixup", "bernoulli_mask", "mutate"]
 
 
 def bernoulli_mask(shape: Sequence[int], p: float, generator: torch.Generator,
@@ -71,6 +72,59 @@ def bernoulli_mask(shape: Sequence[int], p: float, generator: torch.Generator,
     return mask.view(tuple(shape))
 
 
+class _Mutate(torch.autograd.Function):
+    """``lerp(pos, neg, mask)`` for a 0/1 mask, with a two-pass backward."""
+
+    @staticmethod
+    def forward(ctx, pos: Tensor, neg: Tensor, mask: Tensor) -> Tensor:
+        ctx.save_for_backward(mask)
+        ctx.pos_shape = pos.shape
+        # lerp(pos, neg, m) is exactly neg where m == 1 and exactly pos where m == 0, and
+        # several times faster than torch.where with a boolean mask on CPU
+        return torch.lerp(pos, neg, mask)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad: Tensor):
+        (mask,) = ctx.saved_tensors
+        grad_neg = grad * mask
+        grad_pos = None
+        if ctx.needs_input_grad[0]:
+            # autograd's lerp backward forms 1 - mask and a second product: two more passes
+            grad_pos = (grad - grad_neg).sum_to_size(ctx.pos_shape)
+        return grad_pos, (grad_neg if ctx.needs_input_grad[1] else None), None
+
+
+def mutate(pos: Tensor, neg: Tensor, mask: Tensor) -> Tensor:
+    """Coordinate-wise mix ``mask * neg + (1 - mask) * pos`` for a 0/1 ``mask``.
+
+    Parameters
+    ----------
+    pos : Tensor
+        ``(B, 1, d)`` (anything broadcastable to ``neg``).
+    neg : Tensor
+        ``(B, K, d)``.
+    mask : Tensor
+        ``(B, K, d)`` of 0. and 1. in ``neg``'s dtype (1 keeps the negative's coordinate).
+
+    Returns
+    -------
+    Tensor
+        ``(B, K, d)``, exactly ``neg`` or ``pos`` in each coordinate. Gradients: ``mask * g`` to
+        ``neg`` and the sum of ``(1 - mask) * g`` over the broadcast dimensions to ``pos``
+        (first order only); ``mask`` gets none.
+
+    Examples
+    --------
+    >>> mutate(torch.zeros(1, 1, 3), torch.ones(1, 2, 3), torch.tensor([[[1., 0., 1.], [0., 0., 1.]]]))
+    tensor([[[1., 0., 1.],
+             [0., 0., 1.]]])
+    """
+    if mask.requires_grad:
+        raise ValueError("mutate: the mask must be a constant 0/1 tensor")
+    return _Mutate.apply(pos, neg, mask)
+
+
 class EmbeddingMutation(nn.Module):
     r"""EMU: mix each negative coordinate-wise with the positive.
 
@@ -123,9 +177,7 @@ class EmbeddingMutation(nn.Module):
     def forward(self, pos: Tensor, neg: Tensor) -> Tensor:
         if not self.training:
             return neg
-        # lerp(pos, neg, w) returns exactly neg where w == 1 and exactly pos where w == 0, and
-        # is several times faster than torch.where with a boolean mask on CPU.
-        return torch.lerp(pos, neg, self.mask(neg.shape, neg.device, neg.dtype))
+        return mutate(pos, neg, self.mask(neg.shape, neg.device, neg.dtype))
 
     def mutate(self, pos: Tensor, neg: Tensor) -> Tuple[Tensor, Optional[Tensor]]:
         """Mutated negatives and their soft labels (``None``: use the loss's fixed label)."""

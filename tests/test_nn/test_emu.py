@@ -274,3 +274,24 @@ def test_mixup_determinism_and_invalid_parameters():
     for a, b in [(0.0, 1.0), (2.0, -1.0)]:
         with pytest.raises(ValueError):
             EmbeddingMixup(alpha=a, beta=b)
+
+
+def test_mutate_equals_autograd_lerp_values_and_gradients():
+    from dgl_emu.nn.emu import mutate
+    g = torch.Generator().manual_seed(7)
+    pos = torch.randn(3, 1, 4, dtype=torch.float64, generator=g, requires_grad=True)
+    neg = torch.randn(3, 5, 4, dtype=torch.float64, generator=g, requires_grad=True)
+    m = (torch.rand(3, 5, 4, generator=g) < 0.4).double()
+    w = torch.randn(3, 5, 4, dtype=torch.float64, generator=g)
+    out, ref = mutate(pos, neg, m), torch.lerp(pos, neg, m)
+    assert torch.equal(out, ref)
+    for a, b in zip(torch.autograd.grad((out * w).sum(), (pos, neg)),
+                    torch.autograd.grad((ref * w).sum(), (pos, neg))):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+    # one input without gradient
+    (gn,) = torch.autograd.grad((mutate(pos.detach(), neg, m) * w).sum(), (neg,))
+    torch.testing.assert_close(gn, w * m)
+    (gp,) = torch.autograd.grad((mutate(pos, neg.detach(), m) * w).sum(), (pos,))
+    torch.testing.assert_close(gp, (w * (1 - m)).sum(1, keepdim=True))
+    with pytest.raises(ValueError, match="constant 0/1"):
+        mutate(pos, neg, m.clone().requires_grad_(True))
