@@ -38,12 +38,32 @@ def table() -> str:
 
 
 def rst_table(markdown: str) -> str:
-    """The same table as an RST ``csv-table`` (included by docs/benchmarks.rst)."""
-    lines = [ln for ln in markdown.strip().splitlines() if ln.startswith("|") and not ln.startswith("|---")]
-    cells = [[c.strip() for c in ln.strip("|").split("|")] for ln in lines]
-    out = [".. csv-table::", "   :header-rows: 1", ""]
-    out += ["   " + ", ".join(f'"{c}"' for c in row) for row in cells]
-    return "\n".join(out) + "\n"
+    """Markdown tables as RST ``csv-table`` directives (included by docs/benchmarks.rst).
+
+    Every block of consecutive ``|`` lines becomes its own table; a paragraph between two tables
+    (e.g. the caption of ``aggregate.py``'s dimension table) is kept; headings and the text
+    before the first table are dropped (the docs page says it in its own words).
+    """
+    out, table, seen_table = [], [], False
+
+    def flush():
+        if table:
+            out.extend([".. csv-table::", "   :header-rows: 1", ""])
+            out.extend("   " + ", ".join('"' + c.replace('"', '""') + '"' for c in row) for row in table)
+            out.append("")
+            table.clear()
+
+    for line in markdown.strip().splitlines():
+        if line.startswith("|"):
+            seen_table = True
+            if not line.startswith("|---"):
+                table.append([c.strip() for c in line.strip().strip("|").split("|")])
+            continue
+        flush()
+        if seen_table and line.strip() and not line.startswith("#"):
+            out.extend([line.strip(), ""])
+    flush()
+    return "\n".join(out).rstrip("\n") + "\n"
 
 
 if __name__ == "__main__":
