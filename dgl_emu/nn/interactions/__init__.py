@@ -3,5 +3,5 @@ from .base import BilinearInteraction, Interaction, candidate_dot, embedding_ran
 from .models import INTERACTIONS, ComplEx, DistMult, RotatE, TransE
 from .conve import ConvE  # after .models: registers "conve" in INTERACTIONS
 
-__all__ = ["Interaction", "BilinearInteraction", "candidate_dot", "place_candidates", "embedding_range", "INTERACTIONS", "TransE",
-           "DistMult", "ComplEx", "RotatE", "ConvE"]
+__all__ = ["Interaction", "BilinearInteraction", "candidate_dot", "place_candidates",
+           "embedding_range", "INTERACTIONS", "TransE", "DistMult", "ComplEx", "RotatE", "ConvE"]
