@@ -230,13 +230,13 @@ def test_rotate_generic_path_really_chunks(monkeypatch):
     inter = RotatE(dim=3, gamma=2.0)
     ent, rel, hrt, _ = _candidate_inputs(inter)
     calls = []
-    original = Interaction.score_candidates
+    original = RotatE.score_candidates
 
     def spy(self, h, r, t, candidates, target):
         calls.append(candidates.shape[1])
         return original(self, h, r, t, candidates, target)
 
-    monkeypatch.setattr(Interaction, "score_candidates", spy)
+    monkeypatch.setattr(RotatE, "score_candidates", spy)
     B, E = hrt.shape[0], ent.shape[0]
     out = inter.score_all(ent[hrt[:, 0]], rel[hrt[:, 1]], None, ent, Target.TAIL,
                           max_elements=B * ent.shape[1] * 2)

@@ -41,6 +41,12 @@ class TransE(Interaction):
     def forward(self, h: Tensor, r: Tensor, t: Tensor) -> Tensor:
         return self.gamma - torch.linalg.vector_norm(h + r - t, ord=self.p, dim=-1)
 
+    def score_candidates(self, h, r, t, candidates, target):
+        # the query first (h + r for tails, t - r for heads), then one full-size difference:
+        # h + r - t with (B, K, d) heads would take two
+        diff = (h + r) - candidates if target is Target.TAIL else candidates - (t - r)
+        return self.gamma - torch.linalg.vector_norm(diff, ord=self.p, dim=-1)
+
     def score_all(self, h, r, t, entities, target, max_elements=2 ** 25):
         query = h + r if target is Target.TAIL else t - r
         # no matmul shortcut for p = 2: |q|^2 + |e|^2 - 2 q.e loses precision (~1e-3 in float32)
@@ -126,3 +132,17 @@ class RotatE(Interaction):
         cr, ci = torch.cos(theta), torch.sin(theta)
         re, im = hr * cr - hi * ci - tr, hr * ci + hi * cr - ti
         return self.gamma - torch.sqrt(re * re + im * im).sum(-1)
+
+    def score_candidates(self, h, r, t, candidates, target):
+        # rotate the anchor, not the candidates: h r for tails; for heads t conj(r), since
+        # |h r - t| = |h - t conj(r)| when |r| = 1. Either way one (B, K, d) difference.
+        theta = phase(r, self.gamma, self.dim)
+        cr, ci = torch.cos(theta), torch.sin(theta)
+        if target is Target.TAIL:
+            ar, ai = complex_parts(h)
+            qr, qi = ar * cr - ai * ci, ar * ci + ai * cr
+        else:
+            ar, ai = complex_parts(t)
+            qr, qi = ar * cr + ai * ci, ai * cr - ar * ci
+        xr, xi = complex_parts(candidates)
+        return self.gamma - torch.hypot(xr - qr, xi - qi).sum(-1)
