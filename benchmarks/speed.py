@@ -136,7 +136,8 @@ def train_step(dataset, data_dir, model, dim, batch_size, negatives, steps, warm
                 times[emu].append(time.perf_counter() - start)
     med = {k: sorted(v)[len(v) // 2] for k, v in times.items()}
     mean = {k: sum(v) / len(v) for k, v in times.items()}
-    emit("train-step", {
+    # DistMult (the default) writes speed-train-step.json, other models speed-train-step-<model>.json
+    emit("train-step" if model == "distmult" else f"train-step-{model}", {
         "dataset": dataset, "model": model, "dim": dim, "batch_size": batch_size,
         "negatives": negatives, "sampler": "uniform", "device": device, "timed_steps": steps,
         "seconds_per_step_emu": round(mean[True], 6), "seconds_per_step_plain": round(mean[False], 6),

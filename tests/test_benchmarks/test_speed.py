@@ -55,3 +55,18 @@ def test_pykeen_same_run_comparison(speed):
     assert out["timed_steps"] == 1 and out["eval_triples"] == 20
     assert out["train_step_speedup"] == pytest.approx(
         out["pykeen_seconds_per_step"] / out["dgl_emu_seconds_per_step"], abs=0.01)
+
+
+def test_train_step_files_are_named_by_model(speed, tmp_path, monkeypatch):
+    monkeypatch.setattr(speed, "RESULTS", tmp_path)
+    threads = torch.get_num_threads()
+    try:
+        for model in ("distmult", "transe"):
+            result = CliRunner().invoke(speed.cli, ["train-step", "--dataset", "synthetic", "--model", model,
+                                                    "--dim", "4", "--batch-size", "16", "--negatives", "2",
+                                                    "--steps", "1", "--warmup", "0"])
+            assert result.exit_code == 0, result.output
+    finally:
+        torch.set_num_threads(threads)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["speed-train-step-transe.json", "speed-train-step.json"]
+    assert json.loads((tmp_path / "speed-train-step-transe.json").read_text())["model"] == "transe"
