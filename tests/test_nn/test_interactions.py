@@ -416,3 +416,66 @@ def test_bilinear_candidate_gradients_equal_forward_gradients(name, target):
     for a, b in zip(torch.autograd.grad((fast * w).sum(), (anchor, r, c)),
                     torch.autograd.grad((slow * w).sum(), (anchor, r, c))):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+
+
+# ----------------------------------------------------------------------------- candidate_distance
+@pytest.mark.parametrize("p", [1, 2])
+def test_candidate_distance_values_and_gradients_match_autograd(p):
+    from dgl_emu.nn.interactions.base import candidate_distance
+    g = torch.Generator().manual_seed(6)
+    c = torch.randn(4, 5, 3, dtype=torch.float64, generator=g, requires_grad=True)
+    q = torch.randn(4, 1, 3, dtype=torch.float64, generator=g, requires_grad=True)
+    w = torch.randn(4, 5, dtype=torch.float64, generator=g)
+    out = candidate_distance(c, q, p)
+    diff = (c - q).detach()
+    by_hand = diff.abs().sum(-1) if p == 1 else (diff * diff).sum(-1).sqrt()
+    torch.testing.assert_close(out, by_hand, rtol=1e-12, atol=1e-12)
+    gc, gq = torch.autograd.grad((out * w).sum(), (c, q))
+    # d/dc ||c - q||_1 = sign(c - q); d/dc ||c - q||_2 = (c - q) / ||c - q||_2; d/dq = -sum_k d/dc
+    unit = diff.sign() if p == 1 else diff / by_hand.unsqueeze(-1)
+    torch.testing.assert_close(gc, w.unsqueeze(-1) * unit, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(gq, -(w.unsqueeze(-1) * unit).sum(1, keepdim=True), rtol=1e-12, atol=1e-12)
+    assert torch.autograd.gradcheck(lambda a, b: candidate_distance(a, b, p), (c, q))
+
+
+@pytest.mark.parametrize("p", [1, 2])
+def test_candidate_distance_at_zero_distance_gives_autograds_subgradient(p):
+    from dgl_emu.nn.interactions.base import candidate_distance
+    q = torch.tensor([[[1.0, -2.0]]], dtype=torch.float64, requires_grad=True)
+    c = torch.tensor([[[1.0, -2.0], [1.0, 0.0]]], dtype=torch.float64, requires_grad=True)  # first: distance 0
+    w = torch.tensor([[2.0, 3.0]], dtype=torch.float64)
+    ours = torch.autograd.grad((candidate_distance(c, q, p) * w).sum(), (c, q))
+    theirs = torch.autograd.grad((torch.linalg.vector_norm(c - q, ord=p, dim=-1) * w).sum(), (c, q))
+    for a, b in zip(ours, theirs):
+        assert torch.isfinite(a).all()
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_candidate_distance_other_shapes_and_bad_p():
+    from dgl_emu.nn.interactions.base import candidate_distance
+    g = torch.Generator().manual_seed(8)
+    every, q = torch.randn(1, 7, 3, generator=g), torch.randn(2, 1, 3, generator=g)
+    torch.testing.assert_close(candidate_distance(every, q, 2), torch.cdist(q, every).squeeze(1))
+    with pytest.raises(ValueError, match="p must be 1 or 2"):
+        candidate_distance(every, q, 3)
+
+
+@pytest.mark.parametrize("name,kwargs", [("transe", {"p": 1}), ("transe", {"p": 2}), ("rotate", {})],
+                         ids=["transe-l1", "transe-l2", "rotate"])
+@pytest.mark.parametrize("target", [Target.HEAD, Target.TAIL])
+def test_distance_candidate_gradients_equal_forward_gradients(name, kwargs, target):
+    """TransE/RotatE's query-first score_candidates: same values and gradients as forward."""
+    inter = make(name, dim=3, gamma=2.0, **kwargs)
+    g = torch.Generator().manual_seed(9)
+    de = inter.entity_dim
+    h, t = (torch.randn(4, 1, de, dtype=torch.float64, generator=g, requires_grad=True) for _ in range(2))
+    r = torch.randn(4, 1, inter.relation_dim, dtype=torch.float64, generator=g, requires_grad=True)
+    c = torch.randn(4, 6, de, dtype=torch.float64, generator=g, requires_grad=True)
+    w = torch.randn(4, 6, dtype=torch.float64, generator=g)
+    fast = inter.score_candidates(h, r, t, c, target)
+    slow = inter(*place_candidates(h, r, t, c, target))
+    torch.testing.assert_close(fast, slow, rtol=1e-10, atol=1e-10)
+    anchor = t if target is Target.HEAD else h
+    for a, b in zip(torch.autograd.grad((fast * w).sum(), (anchor, r, c)),
+                    torch.autograd.grad((slow * w).sum(), (anchor, r, c))):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-10)

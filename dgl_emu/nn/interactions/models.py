@@ -5,7 +5,7 @@ import torch
 
 from ...registry import Registry
 from ...typing import Target, Tensor
-from .base import BilinearInteraction, Interaction, complex_parts, phase
+from .base import BilinearInteraction, Interaction, candidate_distance, complex_parts, phase
 
 __all__ = ["INTERACTIONS", "TransE", "DistMult", "ComplEx", "RotatE"]
 
@@ -42,10 +42,9 @@ class TransE(Interaction):
         return self.gamma - torch.linalg.vector_norm(h + r - t, ord=self.p, dim=-1)
 
     def score_candidates(self, h, r, t, candidates, target):
-        # the query first (h + r for tails, t - r for heads), then one full-size difference:
-        # h + r - t with (B, K, d) heads would take two
-        diff = (h + r) - candidates if target is Target.TAIL else candidates - (t - r)
-        return self.gamma - torch.linalg.vector_norm(diff, ord=self.p, dim=-1)
+        # ||h + r - t|| = ||candidate - query|| with query h + r (tails) or t - r (heads)
+        query = h + r if target is Target.TAIL else t - r
+        return self.gamma - candidate_distance(candidates, query, self.p)
 
     def score_all(self, h, r, t, entities, target, max_elements=2 ** 25):
         query = h + r if target is Target.TAIL else t - r
