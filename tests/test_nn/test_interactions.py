@@ -479,3 +479,27 @@ def test_distance_candidate_gradients_equal_forward_gradients(name, kwargs, targ
     for a, b in zip(torch.autograd.grad((fast * w).sum(), (anchor, r, c)),
                     torch.autograd.grad((slow * w).sum(), (anchor, r, c))):
         torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-10)
+
+
+def test_candidate_complex_distance_by_hand_and_against_autograd():
+    from dgl_emu.nn.interactions.base import candidate_complex_distance
+    g = torch.Generator().manual_seed(10)
+    c = torch.randn(3, 4, 6, dtype=torch.float64, generator=g, requires_grad=True)   # d = 3 complex
+    q = torch.randn(3, 1, 6, dtype=torch.float64, generator=g, requires_grad=True)
+    w = torch.randn(3, 4, dtype=torch.float64, generator=g)
+    z = torch.complex(*(c - q).detach().split(3, dim=-1))
+    torch.testing.assert_close(candidate_complex_distance(c, q), z.abs().sum(-1), rtol=1e-12, atol=1e-12)
+    gc, gq = torch.autograd.grad((candidate_complex_distance(c, q) * w).sum(), (c, q))
+    unit = z / z.abs()                                           # d|z|/d(re, im) = (re, im) / |z|
+    expected = w.unsqueeze(-1) * torch.cat([unit.real, unit.imag], dim=-1)
+    torch.testing.assert_close(gc, expected, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(gq, -expected.sum(1, keepdim=True), rtol=1e-12, atol=1e-12)
+    assert torch.autograd.gradcheck(candidate_complex_distance, (c, q))
+    # a zero difference gets gradient 0 (autograd's sqrt/hypot would give NaN)
+    same = q.detach().expand(3, 2, 6).clone().requires_grad_(True)
+    (g0,) = torch.autograd.grad(candidate_complex_distance(same, q.detach()).sum(), (same,))
+    assert torch.equal(g0, torch.zeros_like(g0))
+    # other shapes broadcast through autograd
+    every = torch.randn(1, 5, 6, dtype=torch.float64, generator=g)
+    torch.testing.assert_close(candidate_complex_distance(every, q.detach()),
+                               torch.complex(*(every - q.detach()).split(3, dim=-1)).abs().sum(-1))

@@ -5,7 +5,8 @@ import torch
 
 from ...registry import Registry
 from ...typing import Target, Tensor
-from .base import BilinearInteraction, Interaction, candidate_distance, complex_parts, phase
+from .base import (BilinearInteraction, Interaction, candidate_complex_distance, candidate_distance,
+                   complex_parts, phase)
 
 __all__ = ["INTERACTIONS", "TransE", "DistMult", "ComplEx", "RotatE"]
 
@@ -139,9 +140,8 @@ class RotatE(Interaction):
         cr, ci = torch.cos(theta), torch.sin(theta)
         if target is Target.TAIL:
             ar, ai = complex_parts(h)
-            qr, qi = ar * cr - ai * ci, ar * ci + ai * cr
+            query = torch.cat([ar * cr - ai * ci, ar * ci + ai * cr], dim=-1)
         else:
             ar, ai = complex_parts(t)
-            qr, qi = ar * cr + ai * ci, ai * cr - ar * ci
-        xr, xi = complex_parts(candidates)
-        return self.gamma - torch.hypot(xr - qr, xi - qi).sum(-1)
+            query = torch.cat([ar * cr + ai * ci, ai * cr - ar * ci], dim=-1)
+        return self.gamma - candidate_complex_distance(candidates, query)
