@@ -20,6 +20,9 @@ and writes, atomically, into ``--out`` (default: the results folder itself):
 ``dimension.png``
     Only when the results hold several dimensions: test MRR against the dimension, baseline and
     EMU, per dataset and model (does EMU at d=100 match the baseline at 5x the dimension?).
+``curves.png``
+    Validation MRR against the step for every run, baseline and EMU, one panel per dataset /
+    model / sampler (at most 24 panels; the switch to Adam is marked).
 
 Metrics: the test split, both sides (head and tail queries), filtered ranks, realistic ties —
 ``metrics["test"]["both"]["realistic"]``. Config fields other than dataset, encoder, model,
@@ -97,6 +100,8 @@ def load_results(directory) -> List[Dict[str, Any]]:
             "encoder": str(cfg.get("encoder", "lookup")).lower(), "model": str(cfg["model"]).lower(),
             "sampler": str(cfg["sampler"]).lower(), "dim": int(cfg["dim"]), "seed": int(cfg["seed"]),
             "emu": bool(cfg["emu"]), "mrr": float(real["mrr"]), "hits@1": float(real["hits@1"]),
+            "validations": [(int(v["step"]), float(v["valid_mrr"])) for v in data.get("validations") or []
+                            if isinstance(v, dict) and "step" in v and "valid_mrr" in v],
         })
     return records
 
@@ -145,6 +150,12 @@ def paired_difference(baseline: Dict[int, float], emu: Dict[int, float]) -> Opti
             "ci95": [mean - half, mean + half], "note": None, "differences": diffs}
 
 
+def _extra_fields(records: Sequence[Dict[str, Any]]) -> List[str]:
+    """Config fields beyond :data:`KEY` and :data:`IGNORED` that vary between records: they split rows."""
+    fields = sorted({k for r in records for k in r["config"]} - set(KEY) - IGNORED)
+    return [f for f in fields if len({json.dumps(r["config"].get(f), sort_keys=True) for r in records}) > 1]
+
+
 def summarize(records: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
     """Rows of baseline/EMU statistics and paired differences, plus the dimension comparison.
 
@@ -155,10 +166,7 @@ def summarize(records: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
     """
     if not records:
         raise AggregateError("no run results to aggregate")
-    # config fields (beyond KEY and IGNORED) that vary: they split rows
-    fields = sorted({k for r in records for k in r["config"]} - set(KEY) - IGNORED)
-    extras = [f for f in fields
-              if len({json.dumps(r["config"].get(f), sort_keys=True) for r in records}) > 1]
+    extras = _extra_fields(records)
     groups: "OrderedDict[Any, Dict[str, Any]]" = OrderedDict()
     for r in records:
         key = {k: r[k] for k in KEY}
@@ -400,6 +408,63 @@ def plot_dimension(summary: Dict[str, Any], path: Path) -> Optional[Path]:
     return path
 
 
+#: at most this many panels (dataset/encoder/model/sampler groups) in curves.png
+MAX_CURVE_PANELS = 24
+
+
+def plot_curves(records: Sequence[Dict[str, Any]], path: Path) -> Optional[Path]:
+    """``curves.png``: validation MRR against the step, baseline and EMU, one panel per group.
+
+    A group is a (dataset, encoder, model, sampler, extra fields) combination; every run is one
+    line (baseline blue, EMU orange; solid at the group's smallest dimension, dashed at larger
+    ones), and a dotted vertical line marks the switch to Adam. Nothing is written when no run
+    recorded validations, or when there are more than :data:`MAX_CURVE_PANELS` groups.
+    """
+    runs = [r for r in records if r["validations"]]
+    if not runs:
+        return None
+    extras = _extra_fields(runs)
+    groups: "OrderedDict[str, List[Dict[str, Any]]]" = OrderedDict()
+    for r in sorted(runs, key=lambda r: _sort_key({**r, "extras": {k: r["config"].get(k) for k in extras}})):
+        name = " ".join([r["dataset"]] + ([r["encoder"]] if r["encoder"] != "lookup" else [])
+                        + [r["model"], r["sampler"]] + [f"{k}={r['config'].get(k)}" for k in extras])
+        groups.setdefault(name, []).append(r)
+    if len(groups) > MAX_CURVE_PANELS:
+        print(f"note: {len(groups)} groups, more than {MAX_CURVE_PANELS}: curves.png not drawn", file=sys.stderr)
+        return None
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cols = min(4, len(groups))
+    rows = -(-len(groups) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 2.8 * rows), squeeze=False)
+    for ax, (name, grun) in zip(axes.flat, groups.items()):
+        small = min(r["dim"] for r in grun)
+        for r in grun:
+            steps, mrr = zip(*r["validations"])
+            ax.plot(steps, mrr, color="#dd8452" if r["emu"] else "#4c72b0",
+                    linestyle="-" if r["dim"] == small else "--", linewidth=1.2, alpha=0.85,
+                    label=f"{'EMU' if r['emu'] else 'baseline'} d={r['dim']}")
+        cfg = grun[0]["config"]
+        if cfg.get("switch_to_adam") and cfg.get("steps"):
+            ax.axvline(int(cfg["steps"]) // 2, color="grey", linestyle=":", linewidth=1)
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel("step", fontsize=8)
+        ax.set_ylabel("valid MRR", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+        handles, labels = ax.get_legend_handles_labels()
+        unique = OrderedDict(zip(labels, handles))        # one legend entry per side/dim, not per seed
+        ax.legend(unique.values(), unique.keys(), fontsize=7)
+    for ax in list(axes.flat)[len(groups):]:
+        ax.set_visible(False)
+    fig.tight_layout()
+    _save_png(fig, path)
+    plt.close(fig)
+    return path
+
+
 # ---------------------------------------------------------------------------- main
 def aggregate(results_dir, out_dir=None) -> Tuple[Dict[str, Any], str]:
     """Read ``results_dir``, write summary.md/summary.json/plots into ``out_dir``; returns (summary, table)."""
@@ -414,8 +479,8 @@ def aggregate(results_dir, out_dir=None) -> Tuple[Dict[str, Any], str]:
     atomic_write_text(out_dir / "summary.md", format_markdown(summary, results_dir.name))
     atomic_write_json(out_dir / "summary.json", summary)
     written = [out_dir / "summary.md", out_dir / "summary.json", plot_bars(summary, out_dir / "mrr_hits1.png")]
-    dim_plot = plot_dimension(summary, out_dir / "dimension.png")
-    summary["written"] = [str(w) for w in written + ([dim_plot] if dim_plot else [])]
+    extra_plots = [plot_dimension(summary, out_dir / "dimension.png"), plot_curves(records, out_dir / "curves.png")]
+    summary["written"] = [str(w) for w in written + [x for x in extra_plots if x]]
     return summary, format_table(summary)
 
 

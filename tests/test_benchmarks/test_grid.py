@@ -350,6 +350,7 @@ def test_aggregate_dimension_plot_and_out_dir(aggregate, tmp_path):
         assert (out / name).exists(), name
     assert (out / "dimension.png").read_bytes()[:4] == b"\x89PNG"
     assert not (res / "summary.md").exists()
+    assert not (out / "curves.png").exists()     # no run recorded validations
     summary = json.loads((out / "summary.json").read_text())
     assert len(summary["rows"]) == 4
     comp = {(c["model"], c["emu_dim"], c["baseline_dim"]): c for c in summary["dimension"]}
@@ -433,3 +434,27 @@ def test_run_finished_by_another_runner_after_the_scan_is_not_retrained(run_grid
     assert SMOKE_IDS[0] not in fake_pipeline.calls and len(fake_pipeline.calls) == 3
     copied = json.loads((tmp_path / "results" / f"{SMOKE_IDS[0]}.json").read_text())
     assert copied["best_valid_mrr"] == 0.5
+
+
+def test_aggregate_validation_curves(aggregate, tmp_path, monkeypatch, capsys):
+    res = tmp_path / "r"
+    res.mkdir()
+    for emu in (False, True):
+        cfg = RunConfig(dataset="fb15k-237", model="distmult", emu=emu, steps=6, switch_to_adam=True)
+        m = _metrics(cfg, 0.3, 0.2)
+        m["validations"] = [{"step": s, "valid_mrr": 0.1 * s + (0.05 if emu else 0)} for s in (2, 4, 6)]
+        atomic_write_json(res / f"{'emu' if emu else 'plain'}.json", m)
+    records = aggregate.load_results(res)
+    # sorted by file name: emu.json, then plain.json
+    assert [r["validations"] for r in records] == [[(s, 0.1 * s + 0.05) for s in (2, 4, 6)],
+                                                  [(s, 0.1 * s) for s in (2, 4, 6)]]
+    summary, _ = aggregate.aggregate(res)
+    assert (res / "curves.png").read_bytes()[:4] == b"\x89PNG"
+    assert str(res / "curves.png") in summary["written"]
+    assert "validations" not in json.dumps(summary)        # curves stay out of summary.json
+    # too many groups for one figure: no curves.png, and a note says why
+    (res / "curves.png").unlink()
+    monkeypatch.setattr(aggregate, "MAX_CURVE_PANELS", 0)
+    aggregate.aggregate(res)
+    assert not (res / "curves.png").exists()
+    assert "curves.png not drawn" in capsys.readouterr().err
