@@ -98,6 +98,14 @@ def test_published_grids_expand(run_grid, tmp_path):
     cfg = by_id["umls-distmult-uniform-emu-d100-s0"]
     assert (cfg.lr, cfg.optimizer, cfg.batch_size, cfg.num_negatives, cfg.switch_to_adam) == (0.1, "adagrad", 1000, 256, True)
     assert (cfg.steps, cfg.loss.value, cfg.sans_k, cfg.sans_walks) == (2000, "ce", 3, 1000)
+    assert (cfg.eval_every, cfg.patience) == (20, 10)       # early stopping: these datasets overfit fast
+    # the superseded first protocol: same runs, validation every 200 steps, no early stopping
+    coarse = run_grid.expand(run_grid.load_grid(GRIDS / "p1-shallow-coarse.yaml"), work_dir=tmp_path)
+    assert [r.run_id for r in coarse] == [r.run_id for r in p1]
+    for a, b in zip(coarse, p1):
+        diff = {k for k, v in a.config.to_dict().items() if b.config.to_dict()[k] != v}
+        assert diff <= {"eval_every", "patience", "output"}, diff
+    assert {(r.config.eval_every, r.config.patience) for r in coarse} == {(200, None)}
     assert by_id["codex-s-rotate-sans-plain-d100-s2"].lr == 0.05
     assert by_id["kinships-transe-uniform-plain-d100-s1"].lr == 0.05
     assert by_id["kinships-complex-sans-emu-d100-s1"].lr == 0.1
