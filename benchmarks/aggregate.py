@@ -359,8 +359,16 @@ def plot_bars(summary: Dict[str, Any], path: Path) -> Path:
 
 def plot_dimension(summary: Dict[str, Any], path: Path) -> Optional[Path]:
     """``dimension.png``: MRR against the dimension, baseline and EMU, one panel per dataset."""
-    rows = summary["rows"]
-    if len({r["dim"] for r in rows}) < 2:
+    def series_key(r):
+        return json.dumps([r[f] for f in ("dataset", "encoder", "model", "sampler", "extras")],
+                          sort_keys=True, default=str)
+
+    dims: Dict[str, set] = {}
+    for r in summary["rows"]:
+        dims.setdefault(series_key(r), set()).add(r["dim"])
+    # only what can answer the dimension question: series measured at two or more dimensions
+    rows = [r for r in summary["rows"] if len(dims[series_key(r)]) > 1]
+    if not rows:
         return None
     import matplotlib
     matplotlib.use("Agg")

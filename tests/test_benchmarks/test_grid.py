@@ -466,3 +466,16 @@ def test_aggregate_validation_curves(aggregate, tmp_path, monkeypatch, capsys):
     aggregate.aggregate(res)
     assert not (res / "curves.png").exists()
     assert "curves.png not drawn" in capsys.readouterr().err
+
+
+def test_dimension_plot_needs_one_series_at_two_dimensions(aggregate, tmp_path):
+    res = tmp_path / "r"
+    res.mkdir()
+    # two dimensions in the folder, but no model measured at both: nothing to plot
+    atomic_write_json(res / "a.json", _metrics(RunConfig(dataset="umls", model="transe", emu=False, dim=100), 0.4, 0.3))
+    atomic_write_json(res / "b.json", _metrics(RunConfig(dataset="umls", model="distmult", emu=False, dim=500), 0.5, 0.3))
+    summary, _ = aggregate.aggregate(res)
+    assert not (res / "dimension.png").exists()
+    atomic_write_json(res / "c.json", _metrics(RunConfig(dataset="umls", model="distmult", emu=True, dim=100), 0.6, 0.3))
+    summary, _ = aggregate.aggregate(res)
+    assert (res / "dimension.png").read_bytes()[:4] == b"\x89PNG"
