@@ -397,27 +397,6 @@ def test_candidate_dot_other_shapes_broadcast_and_double_backward_is_refused():
     with pytest.raises(RuntimeError):
         gc.sum().backward()
 
-
-@pytest.mark.parametrize("name", ["distmult", "complex"])
-@pytest.mark.parametrize("target", [Target.HEAD, Target.TAIL])
-def test_bilinear_candidate_gradients_equal_forward_gradients(name, target):
-    """The fast score_candidates path gives the same gradients as broadcasting forward."""
-    inter = make(name, dim=3, gamma=2.0)
-    g = torch.Generator().manual_seed(5)
-    de = inter.entity_dim
-    h, t = (torch.randn(4, 1, de, dtype=torch.float64, generator=g, requires_grad=True) for _ in range(2))
-    r = torch.randn(4, 1, inter.relation_dim, dtype=torch.float64, generator=g, requires_grad=True)
-    c = torch.randn(4, 6, de, dtype=torch.float64, generator=g, requires_grad=True)
-    w = torch.randn(4, 6, dtype=torch.float64, generator=g)
-    fast = inter.score_candidates(h, r, t, c, target)
-    slow = inter(*place_candidates(h, r, t, c, target))
-    torch.testing.assert_close(fast, slow, rtol=1e-12, atol=1e-12)
-    anchor = t if target is Target.HEAD else h
-    for a, b in zip(torch.autograd.grad((fast * w).sum(), (anchor, r, c)),
-                    torch.autograd.grad((slow * w).sum(), (anchor, r, c))):
-        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
-
-
 # ----------------------------------------------------------------------------- candidate_distance
 @pytest.mark.parametrize("p", [1, 2])
 def test_candidate_distance_values_and_gradients_match_autograd(p):
@@ -460,11 +439,12 @@ def test_candidate_distance_other_shapes_and_bad_p():
         candidate_distance(every, q, 3)
 
 
-@pytest.mark.parametrize("name,kwargs", [("transe", {"p": 1}), ("transe", {"p": 2}), ("rotate", {})],
-                         ids=["transe-l1", "transe-l2", "rotate"])
+@pytest.mark.parametrize("name,kwargs", [("transe", {"p": 1}), ("transe", {"p": 2}), ("distmult", {}),
+                                         ("complex", {}), ("rotate", {})],
+                         ids=["transe-l1", "transe-l2", "distmult", "complex", "rotate"])
 @pytest.mark.parametrize("target", [Target.HEAD, Target.TAIL])
-def test_distance_candidate_gradients_equal_forward_gradients(name, kwargs, target):
-    """TransE/RotatE's query-first score_candidates: same values and gradients as forward."""
+def test_fast_candidate_scores_and_gradients_equal_forward(name, kwargs, target):
+    """The query-first score_candidates of every built-in model: values and gradients of forward."""
     inter = make(name, dim=3, gamma=2.0, **kwargs)
     g = torch.Generator().manual_seed(9)
     de = inter.entity_dim

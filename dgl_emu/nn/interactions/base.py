@@ -121,6 +121,14 @@ class Interaction(nn.Module):
                           for i in range(0, entities.shape[0], step)], dim=1)
 
 
+def _one_query_per_row(candidates: Tensor, query: Tensor) -> bool:
+    """True for ``(B, K, d)`` candidates with a ``(B, 1, d)`` query of the same dtype: the shapes
+    the hand-written backward passes below are written for."""
+    return (candidates.dim() == 3 and query.dim() == 3 and query.shape[1] == 1
+            and candidates.shape[0] == query.shape[0] and candidates.shape[2] == query.shape[2]
+            and candidates.dtype == query.dtype)
+
+
 class _CandidateDot(torch.autograd.Function):
     """``(B, K, d) x (B, 1, d) -> (B, K)`` dot products with a memory-bound backward pass."""
 
@@ -163,9 +171,7 @@ def candidate_dot(candidates: Tensor, query: Tensor) -> Tensor:
     >>> candidate_dot(c, q)
     tensor([[10., 32., 54.]])
     """
-    if (candidates.dim() == 3 and query.dim() == 3 and query.shape[1] == 1
-            and candidates.shape[0] == query.shape[0] and candidates.shape[2] == query.shape[2]
-            and candidates.dtype == query.dtype):
+    if _one_query_per_row(candidates, query):
         return _CandidateDot.apply(candidates, query)
     return (candidates * query).sum(-1)
 
@@ -223,9 +229,7 @@ def candidate_distance(candidates: Tensor, query: Tensor, p: int = 1) -> Tensor:
     """
     if p not in (1, 2):
         raise ValueError(f"p must be 1 or 2, got {p}")
-    if (candidates.dim() == 3 and query.dim() == 3 and query.shape[1] == 1
-            and candidates.shape[0] == query.shape[0] and candidates.shape[2] == query.shape[2]
-            and candidates.dtype == query.dtype):
+    if _one_query_per_row(candidates, query):
         return _CandidateDistance.apply(candidates, query, p)
     return torch.linalg.vector_norm(candidates - query, ord=p, dim=-1)
 
@@ -280,9 +284,7 @@ def candidate_complex_distance(candidates: Tensor, query: Tensor) -> Tensor:
     >>> candidate_complex_distance(c, torch.zeros(1, 1, 4))
     tensor([[6.]])
     """
-    if (candidates.dim() == 3 and query.dim() == 3 and query.shape[1] == 1
-            and candidates.shape[0] == query.shape[0] and candidates.shape[2] == query.shape[2]
-            and candidates.dtype == query.dtype):
+    if _one_query_per_row(candidates, query):
         return _CandidateComplexDistance.apply(candidates, query)
     return torch.hypot(*complex_parts(candidates - query)).sum(-1)
 
