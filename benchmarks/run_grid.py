@@ -547,7 +547,7 @@ def _train(grid: Grid, runs: Sequence[Run], finished: set, args) -> int:
     budget = len(pending) if args.max_runs is None else min(args.max_runs, len(pending))
     durations: List[float] = []
     failed: List[str] = []
-    skipped = 0
+    skipped = finished_elsewhere = 0
     busy: List[str] = []
     started = time.perf_counter()
     for i, run in enumerate(runs, 1):
@@ -570,8 +570,9 @@ def _train(grid: Grid, runs: Sequence[Run], finished: set, args) -> int:
             if finished_metrics(run) is not None:  # finished by another runner since the scan
                 if not run.result_path.exists():
                     copy_result(run)
-                print(prefix + "skipped (finished)", flush=True)
+                print(prefix + "skipped (finished by another runner)", flush=True)
                 skipped += 1
+                finished_elsewhere += 1
                 continue
             status = _train_one(run, prefix, grid, run_pipeline, durations, failed, budget)
         finally:
@@ -580,7 +581,7 @@ def _train(grid: Grid, runs: Sequence[Run], finished: set, args) -> int:
             return status
     total = time.perf_counter() - started
     done = len(durations)
-    not_started = len(pending) - done - len(failed) - len(busy)
+    not_started = len(pending) - done - len(failed) - len(busy) - finished_elsewhere
     print(f"grid {grid.name}: {done} done, {skipped} skipped, {len(failed)} failed"
           + (f", {len(busy)} being trained by another runner" if busy else "")
           + (f", {not_started} not started (--max-runs)" if not_started > 0 else "")

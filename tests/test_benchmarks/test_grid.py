@@ -425,8 +425,8 @@ def test_run_held_by_another_runner_is_left_to_it(run_grid, fake_pipeline, tmp_p
     assert fake_pipeline.calls[-1] == held_id and len(fake_pipeline.calls) == 4
 
 
-def test_run_finished_by_another_runner_after_the_scan_is_not_retrained(run_grid, fake_pipeline,
-                                                                         tmp_path, monkeypatch):
+def test_run_finished_by_another_runner_after_the_scan_is_not_retrained(run_grid, fake_pipeline, tmp_path,
+                                                                         monkeypatch, capsys):
     """Between the start-up scan and taking a run's lock, another runner may finish it."""
     real_lock = run_grid._lock
 
@@ -440,6 +440,9 @@ def test_run_finished_by_another_runner_after_the_scan_is_not_retrained(run_grid
     monkeypatch.setattr(run_grid, "_lock", lock_after_other_runner_finished)
     assert run_grid.main([str(SMOKE), *_dirs(tmp_path)]) == 0
     assert SMOKE_IDS[0] not in fake_pipeline.calls and len(fake_pipeline.calls) == 3
+    out = capsys.readouterr().out
+    assert f"{SMOKE_IDS[0]}: skipped (finished by another runner)" in out
+    assert "3 done, 1 skipped, 0 failed in" in out and "not started" not in out
     copied = json.loads((tmp_path / "results" / f"{SMOKE_IDS[0]}.json").read_text())
     assert copied["best_valid_mrr"] == 0.5
 
