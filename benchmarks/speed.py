@@ -95,7 +95,7 @@ def _loop_baseline(model, kg, triples, total, seconds) -> dict:
     per_triple = (time.perf_counter() - start) / len(triples)
     est = per_triple * total
     return {"baseline": "per-triple Python loop", "baseline_triples_timed": len(triples),
-            "baseline_seconds_extrapolated": round(est, 3), "speedup_vs_baseline": round(est / seconds, 1)}
+            "baseline_seconds_extrapolated": round(est, 6), "speedup_vs_baseline": round(est / seconds, 1)}
 
 
 @cli.command("train-step")
@@ -246,7 +246,7 @@ def pykeen_cmd(dataset, data_dir, train_triples, eval_triples, save):
         "batch_size": 1000, "negatives": 256, "timed_steps": steps, "eval_triples": len(test),
         "pykeen_seconds_per_step": round(pk_step, 6), "dgl_emu_seconds_per_step": round(our_step, 6),
         "train_step_speedup": round(pk_step / our_step, 2),
-        "pykeen_eval_seconds": round(pk_eval, 3), "dgl_emu_eval_seconds": round(our_eval, 3),
+        "pykeen_eval_seconds": round(pk_eval, 6), "dgl_emu_eval_seconds": round(our_eval, 6),
         "eval_speedup": round(pk_eval / our_eval, 1)}, save)
 
 

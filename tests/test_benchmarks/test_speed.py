@@ -54,7 +54,7 @@ def test_pykeen_same_run_comparison(speed):
     out = _run(speed, ["pykeen", "--train-triples", "1000", "--eval-triples", "20"])
     assert out["timed_steps"] == 1 and out["eval_triples"] == 20
     assert out["train_step_speedup"] == pytest.approx(
-        out["pykeen_seconds_per_step"] / out["dgl_emu_seconds_per_step"], abs=0.01)
+        out["pykeen_seconds_per_step"] / out["dgl_emu_seconds_per_step"], abs=0.02)
 
 
 def test_train_step_files_are_named_by_model(speed, tmp_path, monkeypatch):
