@@ -344,6 +344,7 @@ def plot_bars(summary: Dict[str, Any], path: Path) -> Path:
                    label=f"{'EMU' if side == 'emu' else 'baseline'} {METRIC_LABELS[metric]}")
         ax.set_xticks(range(len(rows)))
         ax.set_xticklabels([_label(r, fields) for r in rows], fontsize=8)
+        ax.set_xlim(-0.5, width_groups - 0.5)   # the same bar width in every panel
         ax.set_title(dataset)
         ax.set_ylabel("test (realistic)")
         ax.set_ylim(0, min(1.0, 1.15 * max([0.01] + [r[s][m]["mean"] + (r[s][m]["std"] or 0)
