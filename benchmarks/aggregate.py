@@ -12,6 +12,8 @@ and writes, atomically, into ``--out`` (default: the results folder itself):
     and EMU − baseline as the mean of the seed-paired differences with a 95% t-interval,
     mean ± t(0.975, n−1)·sd/√n (with one pair: the difference alone, marked ``n=1``). When a grid
     has several dimensions, a second table compares EMU at d with the baseline at larger d.
+``summary.rst``
+    The same tables as RST ``csv-table`` directives, for the docs' benchmarks page.
 ``summary.json``
     The same numbers, with the per-seed values.
 ``mrr_hits1.png``
@@ -474,9 +476,38 @@ def plot_curves(records: Sequence[Dict[str, Any]], path: Path) -> Optional[Path]
     return path
 
 
+def rst_table(markdown: str) -> str:
+    """Markdown tables as RST ``csv-table`` directives (``summary.rst``, included by docs/benchmarks.rst).
+
+    Every block of consecutive ``|`` lines becomes its own table; a paragraph between two tables
+    (e.g. the caption of ``aggregate.py``'s dimension table) is kept; headings and the text
+    before the first table are dropped (the docs page says it in its own words).
+    """
+    out, table, seen_table = [], [], False
+
+    def flush():
+        if table:
+            out.extend([".. csv-table::", "   :header-rows: 1", ""])
+            out.extend("   " + ", ".join('"' + c.replace('"', '""') + '"' for c in row) for row in table)
+            out.append("")
+            table.clear()
+
+    for line in markdown.strip().splitlines():
+        if line.startswith("|"):
+            seen_table = True
+            if not line.startswith("|---"):
+                table.append([c.strip() for c in line.strip().strip("|").split("|")])
+            continue
+        flush()
+        if seen_table and line.strip() and not line.startswith("#"):
+            out.extend([line.strip(), ""])
+    flush()
+    return "\n".join(out).rstrip("\n") + "\n"
+
+
 # ---------------------------------------------------------------------------- main
 def aggregate(results_dir, out_dir=None) -> Tuple[Dict[str, Any], str]:
-    """Read ``results_dir``, write summary.md/summary.json/plots into ``out_dir``; returns (summary, table)."""
+    """Read ``results_dir``, write summary.md/.rst/.json and plots into ``out_dir``; returns (summary, table)."""
     results_dir = Path(results_dir)
     out_dir = Path(out_dir) if out_dir is not None else results_dir
     records = load_results(results_dir)
@@ -485,9 +516,12 @@ def aggregate(results_dir, out_dir=None) -> Tuple[Dict[str, Any], str]:
     summary = summarize(records)
     summary["source"] = str(results_dir)
     summary["files"] = len(records)
-    atomic_write_text(out_dir / "summary.md", format_markdown(summary, results_dir.name))
+    markdown = format_markdown(summary, results_dir.name)
+    atomic_write_text(out_dir / "summary.md", markdown)
+    atomic_write_text(out_dir / "summary.rst", rst_table(markdown))
     atomic_write_json(out_dir / "summary.json", summary)
-    written = [out_dir / "summary.md", out_dir / "summary.json", plot_bars(summary, out_dir / "mrr_hits1.png")]
+    written = [out_dir / "summary.md", out_dir / "summary.rst", out_dir / "summary.json",
+               plot_bars(summary, out_dir / "mrr_hits1.png")]
     extra_plots = [plot_dimension(summary, out_dir / "dimension.png"), plot_curves(records, out_dir / "curves.png")]
     summary["written"] = [str(w) for w in written + [x for x in extra_plots if x]]
     return summary, format_table(summary)

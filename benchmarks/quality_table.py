@@ -3,14 +3,19 @@
 
     python benchmarks/quality_table.py      # prints it and writes results/quality/summary.md
 
-It also writes ``summary.rst`` next to every ``results/*/summary.md`` (included by the docs).
+It also writes ``summary.rst`` next to it and re-writes it next to every grid's
+``results/*/summary.md`` (``aggregate.py`` writes those too; the docs include them).
 """
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 from dgl_emu.utils import atomic_write_text
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from aggregate import rst_table  # noqa: E402  (the sibling script)
 
 RESULTS = Path(__file__).resolve().parent / "results" / "quality"
 
@@ -35,35 +40,6 @@ def table() -> str:
                     f"{cell('emu', 'mrr')} | {d_mrr:+.4f} | {cell('baseline', 'hits@1')} | "
                     f"{cell('emu', 'hits@1')} | {d_h1:+.4f} |")
     return "\n".join(rows) + "\n"
-
-
-def rst_table(markdown: str) -> str:
-    """Markdown tables as RST ``csv-table`` directives (included by docs/benchmarks.rst).
-
-    Every block of consecutive ``|`` lines becomes its own table; a paragraph between two tables
-    (e.g. the caption of ``aggregate.py``'s dimension table) is kept; headings and the text
-    before the first table are dropped (the docs page says it in its own words).
-    """
-    out, table, seen_table = [], [], False
-
-    def flush():
-        if table:
-            out.extend([".. csv-table::", "   :header-rows: 1", ""])
-            out.extend("   " + ", ".join('"' + c.replace('"', '""') + '"' for c in row) for row in table)
-            out.append("")
-            table.clear()
-
-    for line in markdown.strip().splitlines():
-        if line.startswith("|"):
-            seen_table = True
-            if not line.startswith("|---"):
-                table.append([c.strip() for c in line.strip().strip("|").split("|")])
-            continue
-        flush()
-        if seen_table and line.strip() and not line.startswith("#"):
-            out.extend([line.strip(), ""])
-    flush()
-    return "\n".join(out).rstrip("\n") + "\n"
 
 
 if __name__ == "__main__":

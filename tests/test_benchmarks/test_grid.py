@@ -345,6 +345,10 @@ def test_aggregate_statistics_by_hand(aggregate, tmp_path, capsys):
     assert "| umls | lookup | distmult | uniform | 100 | 3/3 | 0.3200 ± 0.0200 |" in row_line
     assert f"{mean:+.4f} [{mean - half:+.4f}, {mean + half:+.4f}]" in row_line
     assert row_line in stdout
+    # the docs' copy: the same table as an RST csv-table, one quoted cell per Markdown cell
+    rst = (res / "summary.rst").read_text()
+    cells = [c.strip() for c in row_line.strip().strip("|").split("|")]
+    assert rst.startswith(".. csv-table::") and "   " + ", ".join(f'"{c}"' for c in cells) in rst.splitlines()
     assert (res / "mrr_hits1.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not (res / "dimension.png").exists()  # one dimension only
 

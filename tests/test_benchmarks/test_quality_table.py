@@ -32,7 +32,7 @@ Second table's caption:
 
 
 def test_every_markdown_table_becomes_its_own_csv_table():
-    rst = _module().rst_table(MD)
+    rst = _module().rst_table(MD)   # aggregate.py's, imported by quality_table.py
     assert rst == (".. csv-table::\n   :header-rows: 1\n\n"
                    '   "a", "b"\n   "1", "x ""y"""\n\n'
                    "Second table's caption:\n\n"
