@@ -3,8 +3,7 @@
 
     python benchmarks/quality_table.py      # prints it and writes results/quality/summary.md
 
-It also writes ``summary.rst`` next to it and re-writes it next to every grid's
-``results/*/summary.md`` (``aggregate.py`` writes those too; the docs include them).
+It also writes ``summary.rst`` next to it, for the docs (``aggregate.py`` writes the grids' own).
 """
 from __future__ import annotations
 
@@ -46,6 +45,4 @@ if __name__ == "__main__":
     text = table()
     atomic_write_text(RESULTS / "summary.md", text)
     atomic_write_text(RESULTS / "summary.rst", rst_table(text))
-    for md in RESULTS.parent.glob("*/summary.md"):  # grid summaries from aggregate.py, for the docs
-        atomic_write_text(md.with_suffix(".rst"), rst_table(md.read_text()))
     print(text)
