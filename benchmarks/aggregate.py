@@ -152,6 +152,30 @@ def paired_difference(baseline: Dict[int, float], emu: Dict[int, float]) -> Opti
             "ci95": [mean - half, mean + half], "note": None, "differences": diffs}
 
 
+def verdict(diff: Optional[Dict[str, Any]]) -> str:
+    """One word for a :func:`paired_difference`: is EMU better than its baseline?
+
+    ``"better"`` when the 95 % interval lies above 0, ``"worse"`` when it lies below, ``"unclear"``
+    when it contains 0; without an interval (one pair, or no common seed) ``"higher (n=1)"`` /
+    ``"lower (n=1)"`` (or ``"unpaired"``) from the sign of the mean; ``"—"`` when a side is missing.
+
+    Examples
+    --------
+    >>> verdict({"ci95": [0.01, 0.03], "mean": 0.02, "note": None})
+    'better'
+    >>> verdict({"ci95": [-0.01, 0.03], "mean": 0.01, "note": None})
+    'unclear'
+    >>> verdict({"ci95": None, "mean": -0.02, "note": "n=1"})
+    'lower (n=1)'
+    """
+    if diff is None:
+        return "—"
+    if diff["ci95"] is None:
+        return f"{'higher' if diff['mean'] > 0 else 'lower'} ({diff['note']})"
+    lo, hi = diff["ci95"]
+    return "better" if lo > 0 else "worse" if hi < 0 else "unclear"
+
+
 def _extra_fields(records: Sequence[Dict[str, Any]]) -> List[str]:
     """Config fields beyond :data:`KEY` and :data:`IGNORED` that vary between records: they split rows."""
     fields = sorted({k for r in records for k in r["config"]} - set(KEY) - IGNORED)
@@ -196,6 +220,7 @@ def summarize(records: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
             row["difference"] = {m: paired_difference({s: r[m] for s, r in g["baseline"].items()},
                                                       {s: r[m] for s, r in g["emu"].items()})
                                  for m in METRICS}
+        row["verdict"] = {m: verdict(row["difference"][m] if row["difference"] else None) for m in METRICS}
         rows.append(row)
     return {"metric_source": "test split, both sides, filtered ranks, realistic ties",
             "std": "sample standard deviation over seeds (ddof 1)",
@@ -251,6 +276,7 @@ def format_table(summary: Dict[str, Any]) -> str:
     for m in METRICS:
         lab = METRIC_LABELS[m]
         head += [f"{lab} baseline", f"{lab} EMU", f"Δ{lab} EMU − base [95% CI]"]
+    head.append("EMU vs base (" + " / ".join(METRIC_LABELS[m] for m in METRICS) + ")")
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
     for row in summary["rows"]:
         n_b = row["baseline"]["n"] if row["baseline"] else 0
@@ -261,6 +287,7 @@ def format_table(summary: Dict[str, Any]) -> str:
             cells += [_fmt_stat(row["baseline"][m] if row["baseline"] else None),
                       _fmt_stat(row["emu"][m] if row["emu"] else None),
                       _fmt_diff(row["difference"][m] if row["difference"] else None)]
+        cells.append(" / ".join(row["verdict"][m] for m in METRICS))
         lines.append("| " + " | ".join(cells) + " |")
     text = "\n".join(lines)
     if summary["dimension"]:
@@ -287,7 +314,9 @@ def format_markdown(summary: Dict[str, Any], source: str) -> str:
             "Test split, both sides (head and tail queries), filtered ranks (train + valid + test), "
             "realistic ties. Baseline and EMU: mean ± sample standard deviation over seeds. "
             "Δ = EMU − baseline: mean of the seed-paired differences with a 95% t-interval "
-            "(mean ± t(0.975, n−1)·sd/√n); 'n=1': a single pair, no interval." + extra + "\n\n"
+            "(mean ± t(0.975, n−1)·sd/√n); 'n=1': a single pair, no interval. Last column: "
+            "'better' / 'worse' when the interval lies above / below 0, 'unclear' when it contains 0."
+            + extra + "\n\n"
             + format_table(summary) + "\n")
 
 

@@ -345,6 +345,10 @@ def test_aggregate_statistics_by_hand(aggregate, tmp_path, capsys):
     assert "| umls | lookup | distmult | uniform | 100 | 3/3 | 0.3200 ± 0.0200 |" in row_line
     assert f"{mean:+.4f} [{mean - half:+.4f}, {mean + half:+.4f}]" in row_line
     assert row_line in stdout
+    # verdicts from the intervals: MRR 0.05 ± 0.025 lies above 0; Hits@1 diffs 0.02, 0.05, 0.02
+    # (mean 0.03, half-width 4.30 * 0.0173 / sqrt(3) = 0.043) contain 0
+    assert row_line.endswith("| better / unclear |")
+    assert rows["distmult"]["verdict"] == {"mrr": "better", "hits@1": "unclear"}
     # the docs' copy: the same table as an RST csv-table, one quoted cell per Markdown cell
     rst = (res / "summary.rst").read_text()
     cells = [c.strip() for c in row_line.strip().strip("|").split("|")]
@@ -377,8 +381,13 @@ def test_paired_difference_edge_cases(aggregate):
     assert one["n"] == 1 and one["ci95"] is None and one["note"] == "n=1"
     assert one["mean"] == pytest.approx(0.05)
     assert aggregate._fmt_diff(one) == "+0.0500 (n=1)"
+    assert aggregate.verdict(one) == "higher (n=1)"
+    worse = aggregate.paired_difference({0: 0.40, 1: 0.41, 2: 0.42}, {0: 0.38, 1: 0.38, 2: 0.40})
+    assert worse["ci95"][1] < 0 and aggregate.verdict(worse) == "worse"
+    assert aggregate.verdict(None) == "—"
     unpaired = aggregate.paired_difference({0: 0.30, 1: 0.40}, {2: 0.45})
     assert unpaired["note"] == "unpaired" and unpaired["mean"] == pytest.approx(0.10)
+    assert aggregate.verdict(unpaired) == "higher (unpaired)"
     assert aggregate.paired_difference({0: 0.3}, {}) is None
     # only the seeds both sides have are paired
     partial = aggregate.paired_difference({0: 0.1, 1: 0.2, 2: 0.3}, {0: 0.2, 1: 0.4})
