@@ -156,8 +156,9 @@ def verdict(diff: Optional[Dict[str, Any]]) -> str:
     """One word for a :func:`paired_difference`: is EMU better than its baseline?
 
     ``"better"`` when the 95 % interval lies above 0, ``"worse"`` when it lies below, ``"unclear"``
-    when it contains 0; without an interval (one pair, or no common seed) ``"higher (n=1)"`` /
-    ``"lower (n=1)"`` (or ``"unpaired"``) from the sign of the mean; ``"—"`` when a side is missing.
+    when it contains 0; without an interval, the sign of the mean and the reason:
+    ``"higher (n=1)"`` / ``"lower (n=1)"`` for one pair, ``"higher (unpaired)"`` / ``"lower (unpaired)"``
+    with no common seed; ``"—"`` when a side is missing.
 
     Examples
     --------
