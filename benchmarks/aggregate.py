@@ -19,6 +19,9 @@ and writes, atomically, into ``--out`` (default: the results folder itself):
 ``mrr_hits1.png``
     Grouped bars per model, baseline vs EMU, MRR and Hits@1, one panel per dataset (error bars:
     standard deviation over seeds).
+``differences.png``
+    EMU − baseline with its 95 % interval for every row that has both sides, MRR and Hits@1,
+    coloured by the verdict (green above 0, red below, grey containing 0).
 ``dimension.png``
     Only when the results hold several dimensions: test MRR against the dimension, baseline and
     EMU, per dataset and model (does EMU at d=100 match the baseline at 5x the dimension?).
@@ -390,6 +393,45 @@ def plot_bars(summary: Dict[str, Any], path: Path) -> Path:
     return path
 
 
+VERDICT_COLORS = {"better": "#2a9d4b", "worse": "#c0392b"}   # anything else: grey
+
+
+def plot_differences(summary: Dict[str, Any], path: Path) -> Optional[Path]:
+    """``differences.png``: EMU − baseline with its 95 % interval, one line per row, MRR and Hits@1.
+
+    Green: the interval lies above 0; red: below; grey: it contains 0. A row without an interval
+    (one pair) is a hollow marker. None when no row has both sides.
+    """
+    rows = [r for r in summary["rows"] if r["difference"]]
+    if not rows:
+        return None
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fields = ["dataset", "model"] + _varying(rows, ["encoder", "sampler", "dim", "extras"])
+    labels = [_label(r, fields).replace("\n", "/") for r in rows]
+    fig, axes = plt.subplots(1, len(METRICS), figsize=(5.0 * len(METRICS) + 2, 0.3 * len(rows) + 1.2),
+                             sharey=True, squeeze=False)
+    ys = list(range(len(rows)))[::-1]
+    for ax, metric in zip(axes[0], METRICS):
+        for y, row in zip(ys, rows):
+            diff = row["difference"][metric]
+            color = VERDICT_COLORS.get(row["verdict"][metric], "#7f7f7f")
+            ax.errorbar(diff["mean"], y, xerr=diff["half_width"], fmt="o", color=color, capsize=2,
+                        markerfacecolor=color if diff["half_width"] is not None else "white")
+        ax.axvline(0.0, color="black", linewidth=0.8)
+        ax.set_ylim(-0.7, len(rows) - 0.3)
+        ax.set_title(f"EMU − baseline, test {METRIC_LABELS[metric]} (95 % CI)", fontsize=9)
+        ax.grid(axis="x", alpha=0.3)
+    axes[0, 0].set_yticks(ys)
+    axes[0, 0].set_yticklabels(labels, fontsize=7)
+    fig.tight_layout()
+    _save_png(fig, path)
+    plt.close(fig)
+    return path
+
+
 def plot_dimension(summary: Dict[str, Any], path: Path) -> Optional[Path]:
     """``dimension.png``: MRR against the dimension, baseline and EMU, one panel per dataset."""
     def series_key(r):
@@ -552,7 +594,8 @@ def aggregate(results_dir, out_dir=None) -> Tuple[Dict[str, Any], str]:
     atomic_write_json(out_dir / "summary.json", summary)
     written = [out_dir / "summary.md", out_dir / "summary.rst", out_dir / "summary.json",
                plot_bars(summary, out_dir / "mrr_hits1.png")]
-    extra_plots = [plot_dimension(summary, out_dir / "dimension.png"), plot_curves(records, out_dir / "curves.png")]
+    extra_plots = [plot_differences(summary, out_dir / "differences.png"),
+                   plot_dimension(summary, out_dir / "dimension.png"), plot_curves(records, out_dir / "curves.png")]
     summary["written"] = [str(w) for w in written + [x for x in extra_plots if x]]
     return summary, format_table(summary)
 

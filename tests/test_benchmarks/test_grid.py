@@ -355,6 +355,7 @@ def test_aggregate_statistics_by_hand(aggregate, tmp_path, capsys):
     assert rst.startswith(".. csv-table::") and "   " + ", ".join(f'"{c}"' for c in cells) in rst.splitlines()
     assert (res / "mrr_hits1.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not (res / "dimension.png").exists()  # one dimension only
+    assert (res / "differences.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_aggregate_dimension_plot_and_out_dir(aggregate, tmp_path):
@@ -405,6 +406,17 @@ def test_aggregate_single_seed_and_missing_side(aggregate, tmp_path):
     d500 = next(r for r in summary["rows"] if r["dim"] == 500)
     assert d500["emu"] is None and d500["difference"] is None
     assert "| wn18rr | lookup | distmult | uniform | 500 | 1/0 | 0.4000 | — | — |" in table
+    assert str(res / "differences.png") in summary["written"]   # one pair: a marker, no interval
+    assert d500["verdict"] == {"mrr": "—", "hits@1": "—"}
+
+
+def test_no_differences_plot_without_pairs(aggregate, tmp_path):
+    res = tmp_path / "r"
+    res.mkdir()
+    atomic_write_json(res / "a.json", _metrics(RunConfig(dataset="umls", model="distmult", emu=False), 0.4, 0.3))
+    summary, _ = aggregate.aggregate(res)
+    assert not (res / "differences.png").exists()
+    assert (res / "summary.md").exists()
 
 
 def test_aggregate_refuses_duplicates_and_empty(aggregate, tmp_path, capsys):
