@@ -175,6 +175,21 @@ def test_bernoulli_mask_float_dtype_matches_bool_mask(dtype):
     assert set(f.unique().tolist()) == {0.0, 1.0}
 
 
+@pytest.mark.parametrize("dtype", [torch.bool, torch.float32])
+def test_bernoulli_mask_follows_its_documented_recipe(dtype):
+    # the recipe of the docstring, written out: the committed benchmark rows depend on this stream
+    p, shape = 0.39, (9, 11, 13)
+    n, g = 9 * 11 * 13, gen(5)
+    words = torch.empty((n + 7) // 8, dtype=torch.int64).random_(-2 ** 63, None, generator=g)
+    byte = words.view(torch.uint8)[:n]
+    expected = byte < 99                                  # floor(256 * 0.39) = 99
+    ties = (byte == 99).nonzero().squeeze(1)
+    expected[ties] = torch.rand(len(ties), generator=g) < 256 * p - 99
+    assert len(ties) > 0
+    got = bernoulli_mask(shape, p, gen(5), dtype=dtype)
+    assert got.dtype == dtype and torch.equal(got, expected.view(shape).to(dtype))
+
+
 def test_bernoulli_mask_edges():
     assert bernoulli_mask((10, 3), 0.0, gen(0)).sum() == 0
     assert bernoulli_mask((10, 3), 1.0, gen(0)).all()
