@@ -76,6 +76,12 @@ def eval_cmd(dataset, data_dir, dim, batch_size, baseline_triples, device, save)
     emit("eval", out, save)
 
 
+def ratio(numerator: float, denominator: float, digits: int) -> float:
+    """``numerator / denominator`` rounded to ``digits``; callers pass the values they report,
+    so the JSON's ratio is the ratio of its own (rounded) seconds."""
+    return round(numerator / denominator, digits)
+
+
 def _loop_baseline(model, kg, triples, total, seconds) -> dict:
     """A per-triple loop (one query, a Python set of known answers) timed on a few triples."""
     known = {tuple(t) for t in torch.cat(list(kg.splits.values())).tolist()}
@@ -95,7 +101,8 @@ def _loop_baseline(model, kg, triples, total, seconds) -> dict:
     per_triple = (time.perf_counter() - start) / len(triples)
     est = per_triple * total
     return {"baseline": "per-triple Python loop", "baseline_triples_timed": len(triples),
-            "baseline_seconds_extrapolated": round(est, 6), "speedup_vs_baseline": round(est / seconds, 1)}
+            "baseline_seconds_extrapolated": round(est, 6),
+            "speedup_vs_baseline": ratio(round(est, 6), round(seconds, 6), 1)}
 
 
 @cli.command("train-step")
@@ -143,7 +150,7 @@ def train_step(dataset, data_dir, model, dim, batch_size, negatives, steps, warm
         "seconds_per_step_emu": round(mean[True], 6), "seconds_per_step_plain": round(mean[False], 6),
         "median_seconds_per_step_emu": round(med[True], 6),
         "median_seconds_per_step_plain": round(med[False], 6),
-        "emu_overhead_ratio": round(mean[True] / mean[False], 2)}, save)
+        "emu_overhead_ratio": ratio(round(mean[True], 6), round(mean[False], 6), 2)}, save)
 
 
 @cli.command("encoder-epoch")
@@ -245,9 +252,9 @@ def pykeen_cmd(dataset, data_dir, train_triples, eval_triples, save):
         "dataset": dataset, "pykeen": pykeen.get_version(), "model": "distmult", "dim": 100,
         "batch_size": 1000, "negatives": 256, "timed_steps": steps, "eval_triples": len(test),
         "pykeen_seconds_per_step": round(pk_step, 6), "dgl_emu_seconds_per_step": round(our_step, 6),
-        "train_step_speedup": round(pk_step / our_step, 2),
+        "train_step_speedup": ratio(round(pk_step, 6), round(our_step, 6), 2),
         "pykeen_eval_seconds": round(pk_eval, 6), "dgl_emu_eval_seconds": round(our_eval, 6),
-        "eval_speedup": round(pk_eval / our_eval, 1)}, save)
+        "eval_speedup": ratio(round(pk_eval, 6), round(our_eval, 6), 1)}, save)
 
 
 @cli.command("sans")
@@ -269,15 +276,15 @@ def sans(dataset, data_dir, k, walks, baseline_entities, save):
     indptr, indices = k_hop_neighbourhoods(graph, k, walks)
     seconds = time.perf_counter() - start
     out = {"dataset": dataset, "k": k, "walks_per_entity": walks, "entities": kg.num_entities,
-           "seconds": round(seconds, 3), "mean_neighbourhood": round(len(indices) / kg.num_entities, 1)}
+           "seconds": round(seconds, 6), "mean_neighbourhood": round(len(indices) / kg.num_entities, 1)}
     if baseline_entities:
         start = time.perf_counter()
         for e in range(baseline_entities):  # one walk call and a Python set per entity
             traces, _ = dgl.sampling.random_walk(graph, torch.full((walks,), e), length=k)
             _ = {x for x in traces[:, 1:].flatten().tolist() if x >= 0 and x != e}
         est = (time.perf_counter() - start) / baseline_entities * kg.num_entities
-        out.update({"baseline": "per-entity loop", "baseline_seconds_extrapolated": round(est, 1),
-                    "speedup_vs_baseline": round(est / seconds, 1)})
+        out.update({"baseline": "per-entity loop", "baseline_seconds_extrapolated": round(est, 6),
+                    "speedup_vs_baseline": ratio(round(est, 6), round(seconds, 6), 1)})
     emit("sans", out, save)
 
 
