@@ -69,7 +69,7 @@ def eval_cmd(dataset, data_dir, dim, batch_size, baseline_triples, device, save)
     result = evaluator.evaluate(model.scorer(), test, device=torch.device(device))
     seconds = time.perf_counter() - start
     out = {"dataset": dataset, "model": "distmult", "dim": dim, "device": device,
-           "seconds": round(seconds, 6), "ranks": 2 * len(test),
+           "seconds": secs(seconds), "ranks": 2 * len(test),
            "mrr_random_model": result.get("mrr")}
     if baseline_triples:
         out.update(_loop_baseline(model, kg, test[:baseline_triples], len(test), seconds))
@@ -80,10 +80,15 @@ SECONDS_DIGITS = 6
 """Decimals kept for every reported time in seconds."""
 
 
+def secs(seconds: float) -> float:
+    """A time as reported: rounded to :data:`SECONDS_DIGITS` decimals."""
+    return round(seconds, SECONDS_DIGITS)
+
+
 def ratio(numerator: float, denominator: float, digits: int) -> float:
     """``numerator / denominator`` of the two times as reported (rounded to :data:`SECONDS_DIGITS`),
     rounded to ``digits``, so the JSON's ratio is the ratio of its own seconds."""
-    return round(round(numerator, SECONDS_DIGITS) / round(denominator, SECONDS_DIGITS), digits)
+    return round(secs(numerator) / secs(denominator), digits)
 
 
 def _loop_baseline(model, kg, triples, total, seconds) -> dict:
@@ -105,7 +110,7 @@ def _loop_baseline(model, kg, triples, total, seconds) -> dict:
     per_triple = (time.perf_counter() - start) / len(triples)
     est = per_triple * total
     return {"baseline": "per-triple Python loop", "baseline_triples_timed": len(triples),
-            "baseline_seconds_extrapolated": round(est, 6),
+            "baseline_seconds_extrapolated": secs(est),
             "speedup_vs_baseline": ratio(est, seconds, 1)}
 
 
@@ -151,9 +156,9 @@ def train_step(dataset, data_dir, model, dim, batch_size, negatives, steps, warm
     emit("train-step" if model == "distmult" else f"train-step-{model}", {
         "dataset": dataset, "model": model, "dim": dim, "batch_size": batch_size,
         "negatives": negatives, "sampler": "uniform", "device": device, "timed_steps": steps,
-        "seconds_per_step_emu": round(mean[True], 6), "seconds_per_step_plain": round(mean[False], 6),
-        "median_seconds_per_step_emu": round(med[True], 6),
-        "median_seconds_per_step_plain": round(med[False], 6),
+        "seconds_per_step_emu": secs(mean[True]), "seconds_per_step_plain": secs(mean[False]),
+        "median_seconds_per_step_emu": secs(med[True]),
+        "median_seconds_per_step_plain": secs(med[False]),
         "emu_overhead_ratio": ratio(mean[True], mean[False], 2)}, save)
 
 
@@ -187,7 +192,7 @@ def encoder_epoch(dataset, data_dir, encoders, dim, layers, batch_size, negative
         for _ in range(steps):
             tr.training_step(tr._next_batch())
         per_step = (time.perf_counter() - start) / steps
-        out[f"{enc}_seconds_per_step"] = round(per_step, 6)
+        out[f"{enc}_seconds_per_step"] = secs(per_step)
         out[f"{enc}_seconds_per_epoch"] = round(per_step * out["steps_per_epoch"], 3)
     emit("encoder-epoch", out, save)
 
@@ -255,9 +260,9 @@ def pykeen_cmd(dataset, data_dir, train_triples, eval_triples, save):
     emit("pykeen", {
         "dataset": dataset, "pykeen": pykeen.get_version(), "model": "distmult", "dim": 100,
         "batch_size": 1000, "negatives": 256, "timed_steps": steps, "eval_triples": len(test),
-        "pykeen_seconds_per_step": round(pk_step, 6), "dgl_emu_seconds_per_step": round(our_step, 6),
+        "pykeen_seconds_per_step": secs(pk_step), "dgl_emu_seconds_per_step": secs(our_step),
         "train_step_speedup": ratio(pk_step, our_step, 2),
-        "pykeen_eval_seconds": round(pk_eval, 6), "dgl_emu_eval_seconds": round(our_eval, 6),
+        "pykeen_eval_seconds": secs(pk_eval), "dgl_emu_eval_seconds": secs(our_eval),
         "eval_speedup": ratio(pk_eval, our_eval, 1)}, save)
 
 
@@ -280,14 +285,14 @@ def sans(dataset, data_dir, k, walks, baseline_entities, save):
     indptr, indices = k_hop_neighbourhoods(graph, k, walks)
     seconds = time.perf_counter() - start
     out = {"dataset": dataset, "k": k, "walks_per_entity": walks, "entities": kg.num_entities,
-           "seconds": round(seconds, 6), "mean_neighbourhood": round(len(indices) / kg.num_entities, 1)}
+           "seconds": secs(seconds), "mean_neighbourhood": round(len(indices) / kg.num_entities, 1)}
     if baseline_entities:
         start = time.perf_counter()
         for e in range(baseline_entities):  # one walk call and a Python set per entity
             traces, _ = dgl.sampling.random_walk(graph, torch.full((walks,), e), length=k)
             _ = {x for x in traces[:, 1:].flatten().tolist() if x >= 0 and x != e}
         est = (time.perf_counter() - start) / baseline_entities * kg.num_entities
-        out.update({"baseline": "per-entity loop", "baseline_seconds_extrapolated": round(est, 6),
+        out.update({"baseline": "per-entity loop", "baseline_seconds_extrapolated": secs(est),
                     "speedup_vs_baseline": ratio(est, seconds, 1)})
     emit("sans", out, save)
 
