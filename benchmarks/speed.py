@@ -20,8 +20,8 @@ import torch
 from dgl_emu.config import RunConfig
 from dgl_emu.data import load_dataset
 from dgl_emu.evaluation import RankBasedEvaluator
-from dgl_emu.pipeline import build_model, build_objective, build_sampler
-from dgl_emu.training import OptimizerKind, OptimizerSchedule, Trainer
+from dgl_emu.pipeline import build_batches, build_model, build_objective, build_sampler
+from dgl_emu.training import OptimizerSchedule, Trainer
 from dgl_emu.typing import Target
 from dgl_emu.utils import atomic_write_json, tune_cpu_allocator
 
@@ -135,17 +135,15 @@ def train_step(dataset, data_dir, model, dim, batch_size, negatives, steps, warm
         m = build_model(cfg, kg).to(device)
         trainers[emu] = Trainer(build_objective(cfg, m), build_sampler(cfg, kg), kg.splits["train"],
                                 num_steps=warmup + steps, batch_size=batch_size,
-                                optimizer=OptimizerSchedule(OptimizerKind.ADAGRAD, 0.1),
+                                optimizer=OptimizerSchedule("adagrad", 0.1),
                                 device=torch.device(device), progress=False)
     times = {False: [], True: []}
     for i in range(warmup + steps):  # interleave, so both variants see the same machine state
         for emu, tr in trainers.items():
-            batch = tr._next_batch()
             if device.startswith("cuda"):
                 torch.cuda.synchronize()
             start = time.perf_counter()
-            tr.training_step(batch)
-            tr.step += 1
+            tr.train_step()  # the next batch (alternating sides) and one optimiser step
             if device.startswith("cuda"):
                 torch.cuda.synchronize()
             if i >= warmup:
@@ -185,12 +183,12 @@ def encoder_epoch(dataset, data_dir, encoders, dim, layers, batch_size, negative
                         batch_size=batch_size, num_negatives=negatives, emu=emu, progress=False).validate()
         m = build_model(cfg, kg)
         tr = Trainer(build_objective(cfg, m), build_sampler(cfg, kg), kg.splits["train"],
-                     num_steps=steps + 1, batch_size=batch_size, graph=graph,
-                     optimizer=OptimizerSchedule(OptimizerKind.ADAM, 0.01), progress=False)
-        tr.training_step(tr._next_batch())  # warm-up (caches the edge norms)
+                     num_steps=steps + 1, batch_size=batch_size, batches=build_batches(cfg, graph),
+                     optimizer=OptimizerSchedule("adam", 0.01), progress=False)
+        tr.train_step()  # warm-up
         start = time.perf_counter()
         for _ in range(steps):
-            tr.training_step(tr._next_batch())
+            tr.train_step()
         per_step = (time.perf_counter() - start) / steps
         out[f"{enc}_seconds_per_step"] = secs(per_step)
         out[f"{enc}_seconds_per_epoch"] = round(per_step * out["steps_per_epoch"], 3)
@@ -240,13 +238,13 @@ def pykeen_cmd(dataset, data_dir, train_triples, eval_triples, save):
     cfg = RunConfig(dataset=dataset, model="distmult", dim=100, batch_size=1000, num_negatives=256,
                     emu=False, progress=False).validate()
     m = build_model(cfg, kg)
-    tr = Trainer(build_objective(cfg, m), build_sampler(cfg, kg), sub, num_steps=2 * steps,
-                 batch_size=1000, optimizer=OptimizerSchedule(OptimizerKind.ADAGRAD, 0.1), progress=False)
+    tr = Trainer(build_objective(cfg, m), build_sampler(cfg, kg), sub, num_steps=3 + steps,
+                 batch_size=1000, optimizer=OptimizerSchedule("adagrad", 0.1), progress=False)
     for _ in range(3):
-        tr.training_step(tr._next_batch())
+        tr.train_step()
     start = time.perf_counter()
     for _ in range(steps):
-        tr.training_step(tr._next_batch())
+        tr.train_step()
     our_step = (time.perf_counter() - start) / steps
     # --- evaluation of the same test triples, filtered with all splits
     test = kg.splits["test"][:eval_triples]

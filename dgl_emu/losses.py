@@ -10,11 +10,13 @@ from torch import nn
 from .registry import Registry
 from .typing import Tensor
 
-__all__ = ["LOSSES", "Loss", "SoftplusLoss", "MarginRankingLoss", "CrossEntropyLoss",
+__all__ = ["LOSSES", "REGULARIZERS", "Loss", "SoftplusLoss", "MarginRankingLoss", "CrossEntropyLoss",
            "EMULoss", "soft_cross_entropy", "LpRegularizer"]
 
-#: loss classes by name (softplus, margin, ce, emu)
+#: plain losses by name (softplus, margin, ce); the EMU loss wraps one of them
 LOSSES: Registry = Registry("loss")
+#: regularisers by name (lp)
+REGULARIZERS: Registry = Registry("regularizer")
 
 
 class Loss(nn.Module):
@@ -163,6 +165,7 @@ class EMULoss(nn.Module):
         return loss
 
 
+@REGULARIZERS.register("lp")
 class LpRegularizer(nn.Module):
     r"""``weight * Σ_x mean_b ‖x_b‖_p^p`` over the embeddings given (N3 for ``p = 3``).
 
@@ -180,5 +183,3 @@ class LpRegularizer(nn.Module):
         total = sum(x.abs().pow(self.p).reshape(x.shape[0], -1).sum(1).mean() for x in embeddings)
         return self.weight * total
 
-
-LOSSES.register("emu")(EMULoss)

@@ -67,9 +67,12 @@ class KGEModel(nn.Module):
         """A model with a :class:`LookupEncoder`."""
         return cls(LookupEncoder(num_entities, num_relations, interaction, generator), interaction)
 
-    def encode(self, graph=None) -> Representations:
-        """Entity ``(E, d)`` and relation ``(R', d_r)`` representations."""
-        return self.encoder(graph)
+    def encode(self, graph=None, norms=None) -> Representations:
+        """Entity ``(E, d)`` and relation ``(R', d_r)`` representations.
+
+        ``norms``: the encoder's per-layer edge norms of ``graph``, if precomputed.
+        """
+        return self.encoder(graph, norms=norms)
 
     def gather(self, reps: Representations, hrt: Tensor, negatives: Tensor,
                target: Target) -> Gathered:

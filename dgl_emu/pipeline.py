@@ -9,105 +9,112 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, Optional
+from typing import Optional
 
 import torch
 
-from .config import ConfigError, LossKind, MutationKind, RunConfig, SamplerKind
+from .config import NONE, ConfigError, RunConfig
 from .data import KnowledgeGraph, UnseenEntityPolicy, load_dataset
 from .evaluation import EvaluationResult, RankBasedEvaluator
-from .losses import CrossEntropyLoss, EMULoss, LpRegularizer, MarginRankingLoss, SoftplusLoss
+from .losses import LOSSES, REGULARIZERS, EMULoss
 from .models import KGEModel
-from .nn.emu import EmbeddingMixup, EmbeddingMutation
-from .nn.encoders import ENCODERS, CompGCNEncoder, Decomposition, Encoder, LookupEncoder, RGCNEncoder
+from .nn.emu import MUTATIONS
+from .nn.encoders import ENCODERS
 from .nn.encoders.graph_utils import require_graph_device
 from .nn.interactions import INTERACTIONS, Interaction
-from .sampling import (BernoulliNegativeSampler, FilteredNegativeSampler, NegativeSampler,
-                       SANSNegativeSampler, UniformNegativeSampler)
-from .training import EarlyStopping, JsonLinesLogger, Objective, OptimizerKind, OptimizerSchedule, Trainer
-from .training.minibatch import MiniBatchTrainer
-from .training.trainer import save_atomic
+from .registry import OptionError
+from .sampling import SAMPLERS, FilteredNegativeSampler, NegativeSampler
+from .training import (BatchStrategy, EarlyStopping, FullGraphBatches, JsonLinesLogger, NeighborSampledBatches,
+                       Objective, OptimizerSchedule, Trainer)
 from .training.callbacks import TensorBoardLogger
+from .training.checkpoint import load_checkpoint, save_atomic
 from .utils import atomic_write_json, atomic_write_text, tune_cpu_allocator
 
 __all__ = ["load_graph", "build_interaction", "build_model", "build_sampler", "build_objective",
-           "evaluate", "run", "RunResult", "load_run", "default_output", "ENCODER_BUILDERS"]
+           "build_schedule", "build_batches", "evaluate", "run", "RunResult", "load_run", "default_output"]
 
 log = logging.getLogger(__name__)
 
-#: name -> ``builder(config, kg, interaction, generator) -> Encoder``; extended by encoder modules
-ENCODER_BUILDERS: Dict[str, Callable[..., Encoder]] = {
-    "lookup": lambda cfg, kg, inter, gen: LookupEncoder(kg.num_entities, kg.num_relations, inter, gen),
-    "rgcn": lambda cfg, kg, inter, gen: RGCNEncoder(
-        kg.num_entities, kg.num_relations, inter, num_layers=cfg.encoder_layers,
-        decomposition=Decomposition(cfg.decomposition), num_bases=cfg.num_bases,
-        dropout=cfg.encoder_dropout, generator=gen, seed=cfg.seed + 3),
-    "compgcn": lambda cfg, kg, inter, gen: CompGCNEncoder(
-        kg.num_entities, kg.num_relations, inter, num_layers=cfg.encoder_layers,
-        composition=cfg.composition, dropout=cfg.encoder_dropout, generator=gen, seed=cfg.seed + 3),
-}
+#: offsets of each component's seed from the run's seed (one stream per component)
+SEED_OFFSETS = {"model": 0, "sampler": 1, "emu": 2, "encoder": 3, "interaction": 4}
+
+
+def _own(cfg: RunConfig, section: str) -> dict:
+    """The options of a section that belong to the component itself (not its wrapper)."""
+    from .config import COMPONENTS
+    wrapper = COMPONENTS[section].wrapper
+    return {k: v for k, v in cfg.components[section].options.items() if k not in wrapper}
+
+
+def _make(registry, cfg: RunConfig, section: str, context: dict):
+    """Build a section's component; bad values become a :class:`ConfigError` naming the section."""
+    try:
+        return registry.make(cfg.components[section].name, _own(cfg, section), context, where=section)
+    except OptionError as e:
+        raise ConfigError(str(e), section) from None
+    except (ValueError, KeyError) as e:
+        raise ConfigError(f"{section}: {e.args[0] if e.args else e}", section) from None
 
 
 def load_graph(cfg: RunConfig) -> KnowledgeGraph:
     """The knowledge graph named by ``cfg`` (files, a registered dataset, or the generated KG)."""
-    unseen = UnseenEntityPolicy.DROP if cfg.drop_unseen else UnseenEntityPolicy.KEEP
-    if cfg.train is not None:
-        return KnowledgeGraph.from_files(cfg.train, cfg.valid, cfg.test, unseen=unseen)
-    return load_dataset(cfg.dataset, cfg.data_dir, unseen=unseen, seed=cfg.seed)
+    data = cfg.data
+    unseen = UnseenEntityPolicy.DROP if data.drop_unseen else UnseenEntityPolicy.KEEP
+    if data.train is not None:
+        return KnowledgeGraph.from_files(data.train, data.valid, data.test, unseen=unseen)
+    return load_dataset(data.dataset, data.data_dir, unseen=unseen, seed=cfg.seed)
 
 
 def build_interaction(cfg: RunConfig) -> Interaction:
-    """The interaction named by ``cfg.model``."""
-    cls = INTERACTIONS.get(cfg.model)
-    kwargs = {"p": cfg.p_norm} if INTERACTIONS.canonical(cfg.model) == "transe" else {}
-    try:
-        return cls(dim=cfg.dim, gamma=cfg.gamma, **kwargs)
-    except ValueError as e:
-        raise ConfigError(f"model: {e}") from None
+    """The interaction of the ``model`` section."""
+    return _make(INTERACTIONS, cfg, "model", {"seed": cfg.seed + SEED_OFFSETS["interaction"]})
 
 
 def build_model(cfg: RunConfig, kg: KnowledgeGraph) -> KGEModel:
     """Encoder + interaction, initialised from ``cfg.seed``."""
-    gen = torch.Generator().manual_seed(cfg.seed)
+    gen = torch.Generator().manual_seed(cfg.seed + SEED_OFFSETS["model"])
     interaction = build_interaction(cfg)
-    name = ENCODERS.canonical(cfg.encoder)
-    if name not in ENCODER_BUILDERS:
-        raise ConfigError(f"encoder: {cfg.encoder!r} has no builder")
-    try:
-        encoder = ENCODER_BUILDERS[name](cfg, kg, interaction, gen)
-    except ValueError as e:
-        raise ConfigError(f"encoder: {e}") from None
+    encoder = _make(ENCODERS, cfg, "encoder", {
+        "num_entities": kg.num_entities, "num_relations": kg.num_relations, "interaction": interaction,
+        "generator": gen, "seed": cfg.seed + SEED_OFFSETS["encoder"]})
     return KGEModel(encoder, interaction)
 
 
 def build_sampler(cfg: RunConfig, kg: KnowledgeGraph) -> NegativeSampler:
-    """The negative sampler of ``cfg`` (seeded ``seed + 1``), filtered if asked."""
-    seed, K, E, R = cfg.seed + 1, cfg.num_negatives, kg.num_entities, kg.num_relations
-    train = kg.splits["train"]
-    builders = {
-        SamplerKind.UNIFORM: lambda: UniformNegativeSampler(E, K, R, seed=seed),
-        SamplerKind.BERNOULLI: lambda: BernoulliNegativeSampler(train, E, R, K, seed=seed),
-        SamplerKind.SANS: lambda: SANSNegativeSampler(kg.graph("train"), K, k=cfg.sans_k,
-                                                      num_walks=cfg.sans_walks, num_relations=R,
-                                                      seed=seed, progress=cfg.progress),
-    }
-    sampler = builders[cfg.sampler]()
-    if cfg.filtered:
+    """The negative sampler of the ``sampler`` section (seeded ``seed + 1``), filtered if asked."""
+    sampler = _make(SAMPLERS, cfg, "sampler", {
+        "kg": kg, "num_entities": kg.num_entities, "num_relations": kg.num_relations,
+        "seed": cfg.seed + SEED_OFFSETS["sampler"], "progress": cfg.progress})
+    if cfg.sampler.options["filtered"]:
         sampler = FilteredNegativeSampler(sampler, kg.filter_index(("train",)))
     return sampler
 
 
 def build_objective(cfg: RunConfig, model: KGEModel) -> Objective:
     """Loss, EMU layer (seeded ``seed + 2``) and regulariser around ``model``."""
-    plain = {LossKind.CE: lambda: CrossEntropyLoss(),
-             LossKind.SOFTPLUS: lambda: SoftplusLoss(cfg.adversarial_temperature),
-             LossKind.MARGIN: lambda: MarginRankingLoss(cfg.margin)}[cfg.loss]()
-    reg = LpRegularizer(cfg.regularizer_weight, cfg.regularizer_p) if cfg.regularizer_weight else None
-    if not cfg.emu:
+    plain = _make(LOSSES, cfg, "loss", {})
+    reg = _make(REGULARIZERS, cfg, "regularizer", {}) if cfg.regularizer.options.get("weight") else None
+    if cfg.emu.name == NONE:
         return Objective(model, plain, None, reg)
-    mutation = {MutationKind.MUTATION: lambda: EmbeddingMutation(cfg.keep_prob, seed=cfg.seed + 2),
-                MutationKind.MIXUP: lambda: EmbeddingMixup(seed=cfg.seed + 2)}[cfg.mutation]()
-    return Objective(model, EMULoss(cfg.negative_label, cfg.plain_weight, plain), mutation, reg)
+    mutation = _make(MUTATIONS, cfg, "emu", {"seed": cfg.seed + SEED_OFFSETS["emu"]})
+    opts = cfg.emu.options
+    return Objective(model, EMULoss(opts["negative_label"], opts["plain_weight"], plain), mutation, reg)
+
+
+def build_schedule(cfg: RunConfig) -> OptimizerSchedule:
+    """The ``optimizer`` section as a schedule (Adam at lr/10 from half-way if asked)."""
+    opts = _own(cfg, "optimizer")
+    lr = opts.pop("lr")
+    switch = cfg.training.steps // 2 if cfg.optimizer.options["switch_to_adam"] else None
+    return OptimizerSchedule(cfg.optimizer.name, lr, opts, switch_step=switch)
+
+
+def build_batches(cfg: RunConfig, graph) -> BatchStrategy:
+    """Full-graph batches over ``graph`` (``None`` for lookup tables), or DGL neighbour sampling
+    when ``training.fanouts`` is set."""
+    if cfg.training.fanouts:
+        return NeighborSampledBatches(graph, cfg.training.fanouts)
+    return FullGraphBatches(graph)
 
 
 def evaluate(model: KGEModel, kg: KnowledgeGraph, split: str, *, batch_size: int = 512,
@@ -123,11 +130,12 @@ def evaluate(model: KGEModel, kg: KnowledgeGraph, split: str, *, batch_size: int
 
 
 def default_output(cfg: RunConfig) -> Path:
-    """``runs/<dataset>-<encoder>-<model>-<sampler>-<emu|plain>-d<dim>-s<seed>``."""
-    name = Path(cfg.train).parent.name if cfg.train else cfg.dataset
-    enc = "" if cfg.encoder == "lookup" else f"{cfg.encoder}-"
-    emu = cfg.mutation.value if cfg.emu else "plain"
-    return Path("runs") / f"{name}-{enc}{cfg.model}-{cfg.sampler.value}-{emu}-d{cfg.dim}-s{cfg.seed}"
+    """``runs/<dataset>-[<encoder>-]<model>-<sampler>-<emu variant|plain>-d<dim>-s<seed>``."""
+    name = Path(cfg.data.train).parent.name if cfg.data.train else cfg.data.dataset
+    enc = "" if cfg.encoder.name == "lookup" else f"{cfg.encoder.name}-"
+    emu = "plain" if cfg.emu.name == NONE else cfg.emu.name
+    dim = cfg.model.options["dim"]
+    return Path("runs") / f"{name}-{enc}{cfg.model.name}-{cfg.sampler.name}-{emu}-d{dim}-s{cfg.seed}"
 
 
 @dataclass
@@ -142,9 +150,10 @@ def _device(cfg: RunConfig) -> torch.device:
     try:
         device = torch.device(cfg.device)
     except RuntimeError:
-        raise ConfigError(f"device: {cfg.device!r} is not a torch device (e.g. cpu, cuda, cuda:1)") from None
+        raise ConfigError(f"device: {cfg.device!r} is not a torch device (e.g. cpu, cuda, cuda:1)",
+                          "device") from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device: CUDA was asked for but torch has no CUDA device here")
+        raise ConfigError("device: CUDA was asked for but torch has no CUDA device here", "device")
     return device
 
 
@@ -159,35 +168,34 @@ def run(cfg: RunConfig, *, resume: bool = True) -> RunResult:
     tune_cpu_allocator()
     device = _device(cfg)
     out = Path(cfg.output) if cfg.output else default_output(cfg)
-    out.mkdir(parents=True, exist_ok=True)
     config_path = out / "config.yaml"
     if config_path.exists() and resume and not _same_run(config_path.read_text(), cfg):
         raise ConfigError(f"output: {out} holds a run with another configuration; choose another "
-                          f"--output or pass --fresh")
-    atomic_write_text(config_path, cfg.to_yaml())
+                          f"--output or pass --fresh", "output")
     started = time.perf_counter()
     kg = load_graph(cfg)
     model = build_model(cfg, kg).to(device)
     graph = _graph_for(model, kg, device)
+    batches = build_batches(cfg, graph)
     objective = build_objective(cfg, model)
     sampler = build_sampler(cfg, kg)
+    schedule = build_schedule(cfg)
     valid = "valid" if "valid" in kg.splits else None
+    batch_size = cfg.training.eval_batch_size
 
     def validate(m: KGEModel) -> float:
-        return evaluate(m, kg, valid, batch_size=cfg.eval_batch_size, device=device, graph=graph).get("mrr")
+        return evaluate(m, kg, valid, batch_size=batch_size, device=device, graph=graph).get("mrr")
 
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(config_path, cfg.to_yaml())
     callbacks = [JsonLinesLogger(out / "log.jsonl"), TensorBoardLogger(out / "tensorboard")]
-    if cfg.patience:
-        callbacks.append(EarlyStopping(cfg.patience))
-    schedule = OptimizerSchedule(OptimizerKind(cfg.optimizer), cfg.lr,
-                                 switch_step=cfg.steps // 2 if cfg.switch_to_adam else None)
-    extra = {"fanouts": cfg.fanouts, "num_relations": kg.num_relations} if cfg.fanouts else {}
-    trainer_cls = MiniBatchTrainer if cfg.fanouts else Trainer
-    trainer = trainer_cls(objective, sampler, kg.splits["train"], num_steps=cfg.steps,
-                      batch_size=cfg.batch_size, optimizer=schedule, graph=graph, device=device,
-                      seed=cfg.seed, validate=validate if valid else None,
-                      eval_every=cfg.eval_every, run_dir=out,  # checkpoints even with no valid split
-                      callbacks=callbacks, progress=cfg.progress, **extra)
+    if cfg.training.patience:
+        callbacks.append(EarlyStopping(cfg.training.patience))
+    trainer = Trainer(objective, sampler, kg.splits["train"], num_steps=cfg.training.steps,
+                      batch_size=cfg.training.batch_size, optimizer=schedule, batches=batches,
+                      device=device, seed=cfg.seed, validate=validate if valid else None,
+                      eval_every=cfg.training.eval_every, run_dir=out,  # checkpoints even with no valid split
+                      callbacks=callbacks, progress=cfg.progress)
     if resume and trainer.resume():
         log.info("resumed %s at step %d", out, trainer.step)
     elif not resume and (out / "last.pt").exists():
@@ -195,7 +203,7 @@ def run(cfg: RunConfig, *, resume: bool = True) -> RunResult:
     trainer.fit()
     if trainer.best_step is None:  # no validation split: keep the final weights as "best"
         save_atomic(out / "best.pt", {"model": model.state_dict(), "step": trainer.step, "valid_mrr": None})
-    best = torch.load(out / "best.pt", map_location=device, weights_only=False)
+    best = load_checkpoint(out / "best.pt", device)
     model.load_state_dict(best["model"])
     metrics = {"config": cfg.to_dict(), "steps": trainer.step, "best_step": best["step"],
                "best_valid_mrr": best["valid_mrr"], "train_seconds": trainer.train_seconds,
@@ -204,7 +212,7 @@ def run(cfg: RunConfig, *, resume: bool = True) -> RunResult:
                "dataset": kg.statistics()}
     for split in ("valid", "test"):
         if split in kg.splits:
-            res = evaluate(model, kg, split, batch_size=cfg.eval_batch_size, device=device, graph=graph,
+            res = evaluate(model, kg, split, batch_size=batch_size, device=device, graph=graph,
                            progress=cfg.progress)
             metrics[split] = res.metrics()
     atomic_write_json(out / "metrics.json", metrics)
@@ -216,7 +224,11 @@ def run(cfg: RunConfig, *, resume: bool = True) -> RunResult:
 def _same_run(saved: str, cfg: RunConfig) -> bool:
     """Whether a saved ``config.yaml`` describes the run ``cfg`` (progress bars do not count)."""
     import yaml
-    old, new = yaml.safe_load(saved) or {}, cfg.to_dict()
+    try:
+        old = RunConfig.from_dict(yaml.safe_load(saved) or {}).to_dict()
+    except (ConfigError, yaml.YAMLError):
+        return False
+    new = cfg.to_dict()
     old.pop("progress", None)
     new.pop("progress", None)
     return old == new
@@ -234,7 +246,7 @@ def load_run(run_dir: Path, device: Optional[str] = None):
     dev = _device(cfg)
     kg = load_graph(cfg)
     model = build_model(cfg, kg).to(dev)
-    state = torch.load(run_dir / "best.pt", map_location=dev, weights_only=False)
+    state = load_checkpoint(run_dir / "best.pt", dev)
     model.load_state_dict(state["model"])
     model.eval()
     return cfg, kg, model, _graph_for(model, kg, dev)
@@ -242,7 +254,7 @@ def load_run(run_dir: Path, device: Optional[str] = None):
 
 def _graph_for(model: KGEModel, kg: KnowledgeGraph, device: torch.device):
     """The training graph on ``device`` if the encoder needs one (never valid/test edges)."""
-    if not getattr(model.encoder, "needs_graph", False):
+    if not model.encoder.needs_graph:
         return None
     graph = kg.graph("train")
     require_graph_device(graph, device)

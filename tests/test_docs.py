@@ -130,3 +130,29 @@ def test_documented_command_lines_parse(page):
         assert result.exit_code == 0, f"{page}: 'dgl-emu {shlex.join(args)}':\n{result.output}"
         if "--version" not in args:
             assert "Usage: " in result.output
+
+
+# ------------------------------------------------------------------ (d) the extending page
+def test_extending_page_worked_example_runs_as_a_doctest():
+    """The new sampler of docs/extending.rst registers, trains and passes its template test case
+    (in its own process: the page registers a sampler that the rest of the suite must not see)."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "tests"), OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
+    proc = subprocess.run([sys.executable, "-m", "doctest", "-o", "NORMALIZE_WHITESPACE",
+                           str(DOCS / "extending.rst")], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300, env=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert ">>>" in (DOCS / "extending.rst").read_text(encoding="utf-8")
+
+
+def test_plugins_register_components_for_the_cli(tmp_path):
+    (tmp_path / "my_plugin.py").write_text(
+        "from dgl_emu.sampling import SAMPLERS, UniformNegativeSampler\n"
+        "SAMPLERS.register('my-uniform')(type('MyUniform', (UniformNegativeSampler,), {}))\n")
+    env = dict(os.environ, PYTHONPATH=str(tmp_path), DGL_EMU_PLUGINS="my_plugin")
+    proc = subprocess.run([sys.executable, "-m", "dgl_emu", "run", "--help"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120, env=env)
+    assert proc.returncode == 0 and "my-uniform" in proc.stdout, proc.stderr
+    env["DGL_EMU_PLUGINS"] = "no_such_plugin"
+    proc = subprocess.run([sys.executable, "-m", "dgl_emu", "components"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120, env=env)
+    assert proc.returncode == 1 and proc.stderr.startswith("Error: DGL_EMU_PLUGINS") and "Traceback" not in proc.stderr

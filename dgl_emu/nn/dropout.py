@@ -3,14 +3,14 @@ from __future__ import annotations
 
 from torch import nn
 
-from ..rng import GeneratorPool
+from ..rng import GeneratorPool, Stochastic
 from ..typing import Tensor
 from .emu import bernoulli_mask
 
 __all__ = ["SeededDropout"]
 
 
-class SeededDropout(nn.Module):
+class SeededDropout(Stochastic, nn.Module):
     """Inverted dropout whose masks come from a :class:`~dgl_emu.rng.GeneratorPool`.
 
     Parameters

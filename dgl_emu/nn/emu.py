@@ -12,10 +12,11 @@ import torch
 from torch import nn
 from torch.autograd.function import once_differentiable
 
-from ..rng import GeneratorPool
+from ..registry import Registry
+from ..rng import GeneratorPool, Stochastic
 from ..typing import Tensor
 
-__all__ = ["EmbeddingMutation", "EmbeddingMixup", "bernoulli_mask", "mutate"]
+__all__ = ["EmbeddingMutation", "EmbeddingMixup", "MUTATIONS", "bernoulli_mask", "mutate"]
 
 
 def bernoulli_mask(shape: Sequence[int], p: float, generator: torch.Generator,
@@ -128,7 +129,12 @@ def mutate(pos: Tensor, neg: Tensor, mask: Tensor) -> Tensor:
     return _Mutate.apply(pos, neg, mask)
 
 
-class EmbeddingMutation(nn.Module):
+#: EMU variants by name (mutation, mixup); built from the ``emu`` section of a run configuration
+MUTATIONS: Registry = Registry("EMU variant", context=("generator", "seed"))
+
+
+@MUTATIONS.register("mutation")
+class EmbeddingMutation(Stochastic, nn.Module):
     r"""EMU: mix each negative coordinate-wise with the positive.
 
     .. math:: \tilde n = m \odot n + (1 - m) \odot p, \quad m_{bkd} \sim \mathrm{Bernoulli}(q)
@@ -190,17 +196,18 @@ class EmbeddingMutation(nn.Module):
         return f"keep_prob={self.keep_prob}"
 
 
-class EmbeddingMixup(nn.Module):
+@MUTATIONS.register("mixup")
+class EmbeddingMixup(Stochastic, nn.Module):
     r"""Mixup variant: :math:`\tilde n = \lambda n + (1 - \lambda) p`, :math:`\lambda \sim \mathrm{Beta}(a, b)`.
 
     One ``λ`` per negative; the soft label of a mixed negative is ``1 - λ`` unless a fixed
-    ``negative_label`` is given. Identity in eval mode.
+    ``fixed_label`` is given. Identity in eval mode.
 
     Parameters
     ----------
     alpha, beta : float
         Beta distribution parameters (default ``Beta(2, 1)``).
-    negative_label : float, optional
+    fixed_label : float, optional
         Fixed soft label instead of ``1 - λ``.
     generator : torch.Generator, optional
         As for :class:`EmbeddingMutation`.
@@ -221,13 +228,13 @@ class EmbeddingMixup(nn.Module):
     True
     """
 
-    def __init__(self, alpha: float = 2.0, beta: float = 1.0, negative_label: Optional[float] = None,
+    def __init__(self, alpha: float = 2.0, beta: float = 1.0, fixed_label: Optional[float] = None,
                  generator: Optional[torch.Generator] = None, seed: int = 0):
         super().__init__()
         if alpha <= 0 or beta <= 0:
             raise ValueError("alpha and beta must be positive")
         self.alpha, self.beta = float(alpha), float(beta)
-        self.negative_label = negative_label
+        self.fixed_label = fixed_label
         self.generators = GeneratorPool(seed, generator)
 
     def sample_lambda(self, shape: Sequence[int], device: torch.device) -> Tensor:
@@ -243,7 +250,7 @@ class EmbeddingMixup(nn.Module):
             return neg, None
         lam = self.sample_lambda(neg.shape[:-1], neg.device).to(neg.dtype)
         mixed = lam.unsqueeze(-1) * neg + (1 - lam.unsqueeze(-1)) * pos
-        labels = 1 - lam if self.negative_label is None else torch.full_like(lam, self.negative_label)
+        labels = 1 - lam if self.fixed_label is None else torch.full_like(lam, self.fixed_label)
         return mixed, labels
 
     def forward(self, pos: Tensor, neg: Tensor) -> Tensor:

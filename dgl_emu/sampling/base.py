@@ -7,13 +7,13 @@ from typing import Optional, Tuple
 import dgl
 import torch
 
-from ..rng import GeneratorPool
+from ..rng import GeneratorPool, Stochastic
 from ..typing import Target, Tensor
 
 __all__ = ["NegativeSampler"]
 
 
-class NegativeSampler:
+class NegativeSampler(Stochastic):
     """Draws ``K`` corrupted entity ids per positive triple.
 
     Two calling conventions:

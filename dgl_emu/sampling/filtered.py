@@ -38,10 +38,15 @@ class FilteredNegativeSampler(NegativeSampler):
     """
 
     def __init__(self, base: NegativeSampler, filter_index: FilterIndex, max_rounds: int = 100):
-        self.__dict__.update(base.__dict__)
         self.base = base
         self.filter_index = filter_index
         self.max_rounds = max_rounds
+
+    # everything but the redraws is the base sampler's, read through (no copied state)
+    num_entities = property(lambda self: self.base.num_entities)
+    num_negatives = property(lambda self: self.base.num_negatives)
+    num_relations = property(lambda self: self.base.num_relations)
+    generators = property(lambda self: self.base.generators)
 
     def head_probability(self, hrt: Tensor) -> Optional[Tensor]:
         return self.base.head_probability(hrt)

@@ -7,6 +7,7 @@ import dgl
 import torch
 from tqdm.auto import tqdm
 
+from ..rng import dgl_single_thread
 from ..typing import Target, Tensor
 from .base import NegativeSampler, uniform_ids
 
@@ -18,7 +19,7 @@ def k_hop_neighbourhoods(graph: dgl.DGLGraph, k: int, num_walks: int, seed: int 
     """Entities reached by random walks of ``k`` steps from each entity, as CSR.
 
     Runs ``num_walks`` walks of length ``k`` from every node with
-    :func:`dgl.sampling.random_walk`, and records every node visited at steps ``1..k``
+    :func:`dgl.sampling.random_walk` (on one thread: see :func:`~dgl_emu.rng.dgl_single_thread`), and records every node visited at steps ``1..k``
     (the start node itself excluded). Nodes are processed in chunks of ``chunk_size`` with a
     dense ``(chunk_size, E)`` visited mask, so memory stays bounded.
 
@@ -48,22 +49,29 @@ def k_hop_neighbourhoods(graph: dgl.DGLGraph, k: int, num_walks: int, seed: int 
         raise ValueError("k and num_walks must be positive")
     E = graph.num_nodes()
     counts, parts = [], []
-    dgl.seed(seed)
-    for start in tqdm(range(0, E, chunk_size), disable=not progress, desc="SANS walks", leave=False):
-        nodes = torch.arange(start, min(start + chunk_size, E))
-        traces, _ = dgl.sampling.random_walk(graph, nodes.repeat_interleave(num_walks), length=k)
-        visited = traces[:, 1:]
-        rows = torch.arange(len(nodes)).repeat_interleave(num_walks).unsqueeze(1).expand_as(visited)
-        ok = visited >= 0
-        mask = torch.zeros(len(nodes), E, dtype=torch.bool)
-        mask[rows[ok], visited[ok]] = True
-        mask[torch.arange(len(nodes)), nodes] = False
-        r, c = mask.nonzero(as_tuple=True)
-        counts.append(torch.bincount(r, minlength=len(nodes)))
-        parts.append(c)
+    with dgl_single_thread():  # DGL's multi-threaded walks (and its seeding) differ from run to run
+        dgl.seed(seed)
+        for start in tqdm(range(0, E, chunk_size), disable=not progress, desc="SANS walks", leave=False):
+            nodes = torch.arange(start, min(start + chunk_size, E))
+            traces, _ = dgl.sampling.random_walk(graph, nodes.repeat_interleave(num_walks), length=k)
+            _record_visits(traces, nodes, E, counts, parts)
     indptr = torch.zeros(E + 1, dtype=torch.long)
     torch.cumsum(torch.cat(counts), 0, out=indptr[1:])
     return indptr, torch.cat(parts)
+
+
+def _record_visits(traces: Tensor, nodes: Tensor, E: int, counts: list, parts: list) -> None:
+    """Append the sorted distinct nodes visited from each start node (CSR counts and columns)."""
+    visited = traces[:, 1:]
+    num_walks = len(traces) // len(nodes)
+    rows = torch.arange(len(nodes)).repeat_interleave(num_walks).unsqueeze(1).expand_as(visited)
+    ok = visited >= 0
+    mask = torch.zeros(len(nodes), E, dtype=torch.bool)
+    mask[rows[ok], visited[ok]] = True
+    mask[torch.arange(len(nodes)), nodes] = False
+    r, c = mask.nonzero(as_tuple=True)
+    counts.append(torch.bincount(r, minlength=len(nodes)))
+    parts.append(c)
 
 
 class SANSNegativeSampler(NegativeSampler):
@@ -106,6 +114,14 @@ class SANSNegativeSampler(NegativeSampler):
         super().__init__(graph.num_nodes(), num_negatives, num_relations, generator, seed)
         self.k, self.num_walks = k, num_walks
         self.indptr, self.indices = k_hop_neighbourhoods(graph, k, num_walks, seed, progress=progress)
+
+    @classmethod
+    def from_kg(cls, kg, num_negatives: int, k: int = 3, num_walks: int = 1000,
+                generator: Optional[torch.Generator] = None, seed: int = 0,
+                progress: bool = False) -> "SANSNegativeSampler":
+        """Walks on ``kg``'s training graph with inverse edges (never valid/test)."""
+        return cls(kg.graph("train"), num_negatives, k=k, num_walks=num_walks,
+                   num_relations=kg.num_relations, generator=generator, seed=seed, progress=progress)
 
     def neighbours(self, entity: int) -> Tensor:
         """Sorted ids within ``k`` hops of ``entity``."""

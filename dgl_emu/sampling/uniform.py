@@ -72,6 +72,13 @@ class BernoulliNegativeSampler(UniformNegativeSampler):
         triples = torch.as_tensor(triples, dtype=torch.long)
         self.probabilities = self._head_probabilities(triples, num_relations)
 
+    @classmethod
+    def from_kg(cls, kg, num_negatives: int, exclude_true: bool = False,
+                generator: Optional[torch.Generator] = None, seed: int = 0) -> "BernoulliNegativeSampler":
+        """Statistics from ``kg``'s training split (never valid/test)."""
+        return cls(kg.splits["train"], kg.num_entities, kg.num_relations, num_negatives, exclude_true,
+                   generator, seed)
+
     @staticmethod
     def _head_probabilities(triples: Tensor, num_relations: int) -> Tensor:
         n = torch.bincount(triples[:, 1], minlength=num_relations).double()

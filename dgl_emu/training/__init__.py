@@ -1,9 +1,12 @@
-"""Training: the per-batch objective, optimiser schedule, trainer and callbacks."""
+"""Training: the per-batch objective, batch strategies, optimisers, trainer and callbacks."""
+from .batching import BatchStrategy, FullGraphBatches, NeighborSampledBatches
 from .callbacks import Callback, EarlyStopping, JsonLinesLogger, TensorBoardLogger
-from .optim import OptimizerKind, OptimizerSchedule
+from .checkpoint import CheckpointError, load_checkpoint
+from .optim import OPTIMIZERS, OptimizerSchedule
 from .step import Objective, alternating_target, split_by_side
 from .trainer import Trainer, TrainingDivergedError
 
-__all__ = ["Trainer", "TrainingDivergedError", "Objective", "OptimizerKind", "OptimizerSchedule",
-           "Callback", "EarlyStopping", "JsonLinesLogger", "TensorBoardLogger",
+__all__ = ["Trainer", "TrainingDivergedError", "Objective", "OPTIMIZERS", "OptimizerSchedule",
+           "BatchStrategy", "FullGraphBatches", "NeighborSampledBatches", "CheckpointError",
+           "load_checkpoint", "Callback", "EarlyStopping", "JsonLinesLogger", "TensorBoardLogger",
            "alternating_target", "split_by_side"]

@@ -3,30 +3,36 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional, Union
+from typing import Optional, Protocol, Union
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .trainer import Trainer
+__all__ = ["Callback", "EarlyStopping", "JsonLinesLogger", "TensorBoardLogger", "TrainerView"]
 
-__all__ = ["Callback", "EarlyStopping", "JsonLinesLogger", "TensorBoardLogger"]
+
+class TrainerView(Protocol):
+    """What callbacks see of a :class:`~dgl_emu.training.Trainer` (no import of it: no cycle)."""
+
+    step: int
+
+    def stop(self, reason: str) -> None:
+        """Ask the loop to stop after the current step."""
 
 
 class Callback:
     """Hooks called by :class:`~dgl_emu.training.Trainer`; override what you need."""
 
-    def on_fit_start(self, trainer: "Trainer") -> None:
+    def on_fit_start(self, trainer: "TrainerView") -> None:
         """Before the first step (also after a resume)."""
 
-    def on_step_end(self, trainer: "Trainer", record: dict) -> None:
+    def on_step_end(self, trainer: "TrainerView", record: dict) -> None:
         """After each optimiser step; ``record`` holds ``step``, ``loss``, ``lr``, ``seconds``."""
 
-    def on_validation_end(self, trainer: "Trainer", metric: float, improved: bool) -> None:
+    def on_validation_end(self, trainer: "TrainerView", metric: float, improved: bool) -> None:
         """After each validation with its headline metric."""
 
-    def on_checkpoint(self, trainer: "Trainer") -> None:
+    def on_checkpoint(self, trainer: "TrainerView") -> None:
         """After a resumable checkpoint was written."""
 
-    def on_fit_end(self, trainer: "Trainer") -> None:
+    def on_fit_end(self, trainer: "TrainerView") -> None:
         """After the last step."""
 
     def state_dict(self) -> dict:

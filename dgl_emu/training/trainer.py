@@ -1,7 +1,6 @@
 """A small, hook-driven trainer with atomic checkpoints and bit-identical resume."""
 from __future__ import annotations
 
-import io
 import math
 import time
 from pathlib import Path
@@ -12,18 +11,17 @@ from tqdm.auto import tqdm
 
 from ..sampling.base import NegativeSampler
 from ..typing import Tensor
-from ..utils import atomic_write_bytes
+from .batching import BatchStrategy, FullGraphBatches
 from .callbacks import Callback
+from .checkpoint import BEST, LAST, load_checkpoint, save_atomic, trainer_state, restore_trainer_state
 from .optim import OptimizerSchedule
 from .step import Objective, split_by_side
 
-__all__ = ["Trainer", "TrainingDivergedError", "save_atomic"]
-
-BEST, LAST = "best.pt", "last.pt"
+__all__ = ["Trainer", "TrainingDivergedError"]
 
 
 class TrainingDivergedError(RuntimeError):
-    """The loss became NaN or infinite; the last good checkpoint is kept."""
+    """The loss or the parameters became NaN or infinite; training stopped before using them."""
 
 
 class Trainer:
@@ -31,9 +29,10 @@ class Trainer:
 
     Each step draws a batch (an epoch-wise permutation of the training triples from the
     trainer's generator), picks the side (alternating, or per triple for Bernoulli), samples
-    negatives, and takes an optimiser step. Every ``eval_every`` steps ``validate(model)`` gives
-    the validation MRR; the best model is saved to ``run_dir/best.pt`` and a resumable
-    ``run_dir/last.pt`` holds everything needed to continue bit-identically on CPU.
+    negatives, gathers embeddings through the batch strategy and takes an optimiser step. Every
+    ``eval_every`` steps ``validate(model)`` gives the validation MRR; the best model is saved to
+    ``run_dir/best.pt`` and a resumable ``run_dir/last.pt`` holds everything needed to continue
+    bit-identically on CPU.
 
     Parameters
     ----------
@@ -49,8 +48,10 @@ class Trainer:
         Positives per step.
     optimizer : OptimizerSchedule
         Optimiser (and optional switch).
-    graph : dgl.DGLGraph, optional
-        Message-passing graph for encoders that need one (training split only).
+    batches : BatchStrategy, optional
+        How embeddings are gathered: :class:`~dgl_emu.training.batching.FullGraphBatches`
+        (default, no graph: lookup tables) or
+        :class:`~dgl_emu.training.batching.NeighborSampledBatches`.
     device : torch.device
         Training device.
     seed : int
@@ -68,7 +69,8 @@ class Trainer:
     """
 
     def __init__(self, objective: Objective, sampler: NegativeSampler, train_triples: Tensor, *,
-                 num_steps: int, batch_size: int, optimizer: OptimizerSchedule, graph=None,
+                 num_steps: int, batch_size: int, optimizer: OptimizerSchedule,
+                 batches: Optional[BatchStrategy] = None,
                  device: torch.device = torch.device("cpu"), seed: int = 0,
                  validate: Optional[Callable[[torch.nn.Module], float]] = None,
                  eval_every: Optional[int] = None, run_dir: Optional[Path] = None,
@@ -82,7 +84,8 @@ class Trainer:
         self.triples = train_triples.to(self.device)
         self.num_steps, self.batch_size = num_steps, batch_size
         self.schedule = optimizer
-        self.graph = graph
+        self.batches = batches if batches is not None else FullGraphBatches()
+        self.batches.prepare(self.model.encoder)
         self.validate_fn, self.eval_every = validate, eval_every
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.callbacks = list(callbacks)
@@ -93,9 +96,9 @@ class Trainer:
         self.best_step: Optional[int] = None
         self.validations: List[Dict[str, float]] = []
         self.stop_reason: Optional[str] = None
-        self.train_seconds = 0.0  # wall time in fit(), summed over resumes
-        self._perm = torch.empty(0, dtype=torch.long)
-        self._cursor = 0
+        self.train_seconds = 0.0  # wall time of training steps, summed over resumes
+        self.perm = torch.empty(0, dtype=torch.long)
+        self.cursor = 0
         self.optimizer = self.schedule.build(self.model.parameters(), 0)
 
     # ------------------------------------------------------------------ control
@@ -103,21 +106,21 @@ class Trainer:
         """Ask the loop to stop after the current step."""
         self.stop_reason = reason
 
-    def _next_indices(self) -> Tensor:
+    def next_indices(self) -> Tensor:
         """Indices of the next batch in an epoch-wise permutation drawn from the trainer's generator."""
-        if self._cursor >= len(self._perm):
-            self._perm = torch.randperm(len(self.triples), generator=self.generator)
-            self._cursor = 0
-        idx = self._perm[self._cursor:self._cursor + self.batch_size]
-        self._cursor += len(idx)
+        if self.cursor >= len(self.perm):
+            self.perm = torch.randperm(len(self.triples), generator=self.generator)
+            self.cursor = 0
+        idx = self.perm[self.cursor:self.cursor + self.batch_size]
+        self.cursor += len(idx)
         return idx
 
-    def _next_batch(self) -> Tensor:
+    def next_batch(self) -> Tensor:
         """The next batch: ``(B, 3)`` triples on the training device."""
-        return self.triples[self._next_indices().to(self.device)]
+        return self.triples[self.next_indices().to(self.device)]
 
     def training_step(self, hrt: Tensor) -> float:
-        """One optimiser step on ``hrt (B, 3)``; returns the loss.
+        """One optimiser step on ``hrt (B, 3)``; returns the loss (the step counter is not moved).
 
         Raises
         ------
@@ -126,25 +129,33 @@ class Trainer:
         """
         self.model.train()
         self.optimizer.zero_grad(set_to_none=True)
-        reps = self.model.encode(self.graph)  # one encoder pass serves every part of the batch
+        gather = self.batches.gatherer(self.model, self.generator)
         total = None
         for target, rows in split_by_side(hrt, self.step, self.sampler, self.generator):
             negatives = self.sampler(rows, target)
-            part = self.objective(reps, rows, negatives, target) * (len(rows) / len(hrt))
+            part = self.objective.loss_of(gather(rows, negatives, target), target) * (len(rows) / len(hrt))
             total = part if total is None else total + part
-        return self._finish(total)
-
-    def _finish(self, total: Tensor) -> float:
-        """Check the loss, back-propagate and step; returns the loss value."""
         loss = float(total.detach())
         if not math.isfinite(loss):
-            raise TrainingDivergedError(
-                f"loss is {loss} at step {self.step + 1}; stopped. The last good checkpoint "
-                f"({self.run_dir / LAST if self.run_dir else 'none written'}) is kept; lower the "
-                f"learning rate or add regularisation.")
+            raise TrainingDivergedError(f"the loss is {loss} at step {self.step + 1}")
         total.backward()
         self.optimizer.step()
         return loss
+
+    def train_step(self) -> dict:
+        """Draw the next batch, take one step and advance the counter; returns the step's record.
+
+        The record holds ``step``, ``loss``, ``lr`` and ``seconds``; the optimiser is switched
+        when the schedule says so.
+        """
+        if self.schedule.phase(self.step) != self.schedule.phase(max(self.step - 1, 0)):
+            self.optimizer = self.schedule.build(self.model.parameters(), self.step)
+        start = time.perf_counter()
+        loss = self.training_step(self.next_batch())
+        self.step += 1
+        seconds = time.perf_counter() - start
+        self.train_seconds += seconds
+        return {"step": self.step, "loss": loss, "lr": self.schedule.lr_at(self.step - 1), "seconds": seconds}
 
     def fit(self) -> "Trainer":
         """Train until ``num_steps`` (or a callback stops it); returns ``self``."""
@@ -154,18 +165,11 @@ class Trainer:
                    desc="train", unit="step", dynamic_ncols=True)
         try:
             while self.step < self.num_steps and self.stop_reason is None:
-                if self.schedule.phase(self.step) != self.schedule.phase(max(self.step - 1, 0)):
-                    self.optimizer = self.schedule.build(self.model.parameters(), self.step)
-                start = time.perf_counter()
-                loss = self.training_step(self._next_batch())
-                self.step += 1
-                self.train_seconds += time.perf_counter() - start
-                record = {"step": self.step, "loss": loss, "lr": self.schedule.lr_at(self.step - 1),
-                          "seconds": time.perf_counter() - start}
+                record = self.train_step()
                 for cb in self.callbacks:
                     cb.on_step_end(self, record)
                 bar.update(1)
-                bar.set_postfix(loss=f"{loss:.4f}", best=f"{self.best_metric:.4f}")
+                bar.set_postfix(loss=f"{record['loss']:.4f}", best=f"{self.best_metric:.4f}")
                 if self.eval_every and (self.step % self.eval_every == 0 or self.step == self.num_steps):
                     self.validate()
                     self.save_checkpoint()
@@ -179,11 +183,9 @@ class Trainer:
         """Run ``validate``; keep ``best.pt`` when the metric improves."""
         if self.validate_fn is None:
             return None
-        if not all(torch.isfinite(p).all() for p in self.model.parameters()):
-            raise TrainingDivergedError(
-                f"parameters became NaN/inf by step {self.step}; stopped. The last good checkpoint "
-                f"({self.run_dir / LAST if self.run_dir else 'none written'}) is kept; lower the "
-                f"learning rate or add regularisation.")
+        bad = [n for n, p in self.model.named_parameters() if not torch.isfinite(p).all()]
+        if bad:
+            raise TrainingDivergedError(f"parameters became NaN/inf by step {self.step} ({bad[0]})")
         metric = float(self.validate_fn(self.model))
         improved = metric > self.best_metric
         self.validations.append({"step": self.step, "valid_mrr": metric})
@@ -191,7 +193,7 @@ class Trainer:
             self.best_metric, self.best_step = metric, self.step
             if self.run_dir is not None:
                 save_atomic(self.run_dir / BEST, {"model": self.model.state_dict(), "step": self.step,
-                                            "valid_mrr": metric})
+                                                   "valid_mrr": metric})
         for cb in self.callbacks:
             cb.on_validation_end(self, metric, improved)
         return metric
@@ -199,40 +201,11 @@ class Trainer:
     # ------------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict:
         """Everything needed to resume: weights, optimiser, every generator, data order."""
-        return {
-            "step": self.step, "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(), "generator": self.generator.get_state(),
-            "sampler_rng": self.sampler.generators.state_dict(),
-            "mutation_rng": (self.objective.mutation.generators.state_dict()
-                             if self.objective.mutation is not None else None),
-            "module_rng": {name: m.generators.state_dict() for name, m in self.model.named_modules()
-                           if hasattr(m, "generators")},
-            "perm": self._perm, "cursor": self._cursor, "best_metric": self.best_metric,
-            "best_step": self.best_step, "validations": self.validations,
-            "train_seconds": self.train_seconds,
-            "callbacks": [cb.state_dict() for cb in self.callbacks],
-        }
+        return trainer_state(self)
 
     def load_state_dict(self, state: dict) -> None:
         """Restore :meth:`state_dict` (the inverse of saving)."""
-        self.step = state["step"]
-        self.model.load_state_dict(state["model"])
-        self.optimizer = self.schedule.build(self.model.parameters(), self.step)
-        if self.schedule.phase(self.step) == self.schedule.phase(max(self.step - 1, 0)):
-            self.optimizer.load_state_dict(state["optimizer"])  # else: a fresh optimiser starts here
-        self.generator.set_state(state["generator"])
-        self.sampler.generators.load_state_dict(state["sampler_rng"])
-        if state["mutation_rng"] is not None:
-            self.objective.mutation.generators.load_state_dict(state["mutation_rng"])
-        modules = dict(self.model.named_modules())
-        for name, rng in state.get("module_rng", {}).items():
-            modules[name].generators.load_state_dict(rng)
-        self._perm, self._cursor = state["perm"], state["cursor"]
-        self.best_metric, self.best_step = state["best_metric"], state["best_step"]
-        self.validations = list(state["validations"])
-        self.train_seconds = state.get("train_seconds", 0.0)
-        for cb, s in zip(self.callbacks, state["callbacks"]):
-            cb.load_state_dict(s)
+        restore_trainer_state(self, state)
 
     def save_checkpoint(self) -> Optional[Path]:
         """Atomically write ``run_dir/last.pt``."""
@@ -249,12 +222,5 @@ class Trainer:
         path = Path(path) if path is not None else (self.run_dir / LAST if self.run_dir else None)
         if path is None or not path.exists():
             return False
-        self.load_state_dict(torch.load(path, map_location=self.device, weights_only=False))
+        self.load_state_dict(load_checkpoint(path, self.device))
         return True
-
-
-def save_atomic(path: Path, obj: dict) -> None:
-    """``torch.save`` ``obj`` to ``path`` atomically."""
-    buf = io.BytesIO()
-    torch.save(obj, buf)
-    atomic_write_bytes(path, buf.getvalue())

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import math
 import statistics
 from pathlib import Path
@@ -28,7 +29,8 @@ def _dirs(tmp_path):
 def _metrics(cfg: RunConfig, mrr: float, hits1: float) -> dict:
     real = {"mrr": mrr, "mr": 1.0 / mrr, "hits@1": hits1, "hits@3": min(1.0, 2 * hits1),
             "hits@10": min(1.0, 3 * hits1), "count": 100}
-    return {"config": cfg.to_dict(), "steps": cfg.steps, "best_step": cfg.steps, "best_valid_mrr": mrr,
+    steps = cfg.training.steps
+    return {"config": cfg.to_dict(), "steps": steps, "best_step": steps, "best_valid_mrr": mrr,
             "train_seconds": 0.1, "stop_reason": None, "validations": [], "dataset": {},
             "valid": {"both": {"realistic": real}}, "test": {"both": {"realistic": real}}}
 
@@ -71,7 +73,8 @@ def test_smoke_grid_expands_to_expected_run_ids(run_grid, tmp_path):
         assert r.run_dir == (tmp_path / "w" / r.run_id).resolve()
         assert r.result_path == (tmp_path / "r" / f"{r.run_id}.json").resolve()
         assert Path(r.config.output) == r.run_dir
-        assert (r.config.dataset, r.config.dim, r.config.steps, r.config.eval_every) == ("synthetic", 8, 30, 15)
+        a = r.config.aliased()
+        assert (a["dataset"], a["dim"], a["steps"], a["eval_every"]) == ("synthetic", 8, 30, 15)
         assert r.config.progress is False
 
 
@@ -83,45 +86,49 @@ def test_default_directories_are_under_benchmarks(run_grid):
 
 def test_per_value_overrides_apply(run_grid, tmp_path):
     runs = run_grid.expand(run_grid.load_grid(SMOKE), work_dir=tmp_path)
-    lrs = {r.run_id: r.config.lr for r in runs}
+    lrs = {r.run_id: r.config.get("optimizer.lr") for r in runs}
     assert lrs == {SMOKE_IDS[0]: 0.05, SMOKE_IDS[1]: 0.05, SMOKE_IDS[2]: 0.1, SMOKE_IDS[3]: 0.1}
-    assert [r.config.emu for r in runs] == [False, True, False, True]
+    assert [r.config.emu_enabled for r in runs] == [False, True, False, True]
 
 
 def test_published_grids_expand(run_grid, tmp_path):
     p1 = run_grid.expand(run_grid.load_grid(GRIDS / "p1-shallow.yaml"), work_dir=tmp_path)
     assert len(p1) == 3 * 4 * 2 * 2 * 3 + 3 * 3 == len({r.run_id for r in p1})
-    by_id = {r.run_id: r.config for r in p1}
+    by_id = {r.run_id: r.config.aliased() for r in p1}
     d500 = sorted(i for i in by_id if "-d500-" in i)
     assert d500 == sorted(f"{ds}-distmult-uniform-plain-d500-s{s}"
                           for ds in ("umls", "kinships", "codex-s") for s in range(3))
     cfg = by_id["umls-distmult-uniform-emu-d100-s0"]
-    assert (cfg.lr, cfg.optimizer, cfg.batch_size, cfg.num_negatives, cfg.switch_to_adam) == (0.1, "adagrad", 1000, 256, True)
-    assert (cfg.steps, cfg.loss.value, cfg.sans_k, cfg.sans_walks) == (2000, "ce", 3, 1000)
-    assert (cfg.eval_every, cfg.patience) == (20, 10)       # early stopping: these datasets overfit fast
+    assert tuple(cfg[k] for k in ("lr", "optimizer", "batch_size", "num_negatives", "switch_to_adam")) == \
+        (0.1, "adagrad", 1000, 256, True)
+    assert (cfg["steps"], cfg["loss"]) == (2000, "ce") and "sans_k" not in cfg and "sans_walks" not in cfg
+    sans = by_id["umls-distmult-sans-emu-d100-s0"]
+    assert (sans["sans_k"], sans["sans_walks"]) == (3, 1000)
+    assert (cfg["eval_every"], cfg["patience"]) == (20, 10)       # early stopping: these datasets overfit fast
     # the superseded first protocol: same runs, validation every 200 steps, no early stopping
     coarse = run_grid.expand(run_grid.load_grid(GRIDS / "p1-shallow-coarse.yaml"), work_dir=tmp_path)
     assert [r.run_id for r in coarse] == [r.run_id for r in p1]
     for a, b in zip(coarse, p1):
-        diff = {k for k, v in a.config.to_dict().items() if b.config.to_dict()[k] != v}
+        diff = {k for k, v in a.config.aliased().items() if b.config.aliased()[k] != v}
         assert diff <= {"eval_every", "patience", "output"}, diff
-    assert {(r.config.eval_every, r.config.patience) for r in coarse} == {(200, None)}
-    assert by_id["codex-s-rotate-sans-plain-d100-s2"].lr == 0.05
-    assert by_id["kinships-transe-uniform-plain-d100-s1"].lr == 0.05
-    assert by_id["kinships-complex-sans-emu-d100-s1"].lr == 0.1
-    assert cfg.data_dir == str((REPO / "../shared/datasets").resolve())  # relative to the repository root
+    assert {(r.config.training.eval_every, r.config.training.patience) for r in coarse} == {(200, None)}
+    assert by_id["codex-s-rotate-sans-plain-d100-s2"]["lr"] == 0.05
+    assert by_id["kinships-transe-uniform-plain-d100-s1"]["lr"] == 0.05
+    assert by_id["kinships-complex-sans-emu-d100-s1"]["lr"] == 0.1
+    assert cfg["data_dir"] == str((REPO / "../shared/datasets").resolve())  # relative to the repository root
 
     p2 = run_grid.expand(run_grid.load_grid(GRIDS / "p2-large.yaml"), work_dir=tmp_path)
     ids = [r.run_id for r in p2]
     assert len(ids) == 10
     assert sorted(i for i in ids if "-d500-" in i) == ["fb15k-237-distmult-uniform-plain-d500-s0",
                                                        "wn18rr-distmult-uniform-plain-d500-s0"]
-    assert all(r.config.steps == 20000 and r.config.eval_every == 2000 for r in p2)
+    assert all(r.config.training.steps == 20000 and r.config.training.eval_every == 2000 for r in p2)
 
     gnn = run_grid.expand(run_grid.load_grid(GRIDS / "gnn.yaml"), work_dir=tmp_path)
     assert len(gnn) == 3 * 2 * 2 * 3
-    assert {r.config.encoder for r in gnn} == {"rgcn", "compgcn"}
-    assert all((r.config.optimizer, r.config.lr, r.config.steps, r.config.dim) == ("adam", 0.01, 1000, 100) for r in gnn)
+    assert {r.config.encoder.name for r in gnn} == {"rgcn", "compgcn"}
+    assert all(tuple(r.config.aliased()[k] for k in ("optimizer", "lr", "steps", "dim")) == ("adam", 0.01, 1000, 100)
+               for r in gnn)
     assert "kinships-compgcn-distmult-uniform-emu-d100-s2" in {r.run_id for r in gnn}
 
 
@@ -258,7 +265,7 @@ def test_smoke_grid_runs_skips_and_resumes(run_grid, tmp_path, capsys, monkeypat
     assert steps == list(range(1, 31))  # continued at 16, not retrained from scratch
     # the resumed run matches an uninterrupted one
     resumed = json.loads((results / f"{SMOKE_IDS[0]}.json").read_text())
-    cfg = RunConfig(**{**resumed["config"], "output": str(tmp_path / "straight")})
+    cfg = RunConfig.from_dict(resumed["config"], {"output": str(tmp_path / "straight")})
     straight = run_pipeline(cfg).metrics
     assert straight["test"]["both"]["realistic"]["mrr"] == pytest.approx(
         resumed["test"]["both"]["realistic"]["mrr"], abs=1e-6)
@@ -381,7 +388,7 @@ def test_paired_difference_edge_cases(aggregate):
     one = aggregate.paired_difference({0: 0.30}, {0: 0.35})
     assert one["n"] == 1 and one["ci95"] is None and one["note"] == "n=1"
     assert one["mean"] == pytest.approx(0.05)
-    assert aggregate._fmt_diff(one) == "+0.0500 (n=1)"
+    assert aggregate.fmt_diff(one) == "+0.0500 (n=1)"
     assert aggregate.verdict(one) == "higher (n=1)"
     worse = aggregate.paired_difference({0: 0.40, 1: 0.41, 2: 0.42}, {0: 0.38, 1: 0.38, 2: 0.40})
     assert worse["ci95"][1] < 0 and aggregate.verdict(worse) == "worse"
@@ -453,7 +460,7 @@ def test_run_held_by_another_runner_is_left_to_it(run_grid, fake_pipeline, tmp_p
 def test_run_finished_by_another_runner_after_the_scan_is_not_retrained(run_grid, fake_pipeline, tmp_path,
                                                                          monkeypatch, capsys):
     """Between the start-up scan and taking a run's lock, another runner may finish it."""
-    real_lock = run_grid._lock
+    real_lock = run_grid.lock
 
     def lock_after_other_runner_finished(run_dir):
         handle = real_lock(run_dir)
@@ -462,7 +469,7 @@ def test_run_finished_by_another_runner_after_the_scan_is_not_retrained(run_grid
                               _metrics(RunConfig(dataset="synthetic"), 0.5, 0.5))
         return handle
 
-    monkeypatch.setattr(run_grid, "_lock", lock_after_other_runner_finished)
+    monkeypatch.setattr(run_grid, "lock", lock_after_other_runner_finished)
     assert run_grid.main([str(SMOKE), *_dirs(tmp_path)]) == 0
     assert SMOKE_IDS[0] not in fake_pipeline.calls and len(fake_pipeline.calls) == 3
     out = capsys.readouterr().out
@@ -490,7 +497,7 @@ def test_aggregate_validation_curves(aggregate, tmp_path, monkeypatch, capsys):
     assert "validations" not in json.dumps(summary)        # curves stay out of summary.json
     # too many groups for one figure: no curves.png, and a note says why
     (res / "curves.png").unlink()
-    monkeypatch.setattr(aggregate, "MAX_CURVE_PANELS", 0)
+    monkeypatch.setattr(sys.modules[aggregate.plot_curves.__module__], "MAX_CURVE_PANELS", 0)
     aggregate.aggregate(res)
     assert not (res / "curves.png").exists()
     assert "curves.png not drawn" in capsys.readouterr().err

@@ -9,6 +9,7 @@ import pytest
 import torch
 import yaml
 
+from dgl_emu.config import RunConfig
 from dgl_emu.data import DATASETS, load_dataset
 from dgl_emu.nn.interactions import INTERACTIONS
 from dgl_emu.pipeline import load_run
@@ -41,8 +42,10 @@ def test_run_writes_the_run_directory(base_run):
     assert [r["step"] for r in step_lines(out)] == list(range(1, 41))
     assert (out / "curve.png").read_bytes()[:8] == PNG_MAGIC
     cfg = yaml.safe_load((out / "config.yaml").read_text())
-    assert (cfg["steps"], cfg["dim"], cfg["num_negatives"], cfg["batch_size"], cfg["eval_every"]) == (40, 8, 8, 64, 20)
-    assert cfg["dataset"] == "synthetic" and cfg["emu"] is True and cfg["output"] == str(out)
+    assert (cfg["training"]["steps"], cfg["model"]["dim"], cfg["sampler"]["num_negatives"],
+            cfg["training"]["batch_size"], cfg["training"]["eval_every"]) == (40, 8, 8, 64, 20)
+    assert cfg["data"]["dataset"] == "synthetic" and cfg["emu"]["name"] == "mutation" and cfg["output"] == str(out)
+    assert RunConfig.from_dict(cfg).to_dict() == cfg  # the resolved file reads back as itself
     # best.pt is the validation with the highest MRR
     assert [v["step"] for v in metrics["validations"]] == [20, 40]
     best = max(metrics["validations"], key=lambda v: v["valid_mrr"])
@@ -76,7 +79,7 @@ def test_other_config_into_same_output_is_refused(base_run):
     assert result.exit_code == 2
     assert "--output" in result.output and "--fresh" in result.output
     assert (out / "metrics.json").read_bytes() == metrics
-    assert yaml.safe_load((out / "config.yaml").read_text())["dim"] == 8
+    assert yaml.safe_load((out / "config.yaml").read_text())["model"]["dim"] == 8
 
 
 def test_fresh_restarts(tmp_path):
@@ -106,9 +109,9 @@ def test_config_file_with_command_line_override(tmp_path):
     out = tmp_path / "run"
     result = invoke("run", "--config", conf, "--dim", "8", "--output", out)
     assert result.exit_code == 0, result.output
-    cfg = yaml.safe_load((out / "config.yaml").read_text())
-    assert cfg["dim"] == 8                                   # the command line wins
-    assert (cfg["steps"], cfg["num_negatives"], cfg["model"]) == (20, 4, "distmult")   # from the file
+    cfg = RunConfig.from_dict(yaml.safe_load((out / "config.yaml").read_text()))
+    assert cfg.get("model.dim") == 8                                   # the command line wins
+    assert (cfg.get("training.steps"), cfg.get("sampler.num_negatives"), cfg.model.name) == (20, 4, "distmult")
     assert torch.load(out / "best.pt", weights_only=False)["model"]["encoder.entity"].shape == (384, 8)
 
 
@@ -256,13 +259,23 @@ def test_datasets_verify_missing_files(tmp_path):
     assert result.exit_code == 1 and "umls" in result.output and "Traceback" not in result.output
 
 
-def test_components_lists_interactions():
+def test_components_lists_every_registry():
+    from dgl_emu.config import COMPONENTS
     result = invoke("components")
     assert result.exit_code == 0
     lines = dict(line.split(": ", 1) for line in result.output.strip().splitlines())
-    assert lines["interactions"].split(", ") == INTERACTIONS.names()
-    assert set(lines) == {"interactions", "encoders", "samplers", "losses", "datasets"}
-    assert {"uniform", "bernoulli", "sans"} <= set(lines["samplers"].split(", "))
+    assert lines["model"].split(", ") == INTERACTIONS.names()
+    assert set(lines) == set(COMPONENTS) | {"datasets"}
+    for section, spec in COMPONENTS.items():
+        assert lines[section].split(", ") == spec.names(), section
+    assert {"uniform", "bernoulli", "sans"} <= set(lines["sampler"].split(", "))
+
+
+def test_components_options_are_the_constructor_arguments():
+    result = invoke("components", "--options")
+    assert result.exit_code == 0
+    assert "  sans: num_negatives=64, k=3, num_walks=1000, filtered=False" in result.output.splitlines()
+    assert "  conve: dim=64, gamma=12.0, height=None, num_filters=32, kernel=3, dropout=0.0" in result.output
 
 
 def test_python_m_help():

@@ -116,7 +116,7 @@ def test_default_output_and_config_validation(tmp_path):
     assert default_output(cfg) == Path("runs/synthetic-rotate-uniform-mutation-d64-s0")
     assert default_output(RunConfig(emu=False, dim=8, seed=3).validate()) == \
         Path("runs/synthetic-rotate-uniform-plain-d8-s3")
-    with pytest.raises(ConfigError, match="^keep_prob"):
+    with pytest.raises(ConfigError, match="^emu.keep_prob"):
         RunConfig(keep_prob=-0.1).validate()
     with pytest.raises(ConfigError, match="^sampler"):
         RunConfig(sampler="hard").validate()

@@ -23,6 +23,7 @@ DIM = 8
 
 
 def _rgcn(kg, seed=0, **kwargs) -> RGCNEncoder:
+    kwargs.setdefault("dropout", 0.0)
     enc = RGCNEncoder(kg.num_entities, kg.num_relations, DistMult(dim=DIM),
                       generator=torch.Generator().manual_seed(seed), **kwargs).double()
     randomize_(enc, torch.Generator().manual_seed(seed + 100))
@@ -234,7 +235,7 @@ def _encoders(kg):
     yield _rgcn(kg, decomposition=Decomposition.BASIS, num_bases=2)
     yield _rgcn(kg, decomposition=Decomposition.BLOCK, num_bases=2)
     enc = CompGCNEncoder(kg.num_entities, kg.num_relations, DistMult(dim=DIM), num_layers=2,
-                         composition="corr", generator=torch.Generator().manual_seed(0)).double()
+                         composition="corr", dropout=0.0, generator=torch.Generator().manual_seed(0)).double()
     randomize_(enc, torch.Generator().manual_seed(1))
     yield enc
 

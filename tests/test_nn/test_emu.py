@@ -249,7 +249,7 @@ def test_mixup_lambda_reproduced_from_sample_lambda():
 
 def test_mixup_fixed_negative_label():
     pos, neg = pos_neg()
-    out, labels = EmbeddingMixup(negative_label=0.53, generator=gen(0)).mutate(pos, neg)
+    out, labels = EmbeddingMixup(fixed_label=0.53, generator=gen(0)).mutate(pos, neg)
     assert torch.all(labels == 0.53)
     lam = _lambda_from_output(out, pos, neg)
     assert torch.all((lam >= 0) & (lam <= 1)) and lam.std() > 0

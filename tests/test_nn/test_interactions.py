@@ -71,7 +71,7 @@ REFERENCES = {
 }
 
 # every configuration exercised below: (registry name, extra constructor kwargs)
-CONFIGS = [("transe", {"p": 1}), ("transe", {"p": 2}), ("distmult", {}), ("complex", {}),
+CONFIGS = [("transe", {"p_norm": 1}), ("transe", {"p_norm": 2}), ("distmult", {}), ("complex", {}),
            ("rotate", {}), ("conve", {"height": 1, "num_filters": 2, "kernel": 2})]
 CONFIG_IDS = [f"{n}{''.join(f'-{k}{v}' for k, v in kw.items())}" for n, kw in CONFIGS]
 
@@ -113,8 +113,8 @@ def test_every_registered_interaction_has_a_reference():
 # ----------------------------------------------------------------------------- exact values
 def test_transe_exact_l1_and_l2():
     h, r, t = torch.tensor([1., 2.]), torch.tensor([2., 2.]), torch.tensor([0., 0.])   # h + r - t = (3, 4)
-    assert TransE(dim=2, gamma=10.0, p=1)(h, r, t).item() == 10.0 - 7.0
-    assert TransE(dim=2, gamma=10.0, p=2)(h, r, t).item() == pytest.approx(10.0 - 5.0)
+    assert TransE(dim=2, gamma=10.0, p_norm=1)(h, r, t).item() == 10.0 - 7.0
+    assert TransE(dim=2, gamma=10.0, p_norm=2)(h, r, t).item() == pytest.approx(10.0 - 5.0)
     # t != 0 and negative coordinates: h + r - t = (1 + 2 - 5, -1 + 0 - 2) = (-2, -3)
     h2, r2, t2 = torch.tensor([1., -1.]), torch.tensor([2., 0.]), torch.tensor([5., 2.])
     assert TransE(dim=2, gamma=1.0)(h2, r2, t2).item() == 1.0 - 5.0
@@ -249,7 +249,7 @@ def test_rotate_generic_path_really_chunks(monkeypatch):
 def test_transe_fast_path_precise_in_float32(p, target):
     # more than 25 rows: torch.cdist's default would switch to |q|^2 + |e|^2 - 2 q.e for p = 2
     g = torch.Generator().manual_seed(0)
-    inter = TransE(dim=100, gamma=12.0, p=p)
+    inter = TransE(dim=100, gamma=12.0, p_norm=p)
     ent = torch.rand(300, 100, generator=g) * 2 - 1
     r = torch.zeros(64, 100)
     anchor = ent[:64]
@@ -343,7 +343,7 @@ def test_gather_is_differentiable_to_the_tables():
 
 def test_invalid_constructor_arguments():
     with pytest.raises(ValueError):
-        TransE(dim=2, p=3)
+        TransE(dim=2, p_norm=3)
     with pytest.raises(ValueError):
         DistMult(dim=0)
 
@@ -439,7 +439,7 @@ def test_candidate_distance_other_shapes_and_bad_p():
         candidate_distance(every, q, 3)
 
 
-@pytest.mark.parametrize("name,kwargs", [("transe", {"p": 1}), ("transe", {"p": 2}), ("distmult", {}),
+@pytest.mark.parametrize("name,kwargs", [("transe", {"p_norm": 1}), ("transe", {"p_norm": 2}), ("distmult", {}),
                                          ("complex", {}), ("rotate", {})],
                          ids=["transe-l1", "transe-l2", "distmult", "complex", "rotate"])
 @pytest.mark.parametrize("target", [Target.HEAD, Target.TAIL])

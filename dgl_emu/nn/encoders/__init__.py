@@ -4,8 +4,9 @@ from .base import Encoder, LookupEncoder, Representations
 from .compgcn import COMPOSITIONS, CompGCNEncoder, CompGCNLayer
 from .rgcn import Decomposition, RGCNEncoder
 
-#: encoder classes by name; the pipeline builds each from a config
-ENCODERS: Registry = Registry("encoder")
+#: encoder classes by name; options are their constructor arguments (``num_layers``, ...)
+ENCODERS: Registry = Registry("encoder", context=("num_entities", "num_relations", "interaction",
+                                                  "generator", "seed"))
 ENCODERS.register("lookup")(LookupEncoder)
 ENCODERS.register("rgcn")(RGCNEncoder)
 ENCODERS.register("compgcn")(CompGCNEncoder)

@@ -1,7 +1,7 @@
 """The encoder interface and the shallow lookup-table encoder."""
 from __future__ import annotations
 
-from typing import NamedTuple, Optional
+from typing import NamedTuple, Optional, Sequence
 
 import torch
 from torch import nn
@@ -22,15 +22,34 @@ class Representations(NamedTuple):
 class Encoder(nn.Module):
     """Maps the training graph to entity and relation representations.
 
-    Subclasses implement ``forward(graph) -> Representations``. ``graph`` is the homogeneous
-    training graph with ``edata[dgl.ETYPE]`` (inverse relations ``r + R``); lookup tables ignore
-    it. ``needs_graph`` tells the pipeline whether to build and move a graph at all.
+    Subclasses implement ``forward(graph, features=None, norms=None) -> Representations``.
+    ``graph`` is the homogeneous training graph with ``edata[dgl.ETYPE]`` (inverse relations
+    ``r + R``), or a list of DGL blocks with their input ``features``; lookup tables ignore it.
+    GNN encoders take their edge normalisation explicitly: ``norms`` holds one ``(E_l, 1)``
+    tensor per layer from :meth:`edge_norm`, computed by whoever owns the graph (and computed
+    on the fly when omitted). An encoder never writes into the graph it is given.
+    ``needs_graph`` tells the pipeline whether to build and move a graph at all.
     """
 
     needs_graph: bool = False
 
-    def forward(self, graph=None) -> Representations:  # pragma: no cover - abstract
+    @property
+    def num_layers(self) -> int:
+        """Message-passing layers (0 for lookup tables)."""
+        layers = self._modules.get("layers")
+        return len(layers) if layers is not None else 0
+
+    def forward(self, graph=None, features: Optional[Tensor] = None,
+                norms: Optional[Sequence[Tensor]] = None) -> Representations:  # pragma: no cover
         raise NotImplementedError
+
+    def edge_norm(self, graph, in_degrees: Optional[Tensor] = None) -> Optional[Tensor]:
+        """``(E, 1)`` edge normalisation of ``graph`` (a full graph or a block) for one layer.
+
+        ``in_degrees`` are the full graph's in-degrees (``(V,)``), which blocks need for norms
+        that depend on degrees outside the block. ``None`` for encoders without message passing.
+        """
+        return None
 
 
 class LookupEncoder(Encoder):
@@ -65,5 +84,5 @@ class LookupEncoder(Encoder):
         interaction.init_entities_(self.entity, generator)
         interaction.init_relations_(self.relation, generator)
 
-    def forward(self, graph=None) -> Representations:
+    def forward(self, graph=None, features: Optional[Tensor] = None, norms=None) -> Representations:
         return Representations(self.entity, self.relation)

@@ -1,7 +1,7 @@
 """CompGCN encoder (Vashishth et al., ICLR 2020) on DGL message passing."""
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Sequence
 
 import dgl
 import dgl.function as fn
@@ -71,7 +71,9 @@ class CompGCNLayer(nn.Module):
 
     Notes
     -----
-    ``forward(graph, h (V_src, in), z (2R, in))`` returns ``(h' (V_dst, out), z' (2R, out))``.
+    ``forward(graph, h (V_src, in), z (2R, in), norm (E, 1))`` returns
+    ``(h' (V_dst, out), z' (2R, out))``; ``norm`` defaults to :func:`symmetric_norm` of a full
+    graph (blocks must pass theirs).
     """
 
     def __init__(self, in_dim: int, out_dim: int, num_relations: int, composition,
@@ -87,7 +89,7 @@ class CompGCNLayer(nn.Module):
         self.loop_relation = nn.Parameter(torch.empty(1, in_dim))
         self.bias = nn.Parameter(torch.zeros(out_dim))
 
-    def forward(self, graph: dgl.DGLGraph, h: Tensor, z: Tensor):
+    def forward(self, graph: dgl.DGLGraph, h: Tensor, z: Tensor, norm: Optional[Tensor] = None):
         etype = graph.edata[dgl.ETYPE].long()
         inverse = (etype >= self.num_relations).unsqueeze(1)
         with graph.local_scope():
@@ -96,7 +98,7 @@ class CompGCNLayer(nn.Module):
             graph.apply_edges(lambda e: {"phi": self.composition(e.src["h"], e.data["z"])})
             phi = graph.edata["phi"]
             msg = torch.where(inverse, phi @ self.w_inverse, phi @ self.w_original)
-            graph.edata["m"] = msg * _norm(graph)
+            graph.edata["m"] = msg * (symmetric_norm(graph).to(msg.device) if norm is None else norm)
             graph.update_all(fn.copy_e("m", "m"), fn.sum("m", "agg"))
             agg = graph.dstdata["agg"]
         h_dst = h[: graph.num_dst_nodes()]
@@ -119,11 +121,11 @@ class CompGCNEncoder(Encoder):
     interaction : Interaction
         Decoder; needs ``entity_dim == relation_dim`` (DistMult, TransE, ComplEx, ConvE).
     num_layers : int
-        CompGCN layers.
+        CompGCN layers (default 2).
     composition : str
         ``"sub"``, ``"mult"`` or ``"corr"`` (see :data:`COMPOSITIONS`).
     dropout : float
-        Dropout after each layer (seeded).
+        Dropout after each layer (seeded; default 0.1).
     generator : torch.Generator, optional
         Initialisation randomness.
     seed : int
@@ -142,7 +144,7 @@ class CompGCNEncoder(Encoder):
     needs_graph = True
 
     def __init__(self, num_entities: int, num_relations: int, interaction: Interaction,
-                 num_layers: int = 1, composition: str = "mult", dropout: float = 0.0,
+                 num_layers: int = 2, composition: str = "mult", dropout: float = 0.1,
                  generator: Optional[torch.Generator] = None, seed: int = 0):
         super().__init__()
         width = interaction.entity_dim
@@ -150,7 +152,10 @@ class CompGCNEncoder(Encoder):
             raise ValueError(f"CompGCN composes entities with relations, so the decoder needs equal "
                              f"entity and relation widths; {type(interaction).__name__} has "
                              f"{width} and {interaction.relation_dim} (use DistMult, TransE, ComplEx or ConvE)")
-        phi = COMPOSITIONS.get(composition)
+        try:
+            phi = COMPOSITIONS.get(composition)
+        except KeyError as e:
+            raise ValueError(f"composition: {e.args[0]}") from None
         self.num_relations = num_relations
         self.entity, self.relation = embedding_tables(num_entities, 2 * num_relations, interaction, generator)
         self.layers = nn.ModuleList([
@@ -160,17 +165,19 @@ class CompGCNEncoder(Encoder):
         reset_parameters_(self.layers, generator)
         self.dropout = SeededDropout(dropout, seed)
 
-    def forward(self, graph, features: Optional[Tensor] = None) -> Representations:
-        """Encode the full graph, or a list of DGL blocks with their input ``features``."""
-        blocks, h = layer_inputs(graph, features, self.entity, len(self.layers))
+    def forward(self, graph, features: Optional[Tensor] = None,
+                norms: Optional[Sequence[Tensor]] = None) -> Representations:
+        """Encode the full graph, or a list of DGL blocks with their input ``features``.
+
+        Blocks need ``norms`` (from :meth:`edge_norm` with the full graph's in-degrees).
+        """
+        blocks, norms, h = layer_inputs(graph, features, self.entity, len(self.layers), norms, self.edge_norm)
         z = self.relation
-        for layer, block in zip(self.layers, blocks):
-            h, z = layer(block, h, z)
+        for layer, block, norm in zip(self.layers, blocks, norms):
+            h, z = layer(block, h, z, norm)
             h = self.dropout(h)
         return Representations(h, z[: self.num_relations])
 
-
-def _norm(graph: dgl.DGLGraph) -> Tensor:
-    if "sym_norm" not in graph.edata:
-        graph.edata["sym_norm"] = symmetric_norm(graph).to(graph.device)
-    return graph.edata["sym_norm"]
+    def edge_norm(self, graph, in_degrees: Optional[Tensor] = None) -> Tensor:
+        """``1 / sqrt(d_u d_v)`` with full-graph in-degrees (see :func:`symmetric_norm`)."""
+        return symmetric_norm(graph, in_degrees).to(graph.device)

@@ -11,8 +11,8 @@ from torch import nn
 from ...typing import Tensor
 from ..dropout import SeededDropout  # noqa: F401  (re-exported for the encoders)
 
-__all__ = ["embedding_tables", "layer_inputs", "relation_in_degree_norm", "symmetric_norm", "store_in_degrees", "reset_parameters_", "SeededDropout",
-           "require_graph_device"]
+__all__ = ["embedding_tables", "layer_inputs", "relation_in_degree_norm", "symmetric_norm",
+           "reset_parameters_", "SeededDropout", "require_graph_device"]
 
 
 def embedding_tables(num_entities: int, num_relation_rows: int, interaction,
@@ -26,14 +26,25 @@ def embedding_tables(num_entities: int, num_relation_rows: int, interaction,
     return entity, relation
 
 
-def layer_inputs(graph, features: Optional[Tensor], table: Tensor, num_layers: int):
-    """Per-layer graphs and input features of a GNN encoder.
+def layer_inputs(graph, features: Optional[Tensor], table: Tensor, num_layers: int, norms, norm_fn):
+    """Per-layer graphs, edge norms and input features of a GNN encoder.
 
     A full graph is used by every layer with the whole ``table`` as input; a list of DGL blocks
-    gives one block per layer with the sampled input ``features``.
+    gives one block per layer with the sampled input ``features``. ``norms`` (one ``(E_l, 1)``
+    tensor per layer) are used as given; when ``None`` they are computed with ``norm_fn(graph)``
+    (once for a full graph), never stored on the graph.
     """
-    blocks = list(graph) if isinstance(graph, (list, tuple)) else [graph] * num_layers
-    return blocks, (table if features is None else features)
+    if isinstance(graph, (list, tuple)):
+        blocks = list(graph)
+        if norms is None:
+            norms = [norm_fn(b) for b in blocks]
+    else:
+        blocks = [graph] * num_layers
+        if norms is None:
+            norms = [norm_fn(graph)] * num_layers
+    if len(norms) != len(blocks):
+        raise ValueError(f"need one edge norm per layer ({len(blocks)}), got {len(norms)}")
+    return blocks, list(norms), (table if features is None else features)
 
 
 def relation_in_degree_norm(graph: dgl.DGLGraph) -> Tensor:
@@ -49,28 +60,28 @@ def relation_in_degree_norm(graph: dgl.DGLGraph) -> Tensor:
     return (1.0 / counts[inverse].float()).unsqueeze(1)
 
 
-def symmetric_norm(graph: dgl.DGLGraph) -> Tensor:
+def symmetric_norm(graph: dgl.DGLGraph, in_degrees: Optional[Tensor] = None) -> Tensor:
     """``(num_edges, 1)`` norm ``1 / sqrt(deg(u) deg(v))`` (in-degrees, as in CompGCN's code).
 
-    On a DGL block the degrees come from ``srcdata`` / ``dstdata["in_deg"]`` (full-graph
-    in-degrees stored by :func:`store_in_degrees` before sampling), so sampled blocks use the
-    same normalisation as the full graph.
+    Parameters
+    ----------
+    graph : dgl.DGLGraph
+        A full graph, or a DGL block sampled from one.
+    in_degrees : Tensor, optional
+        ``(V,)`` in-degrees of the full graph, indexed by its node ids. Required for a block (read
+        through ``srcdata`` / ``dstdata[dgl.NID]``), so sampled blocks use the same normalisation
+        as the full graph; a full graph's own degrees are used when it is omitted.
     """
     src, dst = graph.edges()
     if graph.is_block:
-        if "in_deg" not in graph.srcdata:
-            raise ValueError("blocks need full-graph degrees: call store_in_degrees(graph) before sampling")
-        d_src, d_dst = graph.srcdata["in_deg"], graph.dstdata["in_deg"]
+        if in_degrees is None:
+            raise ValueError("a block needs the full graph's in_degrees")
+        d_src = in_degrees[graph.srcdata[dgl.NID].long()]
+        d_dst = in_degrees[graph.dstdata[dgl.NID].long()]
     else:
-        d_src = d_dst = graph.in_degrees()
+        d_src = d_dst = graph.in_degrees() if in_degrees is None else in_degrees
     d_src, d_dst = d_src.float().clamp(min=1), d_dst.float().clamp(min=1)
     return (d_src[src.long()] * d_dst[dst.long()]).rsqrt().unsqueeze(1)
-
-
-def store_in_degrees(graph: dgl.DGLGraph) -> dgl.DGLGraph:
-    """Store full-graph in-degrees as ``ndata["in_deg"]`` (carried into sampled blocks)."""
-    graph.ndata["in_deg"] = graph.in_degrees()
-    return graph
 
 
 def reset_parameters_(module: nn.Module, generator: Optional[torch.Generator], gain: float = 1.0) -> None:

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import enum
-from typing import Optional
+from typing import Optional, Sequence
 
 import dgl
 import torch
@@ -52,7 +52,7 @@ class RGCNEncoder(Encoder):
     self_loop : bool
         Include ``W_0 h_v``.
     dropout : float
-        Dropout after each layer.
+        Dropout after each layer (default 0.1).
     generator : torch.Generator, optional
         Initialisation randomness.
     seed : int
@@ -78,7 +78,7 @@ class RGCNEncoder(Encoder):
 
     def __init__(self, num_entities: int, num_relations: int, interaction: Interaction,
                  num_layers: int = 2, decomposition: Decomposition = Decomposition.BASIS,
-                 num_bases: Optional[int] = None, self_loop: bool = True, dropout: float = 0.0,
+                 num_bases: Optional[int] = None, self_loop: bool = True, dropout: float = 0.1,
                  generator: Optional[torch.Generator] = None, seed: int = 0):
         super().__init__()
         width = interaction.entity_dim
@@ -96,18 +96,14 @@ class RGCNEncoder(Encoder):
         reset_parameters_(self.layers, generator)
         self.dropout = SeededDropout(dropout, seed)
 
-    def forward(self, graph, features: Optional[Tensor] = None) -> Representations:
+    def forward(self, graph, features: Optional[Tensor] = None,
+                norms: Optional[Sequence[Tensor]] = None) -> Representations:
         """Encode the full graph, or a list of DGL blocks with their input ``features``."""
-        blocks, h = layer_inputs(graph, features, self.entity, len(self.layers))
-        for layer, block in zip(self.layers, blocks):
-            h = self.dropout(layer(block, h, block.edata[dgl.ETYPE], _norm(block)))
+        blocks, norms, h = layer_inputs(graph, features, self.entity, len(self.layers), norms, self.edge_norm)
+        for layer, block, norm in zip(self.layers, blocks, norms):
+            h = self.dropout(layer(block, h, block.edata[dgl.ETYPE], norm))
         return Representations(h, self.relation)
 
-
-def _norm(graph: dgl.DGLGraph) -> Tensor:
-    if graph.is_block:  # a block inherits the parent's edata, incl. a norm cached by a full-graph
-        # pass; reusing it would make sampled training depend on whether one ran before
+    def edge_norm(self, graph, in_degrees: Optional[Tensor] = None) -> Tensor:
+        """``1 / c_{v,r}`` within ``graph`` (a block counts its own sampled in-edges)."""
         return relation_in_degree_norm(graph).to(graph.device)
-    if "norm" not in graph.edata:
-        graph.edata["norm"] = relation_in_degree_norm(graph).to(graph.device)
-    return graph.edata["norm"]

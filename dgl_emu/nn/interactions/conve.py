@@ -41,7 +41,7 @@ class ConvE(Interaction):
     dropout : float
         Dropout on the input image, the feature maps and the hidden vector.
     seed : int
-        Seed of the dropout masks.
+        Seed of the weight initialisation and of the dropout masks.
 
     Notes
     -----
@@ -72,6 +72,16 @@ class ConvE(Interaction):
         flat = num_filters * (2 * self.height - kernel + 1) * (self.width - kernel + 1)
         self.fc = nn.Linear(flat, dim)
         self.dropout = SeededDropout(dropout, seed)
+        self._init_parameters(torch.Generator().manual_seed(seed))
+
+    def _init_parameters(self, generator: torch.Generator) -> None:
+        """torch's default distributions for the convolution and the linear layer, drawn from
+        ``generator`` instead of the global RNG."""
+        with torch.no_grad():
+            for layer in (self.conv, self.fc):
+                nn.init.kaiming_uniform_(layer.weight, a=math.sqrt(5), generator=generator)
+                bound = 1.0 / math.sqrt(layer.weight[0].numel())
+                layer.bias.uniform_(-bound, bound, generator=generator)
 
     def query(self, h: Tensor, r: Tensor) -> Tensor:
         """The ``(h, r)`` part: broadcastable ``(*, d)`` inputs to ``(*, d)`` query vectors."""

@@ -11,7 +11,7 @@ from .base import (BilinearInteraction, Interaction, candidate_complex_distance,
 __all__ = ["INTERACTIONS", "TransE", "DistMult", "ComplEx", "RotatE"]
 
 #: interaction classes by name (transe, distmult, complex, rotate)
-INTERACTIONS: Registry = Registry("interaction")
+INTERACTIONS: Registry = Registry("interaction", context=("seed",))
 
 
 @INTERACTIONS.register("TransE")
@@ -24,7 +24,7 @@ class TransE(Interaction):
         ``d``; entities and relations are ``(*, d)``.
     gamma : float
         Margin ``γ``.
-    p : int
+    p_norm : int
         Norm order, 1 (default, as in the EMU paper) or 2.
 
     Examples
@@ -33,11 +33,11 @@ class TransE(Interaction):
     tensor(1.)
     """
 
-    def __init__(self, dim: int, gamma: float = 12.0, p: int = 1):
+    def __init__(self, dim: int, gamma: float = 12.0, p_norm: int = 1):
         super().__init__(dim, gamma)
-        if p not in (1, 2):
-            raise ValueError(f"p must be 1 or 2, got {p}")
-        self.p = p
+        if p_norm not in (1, 2):
+            raise ValueError(f"p_norm must be 1 or 2, got {p_norm}")
+        self.p = p_norm
 
     def forward(self, h: Tensor, r: Tensor, t: Tensor) -> Tensor:
         return self.gamma - torch.linalg.vector_norm(h + r - t, ord=self.p, dim=-1)

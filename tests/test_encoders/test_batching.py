@@ -1,4 +1,4 @@
-"""Mini-batch (DGL block) training of GNN encoders, the pipeline with encoders, and resume."""
+"""Batch strategies: neighbour-sampled (DGL block) vs full-graph training, the pipeline with encoders, resume."""
 from __future__ import annotations
 
 import json
@@ -18,8 +18,8 @@ from dgl_emu.nn.interactions import DistMult
 from dgl_emu.pipeline import evaluate, run
 from dgl_emu.rng import GeneratorPool
 from dgl_emu.sampling import BernoulliNegativeSampler, UniformNegativeSampler
-from dgl_emu.training import Callback, Objective, OptimizerKind, OptimizerSchedule, Trainer
-from dgl_emu.training.minibatch import MiniBatchTrainer
+from dgl_emu.training import (Callback, FullGraphBatches, NeighborSampledBatches, Objective, OptimizerSchedule,
+                              Trainer)
 from dgl_emu.typing import Target
 
 from .dense import dense_rgcn_layer, make_hand_kg, randomize_, relation_adjacency, rgcn_relation_weights
@@ -44,25 +44,14 @@ def _encoder(kind, kg, dropout=0.0, seed=0):
 
 
 def _trainer(kg, model, fanouts, *, objective=None, sampler=None, steps=1, batch_size=4,
-             optimizer=OptimizerSchedule(OptimizerKind.SGD, 0.1), **kwargs):
+             optimizer=OptimizerSchedule("sgd", 0.1), **kwargs):
     sampler = sampler or UniformNegativeSampler(kg.num_entities, K, kg.num_relations,
                                                 generator=torch.Generator().manual_seed(1))
     objective = objective or Objective(model, CrossEntropyLoss())
-    common = dict(num_steps=steps, batch_size=batch_size, optimizer=optimizer, graph=kg.graph("train"),
-                  progress=False, **kwargs)
-    if fanouts is None:
-        return Trainer(objective, sampler, kg.splits["train"], **common)
-    return MiniBatchTrainer(objective, sampler, kg.splits["train"], fanouts=fanouts,
-                            num_relations=kg.num_relations, **common)
-
-
-def _rng_states(trainer):
-    return trainer.generator.get_state(), trainer.sampler.generators.get(CPU).get_state()
-
-
-def _set_rng_states(trainer, states):
-    trainer.generator.set_state(states[0])
-    trainer.sampler.generators.get(CPU).set_state(states[1])
+    graph = kg.graph("train")
+    batches = FullGraphBatches(graph) if fanouts is None else NeighborSampledBatches(graph, fanouts)
+    return Trainer(objective, sampler, kg.splits["train"], num_steps=steps, batch_size=batch_size,
+                   optimizer=optimizer, batches=batches, progress=False, **kwargs)
 
 
 # ---------------------------------------------------------------------- blocks == full graph
@@ -71,27 +60,21 @@ def _set_rng_states(trainer, states):
 def test_full_fanout_blocks_equal_full_graph(kg, kind, target):
     model = KGEModel(_encoder(kind, kg), DistMult(dim=DIM))
     trainer = _trainer(kg, model, [-1, -1])
-    triples, N, R = kg.splits["train"], len(kg.splits["train"]), kg.num_relations
-    idx = torch.tensor([N - 1, 0, 3, 2, 5])  # unsorted on purpose
+    triples = kg.splits["train"]
+    idx = torch.tensor([len(triples) - 1, 0, 3, 2, 5])  # unsorted on purpose
     hrt = triples[idx]
-    states = _rng_states(trainer)
-    got = trainer.gather_from_blocks(idx, target)
+    negatives = trainer.sampler(hrt, target)
+    state = trainer.generator.get_state()
+    got = trainer.batches.gatherer(model, trainer.generator)(hrt, negatives, target)
 
     # the same draw again, to read the sampled pair graphs
-    _set_rng_states(trainer, states)
-    input_nodes, pair, neg_pair, blocks = trainer.sample(idx, target)
-    nid = pair.ndata[dgl.NID]
-    src, dst = pair.edges()
-    assert pair.edata[dgl.EID].tolist() == (idx if target is Target.TAIL else idx + N).tolist()
-    kept, corrupted = (0, 2) if target is Target.TAIL else (2, 0)  # inverse edges run tail -> head
-    assert nid[src.long()].tolist() == hrt[:, kept].tolist()
-    assert nid[dst.long()].tolist() == hrt[:, corrupted].tolist()
-    negatives = nid[neg_pair.edges()[1].long()].view(len(idx), K)
-    # ... which are what the sampler's own (hrt, target) interface draws from the same state
-    gen = torch.Generator()
-    gen.set_state(states[1])
-    redrawn = UniformNegativeSampler(kg.num_entities, K, R, generator=gen)(hrt, target)
-    assert torch.equal(negatives, redrawn)
+    trainer.generator.set_state(state)
+    input_nodes, pos, neg, blocks = trainer.batches.sample(hrt, negatives, target, trainer.generator)
+    nid = pos.ndata[dgl.NID]
+    src, dst = pos.edges()
+    assert nid[src.long()].tolist() == hrt[:, target.other.column].tolist()
+    assert nid[dst.long()].tolist() == hrt[:, target.column].tolist()
+    assert torch.equal(nid[neg.edges()[1].long()].view(len(idx), K), negatives)
 
     want = model.gather(model.encode(kg.graph("train")), hrt, negatives, target)
     for name in ("anchor", "relation", "pos", "neg"):
@@ -151,7 +134,9 @@ def test_sampled_rgcn_block_matches_dense_reference(hand_kg):
     """With fanouts below the in-degree, each block is normalised by its own sampled in-degrees."""
     enc = _encoder("rgcn", hand_kg)
     trainer = _trainer(hand_kg, KGEModel(enc, DistMult(dim=DIM)), [2, 2])
-    input_nodes, _, _, blocks = trainer.sample(torch.tensor([0, 1, 2, 6]), Target.TAIL)
+    hrt = hand_kg.splits["train"][torch.tensor([0, 1, 2, 6])]
+    input_nodes, _, _, blocks = trainer.batches.sample(hrt, trainer.sampler(hrt, Target.TAIL), Target.TAIL,
+                                                       trainer.generator)
     for block in blocks:  # really sampled: at most 2 in-edges each, fewer than in the graph
         assert block.in_degrees().max() == 2
         assert block.num_edges() < hand_kg.graph("train").in_degrees(block.dstdata[dgl.NID]).sum()
@@ -164,15 +149,20 @@ def test_sampled_rgcn_block_matches_dense_reference(hand_kg):
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_sampled_blocks_do_not_depend_on_earlier_full_graph_passes(hand_kg, kind):
-    """A full-graph pass caches norms on the graph; blocks inherit its edata but must not use it."""
+    """Encoders write nothing into the graph they are given, so a full-graph pass (e.g. a
+    validation) between two sampled steps changes neither the graph nor the next step."""
     model = KGEModel(_encoder(kind, hand_kg), DistMult(dim=DIM))
     trainer = _trainer(hand_kg, model, [2, 2])
-    idx = torch.tensor([0, 1, 5, 8])
-    states = _rng_states(trainer)
-    before = trainer.gather_from_blocks(idx, Target.TAIL)
-    model.encode(hand_kg.graph("train"))  # e.g. a validation between two training steps
-    _set_rng_states(trainer, states)
-    after = trainer.gather_from_blocks(idx, Target.TAIL)
+    graph = trainer.batches.graph
+    keys = (set(graph.ndata), set(graph.edata))
+    hrt = hand_kg.splits["train"][torch.tensor([0, 1, 5, 8])]
+    negatives = trainer.sampler(hrt, Target.TAIL)
+    state = trainer.generator.get_state()
+    before = trainer.batches.gatherer(model, trainer.generator)(hrt, negatives, Target.TAIL)
+    model.encode(graph)  # e.g. a validation between two training steps
+    assert (set(graph.ndata), set(graph.edata)) == keys == (set(), {dgl.ETYPE})
+    trainer.generator.set_state(state)
+    after = trainer.batches.gatherer(model, trainer.generator)(hrt, negatives, Target.TAIL)
     for name in before._fields:
         assert torch.equal(getattr(before, name), getattr(after, name)), name
 
@@ -184,35 +174,51 @@ def test_minibatch_training_runs_and_learns(cyclic_kg, kind):
                           EmbeddingMutation(0.39, generator=torch.Generator().manual_seed(2)))
     losses = []
     trainer = _trainer(cyclic_kg, model, [3, 3], objective=objective, steps=20, batch_size=16,
-                       optimizer=OptimizerSchedule(OptimizerKind.ADAM, 0.01), callbacks=[_Record(losses)])
+                       optimizer=OptimizerSchedule("adam", 0.01), callbacks=[_Record(losses)])
     trainer.fit()
     assert trainer.step == 20 and len(losses) == 20
     assert all(math.isfinite(x) for x in losses)
     assert sum(losses[-5:]) < sum(losses[:5])
 
 
-def test_minibatch_trainer_rejects_what_it_cannot_train(hand_kg):
+def test_neighbour_sampling_rejects_what_it_cannot_train(hand_kg):
     E, R = hand_kg.num_entities, hand_kg.num_relations
-    gnn = KGEModel(_encoder("rgcn", hand_kg), DistMult(dim=DIM))
-    bernoulli = BernoulliNegativeSampler(hand_kg.splits["train"], E, R, K)
-    with pytest.raises(ValueError, match="Bernoulli"):
-        _trainer(hand_kg, gnn, [2, 2], sampler=bernoulli)
     lookup = KGEModel(LookupEncoder(E, R, DistMult(dim=DIM)), DistMult(dim=DIM))
     with pytest.raises(ValueError, match="GNN encoder"):
         _trainer(hand_kg, lookup, [2, 2])
-    with pytest.raises(ValueError, match="2N edges"):
-        MiniBatchTrainer(Objective(gnn, CrossEntropyLoss()), UniformNegativeSampler(E, K, R),
-                         hand_kg.splits["train"], num_steps=1, batch_size=2,
-                         optimizer=OptimizerSchedule(), graph=hand_kg.graph("train", add_inverse=False),
-                         fanouts=[2, 2], num_relations=R, progress=False)
+    gnn = KGEModel(_encoder("rgcn", hand_kg), DistMult(dim=DIM))
+    with pytest.raises(ValueError, match="one fanout per encoder layer"):
+        _trainer(hand_kg, gnn, [2])
     with pytest.raises(ValueError, match="graph"):
-        MiniBatchTrainer(Objective(gnn, CrossEntropyLoss()), UniformNegativeSampler(E, K, R),
-                         hand_kg.splits["train"], num_steps=1, batch_size=2,
-                         optimizer=OptimizerSchedule(), graph=None, fanouts=[2, 2], num_relations=R)
+        NeighborSampledBatches(None, [2, 2])
+    with pytest.raises(ValueError, match="needs the training graph"):
+        Trainer(Objective(gnn, CrossEntropyLoss()), UniformNegativeSampler(E, K, R), hand_kg.splits["train"],
+                num_steps=1, batch_size=2, optimizer=OptimizerSchedule(), progress=False)
     with pytest.raises(ConfigError, match="fanouts"):
         RunConfig(encoder="lookup", fanouts=[5, 5]).validate()
     with pytest.raises(ConfigError, match="fanouts"):
         RunConfig(encoder="rgcn", fanouts=[5]).validate()  # one per layer (2)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_bernoulli_sides_with_full_fanouts_equal_full_graph_training(cyclic_kg, kind):
+    """Per-triple sides (Bernoulli) split each batch; neighbour sampling gathers each part.
+
+    One step: afterwards the streams part, since each sampled part draws DGL's seed from the
+    trainer's generator, which also draws the next step's sides."""
+    models, losses = [], []
+    for fanouts in (None, [-1, -1]):
+        model = KGEModel(_encoder(kind, cyclic_kg), DistMult(dim=DIM))
+        sampler = BernoulliNegativeSampler(cyclic_kg.splits["train"], cyclic_kg.num_entities,
+                                           cyclic_kg.num_relations, K, seed=3)
+        record = []
+        _trainer(cyclic_kg, model, fanouts, sampler=sampler, steps=1, batch_size=32,
+                 callbacks=[_Record(record)]).fit()
+        models.append(model)
+        losses.append(record)
+    assert len(losses[0]) == 1 and losses[0] == pytest.approx(losses[1], rel=1e-9)
+    for (name, a), b in zip(models[0].named_parameters(), models[1].parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-8, atol=1e-10, msg=name)
 
 
 # ---------------------------------------------------------------------- pipeline
@@ -224,8 +230,8 @@ def test_pipeline_trains_evaluates_and_resumes(tmp_path, encoder, fanouts):
                num_negatives=8, batch_size=64, output=str(out), progress=False, fanouts=fanouts)
     result = run(RunConfig(**cfg), resume=False)
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["steps"] == 20 and metrics["config"]["encoder"] == encoder
-    assert metrics["config"]["fanouts"] == fanouts
+    assert metrics["steps"] == 20 and metrics["config"]["encoder"]["name"] == encoder
+    assert metrics["config"]["training"]["fanouts"] == fanouts
     mrr = metrics["test"]["both"]["realistic"]["mrr"]
     assert 0.0 < mrr <= 1.0
     assert result.metrics["test"]["both"]["realistic"]["mrr"] == mrr
@@ -238,11 +244,10 @@ def test_pipeline_trains_evaluates_and_resumes(tmp_path, encoder, fanouts):
     assert again.metrics["test"]["both"]["realistic"]["mrr"] == mrr
 
 
-def test_pipeline_rejects_bernoulli_with_fanouts(tmp_path):
-    cfg = RunConfig(dataset="synthetic", encoder="rgcn", model="distmult", dim=4, steps=2,
+def test_pipeline_trains_bernoulli_with_fanouts(tmp_path):
+    cfg = RunConfig(dataset="synthetic", encoder="rgcn", model="distmult", dim=4, steps=4, eval_every=4,
                     sampler="bernoulli", fanouts=[2, 2], output=str(tmp_path / "b"), progress=False)
-    with pytest.raises(ValueError, match="Bernoulli"):
-        run(cfg, resume=False)
+    assert run(cfg, resume=False).metrics["steps"] == 4
 
 
 # ---------------------------------------------------------------------- resume
@@ -260,7 +265,7 @@ def _resumable(kind, run_dir, fanouts=None, callbacks=()):
         return evaluate(m, kg, "valid", graph=graph).get("mrr")
 
     return _trainer(kg, model, fanouts, objective=objective, sampler=sampler, steps=20, batch_size=4,
-                    optimizer=OptimizerSchedule(OptimizerKind.ADAM, 0.01), run_dir=run_dir,
+                    optimizer=OptimizerSchedule("adam", 0.01), run_dir=run_dir,
                     eval_every=10, validate=validate, callbacks=list(callbacks), seed=4)
 
 
@@ -271,7 +276,7 @@ def test_resume_with_encoder_dropout_is_bit_identical(tmp_path, kind, fanouts):
     first = _resumable(kind, tmp_path / "split", fanouts, callbacks=[_StopAt(10)]).fit()
     assert first.step == 10 and first.stop_reason is not None
     state = torch.load(tmp_path / "split" / "last.pt", weights_only=False)
-    assert "encoder.dropout" in state["module_rng"]
+    assert "model.encoder.dropout" in state["rng"]["objective"] and "mutation" in state["rng"]["objective"]
     second = _resumable(kind, tmp_path / "split", fanouts)
     assert second.resume() and second.step == 10
     second.fit()

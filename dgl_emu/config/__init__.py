@@ -1,0 +1,11 @@
+"""Run configuration: sections per component, flat aliases, checks against the registries.
+
+See :class:`RunConfig`; :data:`ALIASES` lists the flat spellings (``num_negatives``) that YAML
+files and ``dgl-emu run`` flags (``--num-negatives``) share.
+"""
+from .aliases import ALIASES, Alias, alias_of, flag_of
+from .run_config import Component, ConfigError, RunConfig, load_config
+from .sections import COMPONENTS, NONE, PLAIN, TOP_LEVEL, ComponentSpec
+
+__all__ = ["RunConfig", "Component", "ConfigError", "load_config", "ALIASES", "Alias", "alias_of",
+           "flag_of", "COMPONENTS", "ComponentSpec", "PLAIN", "TOP_LEVEL", "NONE"]

@@ -1,0 +1,188 @@
+"""Validation of a :class:`~dgl_emu.config.RunConfig` against the registries and value ranges."""
+from __future__ import annotations
+
+import enum
+import math
+from typing import TYPE_CHECKING, Any, Dict
+
+from ..registry import OptionError, coerce, did_you_mean
+from .run_config import Component, ConfigError
+from .sections import COMPONENTS, NONE, PLAIN, TOP_LEVEL
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .run_config import RunConfig
+
+__all__ = ["check_config", "resolved_options"]
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def resolved_options(section: str, comp: Component) -> Dict[str, Any]:
+    """Every option of ``comp`` (given or default), as plain YAML-ready values."""
+    spec = COMPONENTS[section]
+    if comp.name in (None, NONE):
+        return {}
+    out = {}
+    for key, opt in spec.options(comp.name).items():
+        if key in comp.options:
+            out[key] = _plain(comp.options[key])
+        elif not opt.required:
+            out[key] = _plain(opt.default)
+    return out
+
+
+def _check_name(cfg: "RunConfig", section: str) -> None:
+    spec, comp = COMPONENTS[section], cfg.components[section]
+    if spec.optional and str(comp.name).lower() == NONE:
+        comp.name = NONE
+        return
+    registry = spec.registry()
+    if not isinstance(comp.name, str) or comp.name not in registry:
+        names = spec.names()
+        raise ConfigError(f"{section}: {comp.name!r} is not one of: {', '.join(names)}"
+                          f"{did_you_mean(str(comp.name), names)}", f"{section}.name")
+    comp.name = registry.canonical(comp.name)
+
+
+def _check_options(cfg: "RunConfig", section: str) -> None:
+    spec, comp = COMPONENTS[section], cfg.components[section]
+    known = spec.options(comp.name)
+    lenient = cfg.lenient.get(section, set())
+    checked = {}
+    for key, value in comp.options.items():
+        if key not in known:
+            if key in lenient:  # an option of another component, in a dgl-emu 0.1 file
+                continue
+            family = spec.registry().family
+            raise ConfigError(f"{section}.{key}: not an option of {family} {comp.name!r} (options: "
+                              f"{', '.join(known) or 'none'}){did_you_mean(key, list(known))}",
+                              f"{section}.{key}")
+        try:
+            checked[key] = coerce(value, known[key].hint, f"{section}.{key}")
+        except OptionError as e:
+            raise ConfigError(str(e), f"{section}.{key}") from None
+    for key, value in spec.defaults.items():
+        if key in known and key not in checked:
+            checked[key] = value
+    if comp.name != NONE:
+        for key, opt in spec.wrapper.items():
+            checked.setdefault(key, opt.default)
+    comp.options = checked
+
+
+def _encoder_defaults(cfg: "RunConfig") -> None:
+    """RotatE and Adagrad at 0.1 on lookup tables (the paper's); DistMult and Adam at 0.01 on GNN
+    encoders (R-GCN with two tanh layers does not train with Adagrad at 0.1)."""
+    gnn = cfg.encoder.name != "lookup"
+    if cfg.model.name is None:
+        cfg.model.name = "distmult" if gnn else "rotate"
+    if cfg.optimizer.name is None:
+        cfg.optimizer.name = "adam" if gnn else "adagrad"
+    if cfg.optimizer.options.get("lr") is None:
+        cfg.optimizer.options["lr"] = 0.01 if gnn else 0.1
+
+
+def _positive(v) -> bool:
+    return v >= 1
+
+
+#: dotted path -> (test, what is expected); checked when the option exists
+RANGES: Dict[str, tuple] = {
+    "training.steps": (_positive, "a positive integer"),
+    "training.batch_size": (_positive, "a positive integer"),
+    "training.eval_every": (_positive, "a positive integer"),
+    "training.eval_batch_size": (_positive, "a positive integer"),
+    "training.patience": (_positive, "a positive integer"),
+    "model.dim": (_positive, "a positive integer"),
+    "sampler.num_negatives": (_positive, "a positive integer"),
+    "sampler.k": (_positive, "a positive integer"),
+    "sampler.num_walks": (_positive, "a positive integer"),
+    "encoder.num_layers": (_positive, "a positive integer"),
+    "emu.keep_prob": (lambda v: 0.0 <= v <= 1.0, "in [0, 1]"),
+    "emu.negative_label": (lambda v: 0.0 <= v <= 1.0, "in [0, 1]"),
+    "emu.plain_weight": (lambda v: v >= 0, ">= 0"),
+    "encoder.dropout": (lambda v: 0.0 <= v < 1.0, "in [0, 1)"),
+    "optimizer.lr": (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)
+                     and math.isfinite(v) and v > 0, "a positive finite number"),
+    "regularizer.weight": (lambda v: v >= 0, ">= 0"),
+}
+
+
+def _check_ranges(cfg: "RunConfig") -> None:
+    for path, (ok, what) in RANGES.items():
+        value = cfg.get(path)
+        if value is not None and not ok(value):
+            raise ConfigError(f"{path}: must be {what}, got {value}", path)
+    fanouts, layers = cfg.training.fanouts, resolved_options("encoder", cfg.encoder).get("num_layers")
+    if fanouts is not None:
+        if not cfg.gnn:
+            raise ConfigError("training.fanouts: neighbour sampling needs a GNN encoder "
+                              "(--encoder rgcn|compgcn)", "training.fanouts")
+        if len(fanouts) != layers or any(f == 0 or f < -1 for f in fanouts):
+            raise ConfigError(f"training.fanouts: need one positive count (or -1 = all) per encoder "
+                              f"layer ({layers}), got {fanouts}", "training.fanouts")
+    data = cfg.plain["data"]
+    if data["train"] is None and (data["valid"] or data["test"]):
+        raise ConfigError("data.valid: given without data.train", "data.valid")
+
+
+def _check_dataset(cfg: "RunConfig") -> None:
+    from ..data.datasets import DATASETS, SYNTHETIC
+    name = cfg.data.dataset
+    if cfg.data.train is None and name.lower() != SYNTHETIC and name not in DATASETS:
+        names = [SYNTHETIC] + DATASETS.names()
+        raise ConfigError(f"data.dataset: {name!r} is not one of: {', '.join(names)}"
+                          f"{did_you_mean(name, names)}", "data.dataset")
+
+
+def _dry_build(cfg: "RunConfig") -> None:
+    """Build the components that need no graph, so their own range checks run now."""
+    import torch
+    from ..losses import EMULoss
+    for section, context in (("model", {"seed": 0}), ("loss", {}), ("regularizer", {}),
+                             ("emu", {"seed": 0}),
+                             ("optimizer", {"params": [torch.zeros(1, requires_grad=True)]})):
+        comp = cfg.components[section]
+        if comp.name == NONE:
+            continue
+        spec = COMPONENTS[section]
+        own = {k: v for k, v in comp.options.items() if k not in spec.wrapper}
+        try:
+            spec.registry().make(comp.name, own, context, where=section)
+            if section == "emu":
+                EMULoss(comp.options["negative_label"], comp.options["plain_weight"])
+        except (ValueError, TypeError) as e:
+            raise ConfigError(f"{section}: {e}", section) from None
+
+
+def _check_plain(cfg: "RunConfig") -> None:
+    for section, fields in PLAIN.items():
+        for key, (hint, _) in fields.items():
+            try:
+                cfg.plain[section][key] = coerce(cfg.plain[section][key], hint, f"{section}.{key}")
+            except OptionError as e:
+                raise ConfigError(str(e), f"{section}.{key}") from None
+    for key, (hint, _) in TOP_LEVEL.items():
+        try:
+            cfg.top[key] = coerce(cfg.top[key], hint, key)
+        except OptionError as e:
+            raise ConfigError(str(e), key) from None
+
+
+def check_config(cfg: "RunConfig") -> None:
+    """Everything :meth:`RunConfig.validate` promises, in order."""
+    _check_name(cfg, "encoder")
+    _encoder_defaults(cfg)
+    for section in COMPONENTS:
+        _check_name(cfg, section)
+        _check_options(cfg, section)
+    _check_plain(cfg)
+    _check_ranges(cfg)
+    _check_dataset(cfg)
+    _dry_build(cfg)

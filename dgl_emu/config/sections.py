@@ -1,0 +1,130 @@
+"""The sections of a run configuration: which registry each component section draws from.
+
+A *component section* (``model``, ``encoder``, ``sampler``, ``emu``, ``loss``, ``regularizer``,
+``optimizer``) holds a registered ``name`` and that component's own options, exactly the
+keyword arguments of its factory (see :class:`~dgl_emu.registry.Registry`). A few sections add
+*wrapper* options that the pipeline applies around the component (``sampler.filtered``,
+``emu.negative_label``, ...). *Plain sections* (``data``, ``training``) and the top-level keys
+are fixed fields.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional
+
+from ..registry import Option, Registry
+
+__all__ = ["ComponentSpec", "COMPONENTS", "PLAIN", "TOP_LEVEL", "NONE", "registry_of"]
+
+#: the name that switches an optional component (``emu``) off
+NONE = "none"
+
+
+def _interactions() -> Registry:
+    from ..nn.interactions import INTERACTIONS
+    return INTERACTIONS
+
+
+def _encoders() -> Registry:
+    from ..nn.encoders import ENCODERS
+    return ENCODERS
+
+
+def _samplers() -> Registry:
+    from ..sampling import SAMPLERS
+    return SAMPLERS
+
+
+def _mutations() -> Registry:
+    from ..nn.emu import MUTATIONS
+    return MUTATIONS
+
+
+def _losses() -> Registry:
+    from ..losses import LOSSES
+    return LOSSES
+
+
+def _regularizers() -> Registry:
+    from ..losses import REGULARIZERS
+    return REGULARIZERS
+
+
+def _optimizers() -> Registry:
+    from ..training.optim import OPTIMIZERS
+    return OPTIMIZERS
+
+
+@dataclass(frozen=True)
+class ComponentSpec:
+    """How one component section is read.
+
+    Attributes
+    ----------
+    section : str
+        Key in the configuration (``"sampler"``).
+    registry : callable
+        Returns the family's :class:`~dgl_emu.registry.Registry` (imported lazily).
+    default_name : str, optional
+        Name when none is given; ``None``: chosen from the encoder by the configuration.
+    defaults : dict
+        Option values that differ from the component's own defaults (``sampler.num_negatives``).
+    wrapper : dict
+        Options applied by the pipeline around the component, as :class:`Option` s.
+    optional : bool
+        Whether ``name: none`` switches the component off.
+    """
+
+    section: str
+    registry: Callable[[], Registry]
+    default_name: Optional[str]
+    defaults: Dict[str, Any] = field(default_factory=dict)
+    wrapper: Dict[str, Option] = field(default_factory=dict)
+    optional: bool = False
+
+    def options(self, name: str) -> Dict[str, Option]:
+        """Every option of ``name`` in this section: the component's, then the wrapper's."""
+        if self.optional and name == NONE:
+            return {}
+        return {**self.registry().options(name), **self.wrapper}
+
+    def names(self) -> List[str]:
+        """Valid names (``none`` first for optional sections)."""
+        return ([NONE] if self.optional else []) + self.registry().names()
+
+
+def _wrap(**options) -> Dict[str, Option]:
+    return {k: Option(k, default, hint) for k, (hint, default) in options.items()}
+
+
+#: component sections, in the order they appear in a resolved configuration
+COMPONENTS: Dict[str, ComponentSpec] = {s.section: s for s in (
+    ComponentSpec("model", _interactions, None, {"dim": 64}),
+    ComponentSpec("encoder", _encoders, "lookup"),
+    ComponentSpec("sampler", _samplers, "uniform", {"num_negatives": 64},
+                  wrapper=_wrap(filtered=(bool, False))),
+    ComponentSpec("emu", _mutations, "mutation", optional=True,
+                  wrapper=_wrap(negative_label=(float, 0.53), plain_weight=(float, 0.11))),
+    ComponentSpec("loss", _losses, "ce"),
+    ComponentSpec("regularizer", _regularizers, "lp"),
+    ComponentSpec("optimizer", _optimizers, None, wrapper=_wrap(switch_to_adam=(bool, False))),
+)}
+
+#: plain sections: field -> (type hint, default)
+PLAIN: Dict[str, Dict[str, tuple]] = {
+    "data": {"dataset": (str, "synthetic"), "data_dir": (Optional[str], None),
+             "train": (Optional[str], None), "valid": (Optional[str], None),
+             "test": (Optional[str], None), "drop_unseen": (bool, False)},
+    "training": {"steps": (int, 1500), "batch_size": (int, 256), "eval_every": (int, 500),
+                 "patience": (Optional[int], None), "eval_batch_size": (int, 512),
+                 "fanouts": (Optional[List[int]], None)},
+}
+
+#: top-level keys: key -> (type hint, default)
+TOP_LEVEL: Dict[str, tuple] = {"seed": (int, 0), "device": (str, "cpu"), "output": (Optional[str], None),
+                               "progress": (bool, True)}
+
+
+def registry_of(section: str) -> Registry:
+    """The registry behind a component section."""
+    return COMPONENTS[section].registry()
