@@ -45,6 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # the gridlib package 
 from gridlib.spec import Grid, GridError, Run, expand, load_grid, run_id  # noqa: E402
 from gridlib.state import (Busy, check_data, check_existing, copy_result, finished_metrics,  # noqa: E402
                            fmt_duration, headline, lock, resume_step)
+from dgl_emu.pipeline import RunInterrupted  # noqa: E402
 from dgl_emu.utils import atomic_write_text  # noqa: E402
 
 __all__ = ["GridError", "Grid", "Run", "load_grid", "expand", "run_id", "main", "lock", "Busy"]
@@ -200,7 +201,7 @@ def _train_one(run: Run, prefix: str, grid: Grid, run_pipeline, durations: List[
     t0 = time.perf_counter()
     try:
         result = run_pipeline(run.config, resume=True)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, RunInterrupted):
         print(f"interrupted after {fmt_duration(time.perf_counter() - t0)}", flush=True)
         print(f"interrupted: re-run the same command to resume ({run.run_dir}/last.pt is kept)",
               file=sys.stderr, flush=True)

@@ -29,9 +29,34 @@ from .run import run  # noqa: E402
 __all__ = ["main", "format_metrics_table"]
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def _one_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return text[0] if text else type(err).__name__
+
+
+class _Commands(click.Group):
+    """Every failure ends in one ``Error: ...`` line and an exit status (2 usage, 1 runtime, 130
+    interrupted); a traceback only with ``--debug`` (or ``DGL_EMU_DEBUG=1``)."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except KeyboardInterrupt:
+            click.echo("Interrupted.", err=True)
+            ctx.exit(130)
+        except Exception as e:  # anything not mapped by a command: one line, no traceback
+            if ctx.params.get("debug") or os.environ.get("DGL_EMU_DEBUG") == "1":
+                raise
+            name = "" if isinstance(e, (OSError, ValueError)) else f"{type(e).__name__}: "
+            raise click.ClickException(f"{name}{_one_line(e)} (run with --debug for the traceback)") from None
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--debug", is_flag=True, help="Show Python tracebacks of errors.")
 @click.version_option(package_name="dgl-emu")
-def main():
+def main(debug):
     """dgl-emu: Embedding MUtation (EMU) for knowledge-graph link prediction on DGL."""
 
 

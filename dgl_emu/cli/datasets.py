@@ -83,7 +83,7 @@ def verify(ctx, name):
     from ..data.datasets import ChecksumError, DatasetNotFoundError, verify as check
     d = _dataset_info(name)
     try:
-        files = check(d.name, ctx.obj["data_dir"])
+        files = check(d.name, ctx.obj["data_dir"], cached=False)
     except (ChecksumError, DatasetNotFoundError) as e:
         raise click.ClickException(str(e)) from None
     click.echo(f"{d.name}: {', '.join(files.values())} OK")

@@ -40,22 +40,37 @@ def format_metrics_table(metrics: dict, splits=("valid", "test")) -> str:
 @click.option("--per-relation", is_flag=True, help="Also write per-relation metrics.")
 def evaluate(run_dir, split, device, per_relation):
     """Filtered evaluation of a run's best checkpoint; writes RUN_DIR/eval-SPLIT.json."""
-    from ..pipeline import evaluate as evaluate_model, load_run
+    from ..pipeline import evaluate as evaluate_model
     from ..utils import atomic_write_json
-    try:
-        cfg, kg, model, graph = load_run(Path(run_dir), device)
-    except ConfigError as e:
-        raise click.UsageError(str(e)) from None
+    cfg, kg, model, graph = _load(run_dir, device)
     if split not in kg.splits:
         raise click.UsageError(f"--split: the run's dataset has no {split!r} split")
     import torch
-    res = evaluate_model(model, kg, split, batch_size=cfg.training.eval_batch_size, device=torch.device(cfg.device),
-                         graph=graph)
+    res = evaluate_model(model, kg, split, batch_size=cfg.training.eval_batch_size,
+                         device=torch.device(cfg.device), graph=graph)
     out = {"split": split, "metrics": res.metrics()}
     if per_relation:
         out["per_relation"] = res.per_relation(kg.relation_labels)
-    atomic_write_json(Path(run_dir) / f"eval-{split}.json", out)
     click.echo(format_metrics_table({split: out["metrics"]}, splits=(split,)))
+    target = Path(run_dir) / f"eval-{split}.json"
+    try:
+        atomic_write_json(target, out)
+    except OSError as e:
+        raise click.ClickException(f"cannot write {target} ({e.strerror or e}); the metrics are "
+                                   f"printed above") from None
+
+
+def _load(run_dir, device=None):
+    """``load_run`` with its failures as one-line errors."""
+    from ..data import ChecksumError, DataFormatError, DatasetNotFoundError
+    from ..pipeline import load_run
+    from ..training import CheckpointError
+    try:
+        return load_run(Path(run_dir), device)
+    except ConfigError as e:
+        raise click.UsageError(str(e)) from None
+    except (CheckpointError, DataFormatError, DatasetNotFoundError, ChecksumError) as e:
+        raise click.ClickException(str(e)) from None
 
 
 @click.command()
@@ -70,14 +85,10 @@ def predict(run_dir, head, tail, relation, top_k, unfiltered, as_json):
     """Top-k completions of a query, known triples filtered out, with labels and scores."""
     import torch
 
-    from ..pipeline import load_run
     from ..typing import Target
     if (head is None) == (tail is None):
         raise click.UsageError("give exactly one of --head and --tail")
-    try:
-        cfg, kg, model, graph = load_run(Path(run_dir))
-    except ConfigError as e:
-        raise click.UsageError(str(e)) from None
+    cfg, kg, model, graph = _load(run_dir)
     target = Target.TAIL if head is not None else Target.HEAD
     anchor = head if head is not None else tail
     for label, table, opt in ((anchor, kg.entity_to_id, "--head" if head else "--tail"),

@@ -104,9 +104,10 @@ def flag_for_error(err: ConfigError, given: Dict[str, Any], set_paths: List[str]
     if err.path is None:
         return None
     for name in given:
-        alias = ALIASES[name]
-        if alias.path == err.path or (name == EMU_SWITCH and err.path.startswith("emu")):
-            return _BOOL_FLAGS.get(name, alias.flag(name)).split("/")[0]
+        if ALIASES[name].path == err.path:
+            return _BOOL_FLAGS.get(name, ALIASES[name].flag(name)).split("/")[0]
+    if EMU_SWITCH in given and err.path.startswith("emu"):
+        return "--emu"
     if err.path in set_paths:
         return f"--set {err.path}"
     section = err.path.split(".")[0]

@@ -40,14 +40,24 @@ def run(ctx, config_file, fresh, set_values, **options):
                else RunConfig.from_dict(given, sets))
     except ConfigError as e:
         raise _usage_error(e, given, list(sets), ctx) from None
-    from ..data import DataFormatError, DatasetNotFoundError
-    from ..pipeline import run as run_pipeline
+    from ..data import ChecksumError, DataFormatError, DatasetNotFoundError
+    from ..pipeline import RunDiverged, RunInterrupted, run as run_pipeline
+    from ..training import CheckpointError
     try:
-        result = run_pipeline(cfg, resume=not fresh)
+        result = run_pipeline(cfg, resume=not fresh, notify=click.echo)
     except ConfigError as e:
         raise _usage_error(e, given, list(sets), ctx) from None
-    except (DataFormatError, DatasetNotFoundError) as e:
+    except (DataFormatError, DatasetNotFoundError, ChecksumError, RunDiverged) as e:
         raise click.ClickException(str(e)) from None
+    except CheckpointError as e:
+        raise click.ClickException(f"{e}; delete it to start over, or pass --fresh") from None
+    except RunInterrupted as e:
+        if e.checkpoint is not None:
+            click.echo(f"Interrupted at step {e.step}: {e.checkpoint} holds the run; re-run the same "
+                       f"command to resume it.", err=True)
+        else:
+            click.echo(f"Interrupted at step {e.step}, before the first checkpoint: nothing to resume.", err=True)
+        ctx.exit(130)
     from .inspect import format_metrics_table
     click.echo(f"\nrun directory: {result.run_dir}")
     click.echo(f"best validation MRR {result.metrics['best_valid_mrr']} at step {result.metrics['best_step']}; "

@@ -59,6 +59,9 @@ def _check_options(cfg: "RunConfig", section: str) -> None:
         if key not in known:
             if key in lenient:  # an option of another component, in a dgl-emu 0.1 file
                 continue
+            if comp.name == NONE:
+                raise ConfigError(f"{section}.{key}: given although {section} is off ({section}: none); "
+                                  f"remove it", f"{section}.{key}")
             family = spec.registry().family
             raise ConfigError(f"{section}.{key}: not an option of {family} {comp.name!r} (options: "
                               f"{', '.join(known) or 'none'}){did_you_mean(key, list(known))}",

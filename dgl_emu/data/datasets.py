@@ -126,7 +126,7 @@ def is_present(name: str, data_dir: Optional[PathLike] = None) -> bool:
 
 def load_dataset(name: str, data_dir: Optional[PathLike] = None, *,
                  unseen: UnseenEntityPolicy = UnseenEntityPolicy.KEEP,
-                 check: bool = False, seed: int = 0) -> KnowledgeGraph:
+                 check: bool = True, seed: int = 0) -> KnowledgeGraph:
     """Load a registered dataset, or ``"synthetic"`` (generated from ``seed``, no files).
 
     Parameters
@@ -138,7 +138,10 @@ def load_dataset(name: str, data_dir: Optional[PathLike] = None, *,
     unseen : UnseenEntityPolicy
         Policy for valid/test triples with entities absent from training.
     check : bool
-        Verify sha256 checksums first.
+        Verify the files' sha256 checksums against the registry first (default). A file's digest
+        is cached by its path, size and modification time (:func:`verified_digest`), so only new
+        or changed files are hashed again. A registered name with other files must not train
+        under that name: load them with :meth:`KnowledgeGraph.from_files` instead.
     seed : int
         Seed of the synthetic graph.
 
@@ -166,8 +169,40 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def verify(name: str, data_dir: Optional[PathLike] = None) -> Dict[str, str]:
+def _digest_cache() -> Path:
+    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache) / "dgl-emu" / "sha256.json"
+
+
+def verified_digest(path: Path) -> str:
+    """The sha256 of ``path``, cached in ``$XDG_CACHE_HOME/dgl-emu/sha256.json`` by absolute path,
+    size and modification time (a file that changes gets hashed again; an unwritable cache is
+    simply not used)."""
+    path = Path(path).resolve()
+    stat = path.stat()
+    key = f"{path}|{stat.st_size}|{stat.st_mtime_ns}"
+    cache_file = _digest_cache()
+    try:
+        cache = json.loads(cache_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        cache = {}
+    if key in cache:
+        return cache[key]
+    digest = _sha256(path)
+    cache = {k: v for k, v in cache.items() if not k.startswith(f"{path}|")}
+    cache[key] = digest
+    try:
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        _atomic_write(cache_file, json.dumps(cache, indent=0).encode("utf-8"))
+    except OSError:
+        pass
+    return digest
+
+
+def verify(name: str, data_dir: Optional[PathLike] = None, *, cached: bool = True) -> Dict[str, str]:
     """Check every split file of ``name`` against the registered sha256 values.
+
+    ``cached=False`` hashes every file again instead of trusting :func:`verified_digest`'s cache.
 
     Returns
     -------
@@ -184,10 +219,12 @@ def verify(name: str, data_dir: Optional[PathLike] = None) -> Dict[str, str]:
     out = {}
     for split in info.files:
         path = _present_file(info, directory, split)
-        digest = _sha256(path)
+        digest = verified_digest(path) if cached else _sha256(path)
         if digest not in info.files[split][path.name]:
             raise ChecksumError(f"{path}: sha256 {digest} matches no registered checksum of "
-                                f"{info.name}/{path.name}")
+                                f"{info.name}/{path.name}: the file was changed. Restore it ('dgl-emu "
+                                f"datasets download {info.name}'), or train on your copy as custom "
+                                f"files (--train/--valid/--test)")
         out[split] = path.name
     return out
 

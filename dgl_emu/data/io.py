@@ -1,16 +1,33 @@
 """Readers for triple files: labelled TSV (plain or gzip), RotatE-style ``.dict`` files, id triples.
 
-Every reader reports bad input with the file and the 1-based line number.
+The input contract (also stated in the docs' data page): UTF-8 text, optionally gzip-compressed;
+LF or CRLF line endings; a UTF-8 byte-order mark at the start of a file is ignored; one record per
+line with exactly the expected number of tab-separated fields, none empty and none with leading
+or trailing whitespace (rejected, never silently stripped: ``"a "`` and ``"a"`` would otherwise be
+two entities, or one, depending on the reader); blank lines are rejected. The first line of a
+triple file may be a header of the names in :data:`HEADER_NAMES` (``head relation tail``, ...),
+which is recognised, skipped and reported. Every reader reports a violation with the file and the
+1-based line number.
 """
 from __future__ import annotations
 
 import gzip
 import os
 from pathlib import Path
-from typing import Dict, List, Tuple, Union
+from typing import Dict, List, Optional, Tuple, Union
 
 __all__ = ["DataFormatError", "read_labeled_triples", "read_dict_file", "read_id_triples", "resolve_split_file",
-           "PathLike"]
+           "PathLike", "Triples", "HEADER_NAMES"]
+
+#: first lines recognised as a header of a triple file (compared case-insensitively)
+HEADER_NAMES = frozenset({("head", "relation", "tail"), ("h", "r", "t"), ("subject", "predicate", "object"),
+                          ("head_id", "relation_id", "tail_id"), ("source", "relation", "target")})
+
+
+class Triples(list):
+    """The triples of one file, in file order; ``header`` holds a skipped header line, if any."""
+
+    header: Optional[Tuple[str, ...]] = None
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -42,6 +59,8 @@ def _lines(path: Path) -> List[str]:
         line = data.count(b"\n", 0, e.start) + 1
         raise DataFormatError(
             f"{path}:{line}: bytes are not valid UTF-8 ({e.reason} at byte {e.start})") from None
+    if text.startswith("\ufeff"):  # a byte-order mark is not part of the first label
+        text = text[1:]
     lines = text.split("\n")
     if lines and lines[-1] == "":
         lines.pop()
@@ -56,10 +75,17 @@ def _fields(path: Path, lineno: int, line: str, n: int, what: str) -> List[str]:
     for i, p in enumerate(parts):
         if not p.strip():
             raise DataFormatError(f"{path}:{lineno}: field {i + 1} is empty ({what})")
+        if p != p.strip():
+            raise DataFormatError(f"{path}:{lineno}: field {i + 1} ({p!r}) has leading or trailing "
+                                  f"whitespace; labels must not (remove it from the file)")
     return parts
 
 
-def read_labeled_triples(path: PathLike) -> List[Tuple[str, str, str]]:
+def _header(parts: List[str]) -> bool:
+    return tuple(p.strip().lower() for p in parts) in HEADER_NAMES
+
+
+def read_labeled_triples(path: PathLike) -> Triples:
     """Read ``head<TAB>relation<TAB>tail`` lines.
 
     Parameters
@@ -69,14 +95,15 @@ def read_labeled_triples(path: PathLike) -> List[Tuple[str, str, str]]:
 
     Returns
     -------
-    list of (str, str, str)
-        The triples in file order (duplicates kept; the caller counts them).
+    Triples
+        A list of ``(str, str, str)`` in file order (duplicates kept; the caller counts them);
+        its ``header`` attribute holds a skipped header line.
 
     Raises
     ------
     DataFormatError
-        If the file does not exist, is not UTF-8, a line has the wrong number of fields or an
-        empty field, or the file holds no triple.
+        If the file does not exist, is not UTF-8, a line has the wrong number of fields, an empty
+        field or a field with surrounding whitespace, or the file holds no triple.
 
     Examples
     --------
@@ -87,8 +114,11 @@ def read_labeled_triples(path: PathLike) -> List[Tuple[str, str, str]]:
     [('a', 'likes', 'b'), ('b', 'likes', 'c')]
     """
     path = Path(path)
-    out = []
+    out = Triples()
     for lineno, line in enumerate(_lines(path), start=1):
+        if lineno == 1 and _header(line.split("\t")):
+            out.header = tuple(line.split("\t"))
+            continue
         h, r, t = _fields(path, lineno, line, 3, "head, relation, tail")
         out.append((h, r, t))
     if not out:
@@ -165,8 +195,11 @@ def read_id_triples(path: PathLike) -> List[Tuple[int, int, int]]:
     [(0, 1, 2)]
     """
     path = Path(path)
-    out = []
+    out = Triples()
     for lineno, line in enumerate(_lines(path), start=1):
+        if lineno == 1 and _header(line.split("\t")):
+            out.header = tuple(line.split("\t"))
+            continue
         parts = _fields(path, lineno, line, 3, "head id, relation id, tail id")
         try:
             ids = tuple(int(p) for p in parts)

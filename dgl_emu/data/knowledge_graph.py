@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import enum
 import logging
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
@@ -12,8 +12,8 @@ import torch
 
 from ..typing import Tensor
 from .index import FilterIndex
-from .io import (DataFormatError, PathLike, read_dict_file, read_id_triples, read_labeled_triples,
-                 resolve_split_file)
+from .io import (DataFormatError, PathLike, Triples, read_dict_file, read_id_triples,
+                 read_labeled_triples, resolve_split_file)
 
 __all__ = ["KnowledgeGraph", "UnseenEntityPolicy", "SplitReport", "SPLITS"]
 
@@ -49,7 +49,10 @@ class SplitReport:
     unseen_triples : int
         Triples with an entity or relation absent from training.
     dropped : int
-        Triples removed by :attr:`UnseenEntityPolicy.DROP`.
+        Triples removed by :attr:`UnseenEntityPolicy.DROP` (the others with unseen entities or
+        relations were kept: ``unseen_triples - dropped``).
+    header : list of str, optional
+        A header line recognised at the top of the file and skipped.
     """
 
     triples: int = 0
@@ -57,6 +60,22 @@ class SplitReport:
     unseen_entities: int = 0
     unseen_triples: int = 0
     dropped: int = 0
+    header: Optional[List[str]] = None
+
+    @property
+    def kept_unseen(self) -> int:
+        """Triples with an entity or relation absent from training that were kept."""
+        return self.unseen_triples - self.dropped
+
+    def summary(self) -> str:
+        """One line: ``272115 triples (0 duplicates)``, with unseen and header notes."""
+        text = f"{self.triples} triples ({self.duplicates} duplicates kept"
+        if self.unseen_triples:
+            text += f"; {self.unseen_triples} with entities or relations unseen in training: " \
+                    f"{self.kept_unseen} kept, {self.dropped} dropped"
+        if self.header:
+            text += f"; header line {chr(9).join(self.header)!r} skipped"
+        return text + ")"
 
 
 @dataclass
@@ -128,6 +147,10 @@ class KnowledgeGraph:
         """Relation labels indexed by id."""
         return _invert(self.relation_to_id)
 
+    def load_report(self) -> Dict[str, dict]:
+        """Per split: what loading found (triples, duplicates, unseen kept/dropped, header)."""
+        return {s: {**asdict(r), "kept_unseen": r.kept_unseen} for s, r in self.reports.items()}
+
     def statistics(self) -> Dict[str, int]:
         """Counts: entities, relations and triples per split."""
         stats = {"entities": self.num_entities, "relations": self.num_relations}
@@ -158,7 +181,8 @@ class KnowledgeGraph:
             File name per split, used in error messages.
         """
         sources = dict(sources or {})
-        reports = {s: SplitReport(triples=len(t)) for s, t in splits.items()}
+        reports = {s: SplitReport(triples=len(t), header=list(t.header) if isinstance(t, Triples) and t.header
+                                  else None) for s, t in splits.items()}
         train = splits["train"]
         train_ents = {h for h, _, _ in train} | {t for _, _, t in train}
         train_rels = {r for _, r, _ in train}
@@ -187,7 +211,8 @@ class KnowledgeGraph:
         if relation_to_id is None:
             rels = sorted({r for triples in kept.values() for _, r, _ in triples})
             relation_to_id = {r: i for i, r in enumerate(rels)}
-        tensors = {s: _to_ids(t, entity_to_id, relation_to_id, sources.get(s, s))
+        tensors = {s: _to_ids(t, entity_to_id, relation_to_id, sources.get(s, s),
+                              first_line=2 if reports[s].header else 1)
                    for s, t in kept.items()}
         return cls(entity_to_id, relation_to_id, tensors, name=name, reports=reports)
 
@@ -373,12 +398,12 @@ def _invert(mapping: Dict[str, int]) -> List[str]:
 
 
 def _to_ids(triples: Sequence[LabeledTriple], ent: Dict[str, int], rel: Dict[str, int],
-            source: str) -> Tensor:
+            source: str, first_line: int = 1) -> Tensor:
     out = torch.empty((len(triples), 3), dtype=torch.long)
     try:
         ids = [(ent[h], rel[r], ent[t]) for h, r, t in triples]
     except KeyError:
-        for lineno, (h, r, t) in enumerate(triples, start=1):
+        for lineno, (h, r, t) in enumerate(triples, start=first_line):
             for label, table, what in ((h, ent, "entity"), (r, rel, "relation"), (t, ent, "entity")):
                 if label not in table:
                     raise DataFormatError(f"{source}:{lineno}: unknown {what} {label!r} "

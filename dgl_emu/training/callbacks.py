@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Optional, Protocol, Union
 
-__all__ = ["Callback", "EarlyStopping", "JsonLinesLogger", "TensorBoardLogger", "TrainerView"]
+__all__ = ["Callback", "EarlyStopping", "JsonLinesLogger", "TensorBoardLogger", "TrainerView", "strict_json"]
 
 
 class TrainerView(Protocol):
@@ -78,8 +79,23 @@ class EarlyStopping(Callback):
         self.bad = state["bad"]
 
 
+def strict_json(record: dict) -> str:
+    """``record`` as strict JSON: a non-finite float becomes ``null`` and its key is listed under
+    ``"nonfinite"`` (``NaN`` and ``Infinity`` are not JSON).
+
+    Examples
+    --------
+    >>> strict_json({"step": 3, "loss": float("nan")})
+    '{"step": 3, "loss": null, "nonfinite": ["loss"]}'
+    """
+    bad = [k for k, v in record.items() if isinstance(v, float) and not math.isfinite(v)]
+    if bad:
+        record = {**{k: (None if k in bad else v) for k, v in record.items()}, "nonfinite": bad}
+    return json.dumps(record, allow_nan=False)
+
+
 class JsonLinesLogger(Callback):
-    """Append one JSON object per step (and per validation) to ``path``.
+    """Append one JSON object per step (and per validation) to ``path``, in strict JSON.
 
     On resume the file is cut back to the checkpoint's step, so it never holds steps twice.
     Lines are flushed at every validation (before the checkpoint that follows it), at every
@@ -105,14 +121,15 @@ class JsonLinesLogger(Callback):
         self._file = open(self.path, "a", encoding="utf-8")
 
     def on_step_end(self, trainer, record):
-        self._file.write(json.dumps(record) + "\n")
+        self._file.write(strict_json(record) + "\n")
 
     def on_validation_end(self, trainer, metric, improved):
-        self._file.write(json.dumps({"step": trainer.step, "valid_mrr": metric}) + "\n")
+        self._file.write(strict_json({"step": trainer.step, "valid_mrr": metric}) + "\n")
         self._file.flush()  # a checkpoint follows each validation: its steps are on disk first
 
     def on_checkpoint(self, trainer):
-        self._file.flush()
+        if self._file is not None:  # (a checkpoint after fit, e.g. on Ctrl-C: already closed)
+            self._file.flush()
 
     def on_fit_end(self, trainer):
         if self._file is not None:

@@ -60,7 +60,7 @@ def trainer_state(trainer: "Trainer") -> dict:
                 "objective": rng_states(trainer.objective)},
         "perm": trainer.perm, "cursor": trainer.cursor, "best_metric": trainer.best_metric,
         "best_step": trainer.best_step, "validations": trainer.validations,
-        "train_seconds": trainer.train_seconds,
+        "train_seconds": trainer.train_seconds, "fit_seconds": trainer.fit_seconds,
         "callbacks": [cb.state_dict() for cb in trainer.callbacks],
     }
 
@@ -88,5 +88,6 @@ def restore_trainer_state(trainer: "Trainer", state: dict) -> None:
     trainer.best_metric, trainer.best_step = state["best_metric"], state["best_step"]
     trainer.validations = list(state["validations"])
     trainer.train_seconds = state.get("train_seconds", 0.0)
+    trainer.fit_seconds = state.get("fit_seconds", trainer.train_seconds)
     for cb, s in zip(trainer.callbacks, state["callbacks"]):
         cb.load_state_dict(s)

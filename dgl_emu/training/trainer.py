@@ -97,6 +97,7 @@ class Trainer:
         self.validations: List[Dict[str, float]] = []
         self.stop_reason: Optional[str] = None
         self.train_seconds = 0.0  # wall time of training steps, summed over resumes
+        self.fit_seconds = 0.0  # wall time inside fit (steps, validations, checkpoints), over resumes
         self.perm = torch.empty(0, dtype=torch.long)
         self.cursor = 0
         self.optimizer = self.schedule.build(self.model.parameters(), 0)
@@ -163,6 +164,7 @@ class Trainer:
             cb.on_fit_start(self)
         bar = tqdm(total=self.num_steps, initial=self.step, disable=not self.progress,
                    desc="train", unit="step", dynamic_ncols=True)
+        started = time.perf_counter()
         try:
             while self.step < self.num_steps and self.stop_reason is None:
                 record = self.train_step()
@@ -172,8 +174,11 @@ class Trainer:
                 bar.set_postfix(loss=f"{record['loss']:.4f}", best=f"{self.best_metric:.4f}")
                 if self.eval_every and (self.step % self.eval_every == 0 or self.step == self.num_steps):
                     self.validate()
+                    self.fit_seconds += time.perf_counter() - started
+                    started = time.perf_counter()
                     self.save_checkpoint()
         finally:
+            self.fit_seconds += time.perf_counter() - started
             bar.close()
             for cb in self.callbacks:
                 cb.on_fit_end(self)

@@ -122,8 +122,11 @@ def test_default_output_and_config_validation(tmp_path):
         RunConfig(sampler="hard").validate()
     with pytest.raises(ConfigError, match="unknown option"):
         RunConfig().updated(no_such=1)
-    with pytest.raises(ConfigError, match="another configuration"):
-        out = tmp_path / "run"
-        out.mkdir()
-        (out / "config.yaml").write_text("dim: 1\n")
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "config.yaml").write_text("dim: 1\n")
+    (out / "metrics.json").write_text("{}")   # a finished run's results: protected
+    with pytest.raises(ConfigError, match=r"another configuration \(model.dim: 1 -> 8"):
         run(tiny(out))
+    (out / "metrics.json").unlink()            # no checkpoint: a failed start does not block
+    assert run(tiny(out)).metrics["steps"] == 30

@@ -13,7 +13,7 @@ from dgl_emu.nn.encoders import CompGCNEncoder, Decomposition, RGCNEncoder
 from dgl_emu.nn.encoders.graph_utils import (SeededDropout, relation_in_degree_norm,
                                              require_graph_device, reset_parameters_)
 from dgl_emu.nn.interactions import DistMult
-from dgl_emu.pipeline import _graph_for
+from dgl_emu.pipeline import training_graph
 from dgl_emu.models import KGEModel
 
 from .dense import (HAND_TRAIN, dense_rgcn_layer, make_hand_kg, randomize_, relation_adjacency,
@@ -223,7 +223,7 @@ def test_message_passing_graph_has_no_valid_or_test_edges(kg):
     held_out = [tuple(t) for s in ("valid", "test") for t in kg.splits[s].tolist()]
     held_out = [t for t in held_out if t not in train]
     assert held_out, "the graph must hold valid/test triples absent from train"
-    for graph in (kg.graph("train"), _graph_for(KGEModel(_rgcn(kg), DistMult(dim=DIM)), kg,
+    for graph in (kg.graph("train"), training_graph(KGEModel(_rgcn(kg), DistMult(dim=DIM)), kg,
                                                   torch.device("cpu"))):
         edges = _edge_set(graph)
         assert graph.num_edges() == 2 * len(kg.splits["train"])
@@ -246,8 +246,8 @@ def test_encoder_output_ignores_valid_and_test():
     kg2 = make_hand_kg(valid=[[6, 1, 0], [2, 1, 5]], test=[[6, 0, 6], [0, 1, 4], [5, 0, 2]])
     for enc in _encoders(kg1):
         model = KGEModel(enc, DistMult(dim=DIM))
-        out1 = enc(_graph_for(model, kg1, torch.device("cpu"))).entity
-        out2 = enc(_graph_for(model, kg2, torch.device("cpu"))).entity
+        out1 = enc(training_graph(model, kg1, torch.device("cpu"))).entity
+        out2 = enc(training_graph(model, kg2, torch.device("cpu"))).entity
         assert torch.equal(out1, out2)
         # control: had valid triples entered the graph, the output would have changed
         both = torch.cat([kg2.splits["train"], kg2.splits["valid"]])

@@ -1,0 +1,137 @@
+"""Builders: a :class:`~dgl_emu.config.RunConfig` turned into components, each from its registry.
+
+Only the pipeline (and the CLI) reads configurations and looks names up in registries; every
+component it builds takes plain objects and numbers.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from ..config import COMPONENTS, NONE, ConfigError, RunConfig
+from ..data import KnowledgeGraph, UnseenEntityPolicy, load_dataset
+from ..losses import LOSSES, REGULARIZERS, EMULoss
+from ..models import KGEModel
+from ..nn.emu import MUTATIONS
+from ..nn.encoders import ENCODERS
+from ..nn.encoders.graph_utils import require_graph_device
+from ..nn.interactions import INTERACTIONS, Interaction
+from ..registry import OptionError
+from ..sampling import SAMPLERS, FilteredNegativeSampler, NegativeSampler
+from ..training import BatchStrategy, FullGraphBatches, NeighborSampledBatches, Objective, OptimizerSchedule
+
+__all__ = ["load_graph", "build_interaction", "build_model", "build_sampler", "build_objective",
+           "build_schedule", "build_batches", "training_graph", "device_of", "default_output", "SEED_OFFSETS"]
+
+#: offsets of each component's seed from the run's seed (one stream per component)
+SEED_OFFSETS = {"model": 0, "sampler": 1, "emu": 2, "encoder": 3, "interaction": 4}
+
+
+def _own(cfg: RunConfig, section: str) -> dict:
+    """The options of a section that belong to the component itself (not its wrapper)."""
+    wrapper = COMPONENTS[section].wrapper
+    return {k: v for k, v in cfg.components[section].options.items() if k not in wrapper}
+
+
+def _make(registry, cfg: RunConfig, section: str, context: dict):
+    """Build a section's component; bad values become a :class:`ConfigError` naming the section."""
+    try:
+        return registry.make(cfg.components[section].name, _own(cfg, section), context, where=section)
+    except OptionError as e:
+        raise ConfigError(str(e), section) from None
+    except (ValueError, KeyError) as e:
+        raise ConfigError(f"{section}: {e.args[0] if e.args else e}", section) from None
+
+
+def load_graph(cfg: RunConfig) -> KnowledgeGraph:
+    """The knowledge graph named by ``cfg`` (files, a registered dataset, or the generated KG)."""
+    data = cfg.data
+    unseen = UnseenEntityPolicy.DROP if data.drop_unseen else UnseenEntityPolicy.KEEP
+    if data.train is not None:
+        return KnowledgeGraph.from_files(data.train, data.valid, data.test, unseen=unseen)
+    return load_dataset(data.dataset, data.data_dir, unseen=unseen, seed=cfg.seed)
+
+
+def build_interaction(cfg: RunConfig) -> Interaction:
+    """The interaction of the ``model`` section."""
+    return _make(INTERACTIONS, cfg, "model", {"seed": cfg.seed + SEED_OFFSETS["interaction"]})
+
+
+def build_model(cfg: RunConfig, kg: KnowledgeGraph) -> KGEModel:
+    """Encoder + interaction, initialised from ``cfg.seed``."""
+    gen = torch.Generator().manual_seed(cfg.seed + SEED_OFFSETS["model"])
+    interaction = build_interaction(cfg)
+    encoder = _make(ENCODERS, cfg, "encoder", {
+        "num_entities": kg.num_entities, "num_relations": kg.num_relations, "interaction": interaction,
+        "generator": gen, "seed": cfg.seed + SEED_OFFSETS["encoder"]})
+    return KGEModel(encoder, interaction)
+
+
+def build_sampler(cfg: RunConfig, kg: KnowledgeGraph) -> NegativeSampler:
+    """The negative sampler of the ``sampler`` section (seeded ``seed + 1``), filtered if asked."""
+    sampler = _make(SAMPLERS, cfg, "sampler", {
+        "kg": kg, "num_entities": kg.num_entities, "num_relations": kg.num_relations,
+        "seed": cfg.seed + SEED_OFFSETS["sampler"], "progress": cfg.progress})
+    if cfg.sampler.options["filtered"]:
+        sampler = FilteredNegativeSampler(sampler, kg.filter_index(("train",)))
+    return sampler
+
+
+def build_objective(cfg: RunConfig, model: KGEModel) -> Objective:
+    """Loss, EMU layer (seeded ``seed + 2``) and regulariser around ``model``."""
+    plain = _make(LOSSES, cfg, "loss", {})
+    reg = _make(REGULARIZERS, cfg, "regularizer", {}) if cfg.regularizer.options.get("weight") else None
+    if cfg.emu.name == NONE:
+        return Objective(model, plain, None, reg)
+    mutation = _make(MUTATIONS, cfg, "emu", {"seed": cfg.seed + SEED_OFFSETS["emu"]})
+    opts = cfg.emu.options
+    return Objective(model, EMULoss(opts["negative_label"], opts["plain_weight"], plain), mutation, reg)
+
+
+def build_schedule(cfg: RunConfig) -> OptimizerSchedule:
+    """The ``optimizer`` section as a schedule (Adam at lr/10 from half-way if asked)."""
+    opts = _own(cfg, "optimizer")
+    lr = opts.pop("lr")
+    switch = cfg.training.steps // 2 if cfg.optimizer.options["switch_to_adam"] else None
+    return OptimizerSchedule(cfg.optimizer.name, lr, opts, switch_step=switch)
+
+
+def build_batches(cfg: RunConfig, graph) -> BatchStrategy:
+    """Full-graph batches over ``graph`` (``None`` for lookup tables), or DGL neighbour sampling
+    when ``training.fanouts`` is set."""
+    if cfg.training.fanouts:
+        return NeighborSampledBatches(graph, cfg.training.fanouts)
+    return FullGraphBatches(graph)
+
+
+def default_output(cfg: RunConfig) -> Path:
+    """``runs/<dataset>-[<encoder>-]<model>-<sampler>-<emu variant|plain>-d<dim>-s<seed>``."""
+    name = Path(cfg.data.train).parent.name if cfg.data.train else cfg.data.dataset
+    enc = "" if cfg.encoder.name == "lookup" else f"{cfg.encoder.name}-"
+    emu = "plain" if cfg.emu.name == NONE else cfg.emu.name
+    dim = cfg.model.options["dim"]
+    return Path("runs") / f"{name}-{enc}{cfg.model.name}-{cfg.sampler.name}-{emu}-d{dim}-s{cfg.seed}"
+
+
+
+def device_of(cfg: RunConfig) -> torch.device:
+    """The run's torch device, checked to exist here."""
+    try:
+        device = torch.device(cfg.device)
+    except RuntimeError:
+        raise ConfigError(f"device: {cfg.device!r} is not a torch device (e.g. cpu, cuda, cuda:1)",
+                          "device") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device: CUDA was asked for but torch has no CUDA device here", "device")
+    return device
+
+
+
+def training_graph(model: KGEModel, kg: KnowledgeGraph, device: torch.device):
+    """The training graph on ``device`` if the encoder needs one (never valid/test edges)."""
+    if not model.encoder.needs_graph:
+        return None
+    graph = kg.graph("train")
+    require_graph_device(graph, device)
+    return graph.to(device)

@@ -1,0 +1,268 @@
+"""``run``: train, validate, test and save one configuration; ``load_run`` and ``evaluate`` after."""
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional
+
+import torch
+
+from ..config import ConfigError, RunConfig
+from ..data import KnowledgeGraph
+from ..evaluation import EvaluationResult, RankBasedEvaluator
+from ..models import KGEModel
+from ..training import Callback, EarlyStopping, JsonLinesLogger, Trainer, TrainingDivergedError
+from ..training.callbacks import TensorBoardLogger
+from ..training.checkpoint import CheckpointError, load_checkpoint, save_atomic
+from ..utils import atomic_write_json, atomic_write_text, tune_cpu_allocator
+from .builders import (build_batches, build_model, build_objective, build_sampler, build_schedule,
+                       default_output, device_of, load_graph, training_graph)
+from .rundir import RunDirectory
+
+__all__ = ["run", "RunResult", "RunInterrupted", "RunDiverged", "evaluate", "load_run", "TEST_SIGNAL_ENV"]
+
+log = logging.getLogger(__name__)
+
+#: test hook: ``SIGINT@12`` or ``SIGKILL@12`` sends that signal to the process after step 12
+TEST_SIGNAL_ENV = "DGL_EMU_TEST_SIGNAL"
+
+
+@dataclass
+class RunResult:
+    """What :func:`run` produced: the run directory and the metrics written to it."""
+
+    run_dir: Path
+    metrics: dict
+
+
+class RunInterrupted(Exception):
+    """Ctrl-C stopped the run; ``checkpoint`` is the ``last.pt`` it can resume from (or ``None``)."""
+
+    def __init__(self, run_dir: Path, step: int, checkpoint: Optional[Path]):
+        super().__init__(f"interrupted at step {step}")
+        self.run_dir, self.step, self.checkpoint = run_dir, step, checkpoint
+
+
+class RunDiverged(RuntimeError):
+    """Training produced a non-finite loss or parameters; the message says what is known."""
+
+
+class _Watch(Callback):
+    """Recent losses and the step of the last checkpoint, for messages; deletes the previous run
+    (``--fresh``) once the new one has a checkpoint; and the test hook of :data:`TEST_SIGNAL_ENV`."""
+
+    def __init__(self, rundir: RunDirectory):
+        self.rundir = rundir
+        self.losses: deque = deque(maxlen=50)
+        self.checkpoint_step: Optional[int] = None
+        hook = os.environ.get(TEST_SIGNAL_ENV, "")
+        name, _, at = hook.partition("@")
+        self.signal = (getattr(signal, name), int(at)) if hook else None
+
+    def on_fit_start(self, trainer):
+        if (self.rundir.path / "last.pt").exists() and trainer.step:
+            self.checkpoint_step = trainer.step
+
+    def on_step_end(self, trainer, record):
+        self.losses.append((record["step"], record["loss"]))
+        if self.signal is not None and record["step"] == self.signal[1]:
+            os.kill(os.getpid(), self.signal[0])
+
+    def on_checkpoint(self, trainer):
+        self.checkpoint_step = trainer.step
+        self.rundir.checkpoint_written()
+
+
+@contextlib.contextmanager
+def _graceful_interrupt(trainer: Trainer):
+    """First Ctrl-C: finish the current step, then stop (the caller checkpoints); second: abort."""
+    state = {"hit": False}
+    if threading.current_thread() is not threading.main_thread():
+        yield state
+        return
+
+    def handler(signum, frame):
+        if state["hit"]:
+            raise KeyboardInterrupt
+        state["hit"] = True
+        trainer.stop("interrupted")
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield state
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _divergence(err: Exception, watch: _Watch, cfg: RunConfig, out: Path) -> str:
+    """The message of a diverged run: what happened, the cause that can be seen, what is kept."""
+    parts = [f"training diverged: {err}"]
+    finite = [(s, x) for s, x in watch.losses if x == x and abs(x) != float("inf")]
+    if len(finite) >= 2:
+        (s0, first), (s1, last) = finite[max(0, len(finite) - 20)], finite[-1]
+        low = min(x for _, x in finite[-20:])
+        if last > 3 * max(low, 1e-12) and last > first:
+            parts.append(f"the loss was exploding ({first:.4g} at step {s0}, {last:.4g} at step {s1}): "
+                         f"lower the learning rate (optimizer.lr = {cfg.get('optimizer.lr')}) or add "
+                         f"regularisation")
+        else:
+            parts.append(f"the loss was {last:.4g} at step {s1}, with no sign of growth before; every "
+                         f"option is finite, so the cause is in the model's arithmetic (e.g. an "
+                         f"overflow), not in a setting")
+    if watch.checkpoint_step is not None:
+        parts.append(f"the last checkpoint, at step {watch.checkpoint_step}, is kept in {out / 'last.pt'}")
+    else:
+        parts.append("no checkpoint had been written yet")
+    return "; ".join(parts)
+
+
+def run(cfg: RunConfig, *, resume: bool = True,
+        notify: Optional[Callable[[str], None]] = None) -> RunResult:
+    """Train and evaluate ``cfg``; write the run directory; resume an unfinished run.
+
+    The run directory holds ``config.yaml`` (resolved), ``log.jsonl`` (per step),
+    ``best.pt`` (best validation MRR), ``last.pt`` (resumable), ``metrics.json`` and
+    ``curve.png``. Everything is built before anything is written, so a bad option or data file
+    leaves the directory as it was. ``resume=False`` starts over (see :class:`RunDirectory`).
+    ``notify`` receives one-line progress messages (resumed step, data report).
+
+    Raises
+    ------
+    ConfigError
+        A bad option, or an output directory that holds another run.
+    RunDiverged
+        A non-finite loss or parameters.
+    RunInterrupted
+        Ctrl-C, after the checkpoint of the last finished step was written.
+    """
+    say = notify or log.info
+    cfg.validate()
+    tune_cpu_allocator()
+    device = device_of(cfg)
+    out = Path(cfg.output) if cfg.output else default_output(cfg)
+    rundir = RunDirectory(out)
+    action = rundir.check(cfg, fresh=not resume)
+    started = time.perf_counter()
+    kg = load_graph(cfg)
+    model = build_model(cfg, kg).to(device)
+    graph = training_graph(model, kg, device)
+    batches, objective = build_batches(cfg, graph), build_objective(cfg, model)
+    sampler, schedule = build_sampler(cfg, kg), build_schedule(cfg)
+    for split, report in kg.reports.items():
+        say(f"data: {split}: {report.summary()}")
+    valid = "valid" if "valid" in kg.splits else None
+    eval_batch = cfg.training.eval_batch_size
+
+    def validate(m: KGEModel) -> float:
+        return evaluate(m, kg, valid, batch_size=eval_batch, device=device, graph=graph).get("mrr")
+
+    rundir.prepare(action)
+    if rundir.previous is not None:
+        say(f"the previous run in {out} is kept in {rundir.previous} until this one's first checkpoint")
+    atomic_write_text(out / "config.yaml", cfg.to_yaml())
+    watch = _Watch(rundir)
+    callbacks = [JsonLinesLogger(out / "log.jsonl"), TensorBoardLogger(out / "tensorboard"), watch]
+    if cfg.training.patience:
+        callbacks.append(EarlyStopping(cfg.training.patience))
+    trainer = Trainer(objective, sampler, kg.splits["train"], num_steps=cfg.training.steps,
+                      batch_size=cfg.training.batch_size, optimizer=schedule, batches=batches,
+                      device=device, seed=cfg.seed, validate=validate if valid else None,
+                      eval_every=cfg.training.eval_every, run_dir=out,  # checkpoints even with no valid split
+                      callbacks=callbacks, progress=cfg.progress)
+    if action == "resume" and trainer.resume():
+        say(f"resumed {out} at step {trainer.step} of {cfg.training.steps}")
+    _fit(trainer, rundir, watch, cfg, out)
+    return _finish(cfg, kg, model, graph, trainer, out, device, time.perf_counter() - started)
+
+
+def _fit(trainer: Trainer, rundir: RunDirectory, watch: _Watch, cfg: RunConfig, out: Path) -> None:
+    """``trainer.fit()`` with a graceful Ctrl-C and divergence reported as :class:`RunDiverged`."""
+    with _graceful_interrupt(trainer) as interrupt:
+        try:
+            trainer.fit()
+        except TrainingDivergedError as e:
+            message = _divergence(e, watch, cfg, out)
+            if rundir.restore_previous() is not None:
+                message += f"; the previous run in {out} was put back"
+            raise RunDiverged(message) from None
+        except KeyboardInterrupt:
+            last = out / "last.pt"
+            raise RunInterrupted(out, watch.checkpoint_step or 0, last if last.exists() else None) from None
+    if interrupt["hit"]:
+        path = trainer.save_checkpoint()
+        raise RunInterrupted(out, trainer.step, path)
+
+
+def _finish(cfg: RunConfig, kg: KnowledgeGraph, model: KGEModel, graph, trainer: Trainer, out: Path,
+            device: torch.device, overhead: float) -> RunResult:
+    """Best weights, final evaluation, ``metrics.json`` and the curve."""
+    if trainer.best_step is None:  # no validation split: keep the final weights as "best"
+        save_atomic(out / "best.pt", {"model": model.state_dict(), "step": trainer.step, "valid_mrr": None})
+    best = load_checkpoint(out / "best.pt", device)
+    model.load_state_dict(best["model"])
+    started = time.perf_counter()
+    metrics = {"config": cfg.to_dict(), "steps": trainer.step, "best_step": best["step"],
+               "best_valid_mrr": best["valid_mrr"], "train_seconds": trainer.train_seconds,
+               "stop_reason": trainer.stop_reason, "validations": trainer.validations,
+               "dataset": kg.statistics(), "data": kg.load_report()}
+    for split in ("valid", "test"):
+        if split in kg.splits:
+            res = evaluate(model, kg, split, batch_size=cfg.training.eval_batch_size, device=device,
+                           graph=graph, progress=cfg.progress)
+            metrics[split] = res.metrics()
+    # fit time over every invocation, plus this invocation's set-up and final evaluation
+    metrics["wall_seconds"] = trainer.fit_seconds + overhead + (time.perf_counter() - started)
+    atomic_write_json(out / "metrics.json", metrics)
+    from ..plotting import plot_training_curve
+    plot_training_curve(out / "log.jsonl", out / "curve.png", title=out.name)
+    return RunResult(out, metrics)
+
+
+def evaluate(model: KGEModel, kg: KnowledgeGraph, split: str, *, batch_size: int = 512,
+             device: torch.device = torch.device("cpu"), graph=None,
+             progress: bool = False) -> EvaluationResult:
+    """Filtered (train + valid + test) ranks of ``split``, both sides."""
+    evaluator = RankBasedEvaluator(kg.filter_index(), batch_size=batch_size)
+    model.eval()
+    with torch.no_grad():
+        result = evaluator.evaluate(model.scorer(graph), kg.splits[split], device=device,
+                                    progress=progress)
+    return result
+
+
+def load_run(run_dir: Path, device: Optional[str] = None):
+    """Rebuild ``(config, kg, model, graph)`` of a finished run with its best weights.
+
+    Raises
+    ------
+    ConfigError
+        If ``run_dir`` is not a run directory or its ``config.yaml`` is invalid.
+    CheckpointError
+        If ``best.pt`` is unreadable or does not fit the model ``config.yaml`` describes.
+    """
+    from ..config import load_config
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.yaml").exists() or not (run_dir / "best.pt").exists():
+        raise ConfigError(f"{run_dir}: not a run directory (needs config.yaml and best.pt)")
+    cfg = load_config(run_dir / "config.yaml")
+    if device is not None:
+        cfg = cfg.updated(device=device)
+    dev = device_of(cfg)
+    kg = load_graph(cfg)
+    model = build_model(cfg, kg).to(dev)
+    state = load_checkpoint(run_dir / "best.pt", dev)
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as e:  # e.g. config.yaml edited to another dim
+        first = str(e).splitlines()[1].strip() if len(str(e).splitlines()) > 1 else str(e)
+        raise CheckpointError(f"{run_dir / 'best.pt'} does not fit the model of {run_dir / 'config.yaml'} "
+                              f"({first})") from None
+    model.eval()
+    return cfg, kg, model, training_graph(model, kg, dev)
