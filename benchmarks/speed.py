@@ -168,30 +168,64 @@ def train_step(dataset, data_dir, model, dim, batch_size, negatives, steps, warm
 @click.option("--layers", default=2, show_default=True)
 @click.option("--batch-size", default=10000, show_default=True)
 @click.option("--negatives", default=64, show_default=True)
-@click.option("--steps", default=3, show_default=True, help="Timed steps; the epoch time is extrapolated.")
+@click.option("--steps", default=3, show_default=True, help="Timed steps per variant; the epoch time is extrapolated.")
+@click.option("--reference/--no-reference", default=True, show_default=True,
+              help="Also time the per-edge reference of each encoder (DGL's RelGraphConv for R-GCN).")
 @click.option("--emu/--no-emu", default=True, show_default=True)
 @click.option("--save/--no-save", default=True)
-def encoder_epoch(dataset, data_dir, encoders, dim, layers, batch_size, negatives, steps, emu, save):
-    """Full-graph training seconds per epoch of GNN encoders (timed steps x steps per epoch)."""
+def encoder_epoch(dataset, data_dir, encoders, dim, layers, batch_size, negatives, steps, reference, emu, save):
+    """Full-graph training step of GNN encoders, and of their per-edge references, in one run.
+
+    R-GCN: dgl-emu's RelationalGraphConv against dgl.nn.RelGraphConv (same parameters, same
+    initial weights). CompGCN: the per-(node, relation) aggregation against one message per edge.
+    Steps of the variants are interleaved, so they share the machine's state.
+    """
+    import functools
+
+    import dgl
     kg = load_dataset(dataset, data_dir)
     graph = kg.graph("train")
     out = {"dataset": dataset, "dim": dim, "layers": layers, "batch_size": batch_size,
-           "negatives": negatives, "emu": emu, "timed_steps": steps,
+           "negatives": negatives, "emu": emu, "timed_steps": steps, "num_bases": None,
            "steps_per_epoch": -(-len(kg.splits["train"]) // batch_size)}
+    trainers = {}
     for enc in encoders:
         cfg = RunConfig(dataset=dataset, model="distmult", encoder=enc, dim=dim, encoder_layers=layers,
                         batch_size=batch_size, num_negatives=negatives, emu=emu, progress=False).validate()
-        m = build_model(cfg, kg)
-        tr = Trainer(build_objective(cfg, m), build_sampler(cfg, kg), kg.splits["train"],
-                     num_steps=steps + 1, batch_size=batch_size, batches=build_batches(cfg, graph),
-                     optimizer=OptimizerSchedule("adam", 0.01), progress=False)
-        tr.train_step()  # warm-up
-        start = time.perf_counter()
-        for _ in range(steps):
+        variants = {enc: None}
+        if reference:
+            variants[f"{enc}_reference"] = enc
+        for name, ref in variants.items():
+            m = build_model(cfg, kg)
+            if ref == "rgcn":  # the same encoder on DGL's layer, with the same initial weights
+                from dgl_emu.nn.encoders import RGCNEncoder
+                twin = RGCNEncoder(kg.num_entities, kg.num_relations, m.interaction, num_layers=layers,
+                                   conv=dgl.nn.RelGraphConv)
+                twin.load_state_dict(m.encoder.state_dict())
+                m.encoder = twin
+            elif ref == "compgcn":  # an unregistered composition: one message per edge
+                for layer in m.encoder.layers:
+                    layer.composition = functools.partial(layer.composition)
+            if enc == "rgcn":
+                out["num_bases"] = m.encoder.layers[0].linear_r.num_bases
+            trainers[name] = Trainer(build_objective(cfg, m), build_sampler(cfg, kg), kg.splits["train"],
+                                     num_steps=steps + 1, batch_size=batch_size,
+                                     batches=build_batches(cfg, graph),
+                                     optimizer=OptimizerSchedule("adam", 0.01), progress=False)
+    times = {name: [] for name in trainers}
+    for i in range(steps + 1):  # the first step of each is a warm-up
+        for name, tr in trainers.items():
+            start = time.perf_counter()
             tr.train_step()
-        per_step = (time.perf_counter() - start) / steps
-        out[f"{enc}_seconds_per_step"] = secs(per_step)
-        out[f"{enc}_seconds_per_epoch"] = round(per_step * out["steps_per_epoch"], 3)
+            if i:
+                times[name].append(time.perf_counter() - start)
+    for name, t in times.items():
+        out[f"{name}_seconds_per_step"] = secs(sum(t) / len(t))
+        out[f"{name}_median_seconds_per_step"] = secs(sorted(t)[len(t) // 2])
+        out[f"{name}_seconds_per_epoch"] = round(sum(t) / len(t) * out["steps_per_epoch"], 3)
+    for enc in encoders:
+        if f"{enc}_reference" in times:
+            out[f"{enc}_speedup_vs_reference"] = ratio(sum(times[f"{enc}_reference"]), sum(times[enc]), 1)
     emit("encoder-epoch", out, save)
 
 

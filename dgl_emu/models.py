@@ -117,8 +117,13 @@ class KGEModel(nn.Module):
         return self.interaction.score_all(h, rel, t, cand, target)
 
     def scorer(self, graph=None):
-        """A :class:`~dgl_emu.evaluation.Scorer` that encodes once and scores many batches."""
-        reps = self.encode(graph)
+        """A :class:`~dgl_emu.evaluation.Scorer` that encodes once and scores many batches.
+
+        In eval mode the encoder's :meth:`~dgl_emu.nn.encoders.Encoder.inference` is used (GNN
+        encoders: layer by layer over node batches, bounded memory); in training mode
+        :meth:`encode`.
+        """
+        reps = self.encode(graph) if self.training else self.encoder.inference(graph)
 
         def score(hrt: Tensor, target: Target, entities: Optional[slice] = None) -> Tensor:
             return self.score_all(reps, hrt, target, entities)

@@ -114,6 +114,7 @@ RANGES: Dict[str, tuple] = {
     "optimizer.lr": (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)
                      and math.isfinite(v) and v > 0, "a positive finite number"),
     "regularizer.weight": (lambda v: v >= 0, ">= 0"),
+    "optimizer.max_grad_norm": (lambda v: v > 0, "positive"),
 }
 
 

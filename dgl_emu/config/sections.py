@@ -107,7 +107,8 @@ COMPONENTS: Dict[str, ComponentSpec] = {s.section: s for s in (
                   wrapper=_wrap(negative_label=(float, 0.53), plain_weight=(float, 0.11))),
     ComponentSpec("loss", _losses, "ce"),
     ComponentSpec("regularizer", _regularizers, "lp"),
-    ComponentSpec("optimizer", _optimizers, None, wrapper=_wrap(switch_to_adam=(bool, False))),
+    ComponentSpec("optimizer", _optimizers, None, wrapper=_wrap(switch_to_adam=(bool, False),
+                                                                  max_grad_norm=(Optional[float], None))),
 )}
 
 #: plain sections: field -> (type hint, default)

@@ -175,7 +175,8 @@ def run(cfg: RunConfig, *, resume: bool = True,
                       batch_size=cfg.training.batch_size, optimizer=schedule, batches=batches,
                       device=device, seed=cfg.seed, validate=validate if valid else None,
                       eval_every=cfg.training.eval_every, run_dir=out,  # checkpoints even with no valid split
-                      callbacks=callbacks, progress=cfg.progress)
+                      callbacks=callbacks, progress=cfg.progress,
+                      max_grad_norm=cfg.optimizer.options["max_grad_norm"])
     if action == "resume" and trainer.resume():
         say(f"resumed {out} at step {trainer.step} of {cfg.training.steps}")
     _fit(trainer, rundir, watch, cfg, out)

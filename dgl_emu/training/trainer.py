@@ -66,6 +66,8 @@ class Trainer:
         Hooks (logging, early stopping).
     progress : bool
         Show a tqdm bar with ETA.
+    max_grad_norm : float, optional
+        Clip the gradients' total 2-norm to this before each step.
     """
 
     def __init__(self, objective: Objective, sampler: NegativeSampler, train_triples: Tensor, *,
@@ -74,7 +76,8 @@ class Trainer:
                  device: torch.device = torch.device("cpu"), seed: int = 0,
                  validate: Optional[Callable[[torch.nn.Module], float]] = None,
                  eval_every: Optional[int] = None, run_dir: Optional[Path] = None,
-                 callbacks: Sequence[Callback] = (), progress: bool = True):
+                 callbacks: Sequence[Callback] = (), progress: bool = True,
+                 max_grad_norm: Optional[float] = None):
         if num_steps < 1 or batch_size < 1:
             raise ValueError("num_steps and batch_size must be positive")
         self.device = torch.device(device)
@@ -90,6 +93,7 @@ class Trainer:
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.callbacks = list(callbacks)
         self.progress = progress
+        self.max_grad_norm = max_grad_norm
         self.generator = torch.Generator().manual_seed(seed)
         self.step = 0
         self.best_metric = -math.inf
@@ -140,6 +144,8 @@ class Trainer:
         if not math.isfinite(loss):
             raise TrainingDivergedError(f"the loss is {loss} at step {self.step + 1}")
         total.backward()
+        if self.max_grad_norm is not None:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.max_grad_norm)
         self.optimizer.step()
         return loss
 

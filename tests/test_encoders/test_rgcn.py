@@ -9,7 +9,7 @@ import torch
 
 from dgl_emu.data import KnowledgeGraph
 from dgl_emu.nn.emu import bernoulli_mask
-from dgl_emu.nn.encoders import CompGCNEncoder, Decomposition, RGCNEncoder
+from dgl_emu.nn.encoders import CompGCNEncoder, Decomposition, RelationalGraphConv, RGCNEncoder
 from dgl_emu.nn.encoders.graph_utils import (SeededDropout, relation_in_degree_norm,
                                              require_graph_device, reset_parameters_)
 from dgl_emu.nn.interactions import DistMult
@@ -253,3 +253,22 @@ def test_encoder_output_ignores_valid_and_test():
         both = torch.cat([kg2.splits["train"], kg2.splits["valid"]])
         leaky = KnowledgeGraph.from_id_triples({"train": both}, 7, 2).graph("train")
         assert not torch.allclose(enc(leaky).entity, out1)
+
+
+@pytest.mark.parametrize("decomposition,num_bases", [(Decomposition.BASIS, 3), (Decomposition.BLOCK, 2)])
+def test_encoder_on_the_pair_layer_equals_the_encoder_on_dgls_layer(kg, decomposition, num_bases):
+    """Same seed, same initial weights: the encoder's outputs and gradients agree with DGL's layer."""
+    encoders = [RGCNEncoder(kg.num_entities, kg.num_relations, DistMult(dim=DIM), decomposition=decomposition,
+                            num_bases=num_bases, dropout=0.0, generator=torch.Generator().manual_seed(4),
+                            conv=conv).double() for conv in (RelationalGraphConv, dgl.nn.RelGraphConv)]
+    assert isinstance(encoders[0].layers[0], RelationalGraphConv)
+    graph = kg.graph("train")
+    outs = []
+    for enc in encoders:
+        out = enc(graph).entity
+        (out * torch.linspace(-1, 1, out.numel(), dtype=out.dtype).view_as(out)).sum().backward()
+        outs.append((out, {n: p.grad for n, p in enc.named_parameters()}))
+    torch.testing.assert_close(outs[0][0], outs[1][0], rtol=1e-9, atol=1e-9)
+    assert outs[0][1].keys() == outs[1][1].keys()
+    for name in outs[0][1]:
+        torch.testing.assert_close(outs[0][1][name], outs[1][1][name], rtol=1e-9, atol=1e-9, msg=name)

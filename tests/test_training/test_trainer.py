@@ -382,3 +382,19 @@ def test_resume_on_the_switch_step_gives_a_usable_optimizer(tmp_path):
     assert b.optimizer.param_groups[0]["lr"] == pytest.approx(0.01)
     assert "betas" in b.optimizer.param_groups[0]
     assert math.isfinite(b.training_step(b.next_batch()))  # a step outside fit() works too
+
+
+def test_gradient_clipping_bounds_the_step():
+    """SGD at lr 1 moves the parameters by exactly the clipped gradient: total norm <= the bound."""
+    before = None
+    for bound in (None, 1e-3):
+        trainer = make_trainer(emu=False, num_steps=1, eval_every=None, validate=None,
+                               optimizer=OptimizerSchedule("sgd", 1.0))
+        trainer.max_grad_norm = bound
+        start = [p.detach().clone() for p in trainer.model.parameters()]
+        trainer.train_step()
+        moved = torch.sqrt(sum(((p.detach() - s) ** 2).sum() for p, s in zip(trainer.model.parameters(), start)))
+        if bound is None:
+            before = float(moved)
+        else:
+            assert float(moved) == pytest.approx(bound, rel=1e-4) and before > 10 * bound

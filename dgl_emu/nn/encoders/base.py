@@ -43,6 +43,13 @@ class Encoder(nn.Module):
                 norms: Optional[Sequence[Tensor]] = None) -> Representations:  # pragma: no cover
         raise NotImplementedError
 
+    def inference(self, graph=None, batch_size: int = 16384) -> Representations:
+        """Representations for evaluation (eval mode, no gradients). GNN encoders compute them
+        layer by layer over batches of ``batch_size`` nodes to bound memory; the default is
+        :meth:`forward`."""
+        with torch.no_grad():
+            return self(graph)
+
     def edge_norm(self, graph, in_degrees: Optional[Tensor] = None) -> Optional[Tensor]:
         """``(E, 1)`` edge normalisation of ``graph`` (a full graph or a block) for one layer.
 

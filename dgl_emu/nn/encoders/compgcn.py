@@ -12,7 +12,9 @@ from ...registry import Registry
 from ...typing import Tensor
 from ..interactions.base import Interaction
 from .base import Encoder, Representations
-from .graph_utils import embedding_tables, layer_inputs, SeededDropout, reset_parameters_, symmetric_norm
+from .comp_aggregate import COMPOSITION_NAMES, compgcn_aggregate
+from .graph_utils import (embedding_tables, layer_inputs, node_blocks, SeededDropout, reset_parameters_,
+                          symmetric_norm)
 
 __all__ = ["CompGCNLayer", "CompGCNEncoder", "COMPOSITIONS", "subtract", "multiply",
            "circular_correlation"]
@@ -56,7 +58,10 @@ class CompGCNLayer(nn.Module):
 
     with ``λ(r)`` = original (``r < R``) or inverse (``r >= R``) and ``n_uv = 1/sqrt(d_u d_v)``.
     The official implementation averages the three directions with weight 1/3 each; so does this
-    (each direction's sum already carries the degree norm).
+    (each direction's sum already carries the degree norm). The registered compositions are linear
+    in ``h``, so the messages are summed per (node, relation) pair before ``φ`` and ``W`` are
+    applied (:func:`~dgl_emu.nn.encoders.comp_aggregate.compgcn_aggregate`); any other
+    composition gets one message per edge.
 
     Parameters
     ----------
@@ -90,6 +95,21 @@ class CompGCNLayer(nn.Module):
         self.bias = nn.Parameter(torch.zeros(out_dim))
 
     def forward(self, graph: dgl.DGLGraph, h: Tensor, z: Tensor, norm: Optional[Tensor] = None):
+        norm = symmetric_norm(graph).to(h.device) if norm is None else norm
+        name = _registered_name(self.composition)
+        if name is not None:  # linear in h: aggregate per (node, relation) pair (comp_aggregate)
+            agg = compgcn_aggregate(graph, h, z, norm, name, self.w_original, self.w_inverse,
+                                    self.num_relations)
+        else:  # any other composition: one message per edge
+            agg = self._per_edge(graph, h, z, norm)
+        h_dst = h[: graph.num_dst_nodes()]
+        out = (agg + self.composition(h_dst, self.loop_relation) @ self.w_self) / 3.0 + self.bias
+        if self.activation is not None:
+            out = self.activation(out)
+        return out, z @ self.w_relation
+
+    def _per_edge(self, graph: dgl.DGLGraph, h: Tensor, z: Tensor, norm: Tensor) -> Tensor:
+        """The per-edge messages, summed: ``(V_dst, out)``."""
         etype = graph.edata[dgl.ETYPE].long()
         inverse = (etype >= self.num_relations).unsqueeze(1)
         with graph.local_scope():
@@ -98,14 +118,17 @@ class CompGCNLayer(nn.Module):
             graph.apply_edges(lambda e: {"phi": self.composition(e.src["h"], e.data["z"])})
             phi = graph.edata["phi"]
             msg = torch.where(inverse, phi @ self.w_inverse, phi @ self.w_original)
-            graph.edata["m"] = msg * (symmetric_norm(graph).to(msg.device) if norm is None else norm)
+            graph.edata["m"] = msg * norm
             graph.update_all(fn.copy_e("m", "m"), fn.sum("m", "agg"))
-            agg = graph.dstdata["agg"]
-        h_dst = h[: graph.num_dst_nodes()]
-        out = (agg + self.composition(h_dst, self.loop_relation) @ self.w_self) / 3.0 + self.bias
-        if self.activation is not None:
-            out = self.activation(out)
-        return out, z @ self.w_relation
+            return graph.dstdata["agg"]
+
+
+def _registered_name(composition) -> Optional[str]:
+    """The name of ``composition`` if it is one of the registered (linear) compositions."""
+    for name in COMPOSITIONS.names():
+        if COMPOSITIONS.get(name) is composition and name in COMPOSITION_NAMES:
+            return name
+    return None
 
 
 class CompGCNEncoder(Encoder):
@@ -176,6 +199,21 @@ class CompGCNEncoder(Encoder):
         for layer, block, norm in zip(self.layers, blocks, norms):
             h, z = layer(block, h, z, norm)
             h = self.dropout(h)
+        return Representations(h, z[: self.num_relations])
+
+    @torch.no_grad()
+    def inference(self, graph: dgl.DGLGraph, batch_size: int = 16384) -> Representations:
+        """:meth:`forward` of the full graph in eval mode, layer by layer over node batches
+        (see :meth:`RGCNEncoder.inference`)."""
+        in_degrees = graph.in_degrees()
+        h, z = self.entity, self.relation
+        for layer in self.layers:
+            out, z_next = None, None
+            for nodes, block in node_blocks(graph, batch_size):
+                part, z_next = layer(block, h[block.srcdata[dgl.NID].long()], z, self.edge_norm(block, in_degrees))
+                out = part.new_empty(h.shape[0], part.shape[1]) if out is None else out
+                out[nodes] = part
+            h, z = out, z_next
         return Representations(h, z[: self.num_relations])
 
     def edge_norm(self, graph, in_degrees: Optional[Tensor] = None) -> Tensor:

@@ -12,7 +12,7 @@ from ...typing import Tensor
 from ..dropout import SeededDropout  # noqa: F401  (re-exported for the encoders)
 
 __all__ = ["embedding_tables", "layer_inputs", "relation_in_degree_norm", "symmetric_norm",
-           "reset_parameters_", "SeededDropout", "require_graph_device"]
+           "reset_parameters_", "SeededDropout", "require_graph_device", "node_blocks"]
 
 
 def embedding_tables(num_entities: int, num_relation_rows: int, interaction,
@@ -45,6 +45,23 @@ def layer_inputs(graph, features: Optional[Tensor], table: Tensor, num_layers: i
     if len(norms) != len(blocks):
         raise ValueError(f"need one edge norm per layer ({len(blocks)}), got {len(norms)}")
     return blocks, list(norms), (table if features is None else features)
+
+
+def node_blocks(graph: dgl.DGLGraph, batch_size: int):
+    """Yield ``(nodes, block)`` for consecutive batches of destination nodes: each block holds
+    every in-edge of its nodes (sources first the nodes themselves, as DGL orders them), so a
+    layer applied to it gives exactly the full-graph outputs of those nodes.
+
+    Used for layer-wise inference: one layer at a time over all nodes, in batches, keeps only
+    two ``(V, d)`` activations and one batch's edges in memory.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be positive, got {batch_size}")
+    n = graph.num_nodes()
+    for start in range(0, n, batch_size):
+        nodes = torch.arange(start, min(start + batch_size, n), device=graph.device)
+        sub = dgl.in_subgraph(graph, nodes)
+        yield nodes, dgl.to_block(sub, dst_nodes=nodes)
 
 
 def relation_in_degree_norm(graph: dgl.DGLGraph) -> Tensor:

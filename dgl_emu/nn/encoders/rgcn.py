@@ -1,4 +1,5 @@
-"""R-GCN encoder on :class:`dgl.nn.RelGraphConv` (Schlichtkrull et al., ESWC 2018)."""
+"""R-GCN encoder (Schlichtkrull et al., ESWC 2018) on :class:`RelationalGraphConv`, which computes
+what :class:`dgl.nn.RelGraphConv` computes, per (node, relation) pair instead of per edge."""
 from __future__ import annotations
 
 import enum
@@ -11,7 +12,9 @@ from torch import nn
 from ...typing import Tensor
 from ..interactions.base import Interaction
 from .base import Encoder, Representations
-from .graph_utils import embedding_tables, layer_inputs, SeededDropout, relation_in_degree_norm, reset_parameters_
+from .graph_utils import (embedding_tables, layer_inputs, node_blocks, SeededDropout, relation_in_degree_norm,
+                          reset_parameters_)
+from .relgraphconv import RelationalGraphConv, relation_pairs
 
 __all__ = ["RGCNEncoder", "Decomposition"]
 
@@ -26,7 +29,9 @@ class Decomposition(enum.Enum):
 class RGCNEncoder(Encoder):
     r"""Relational GCN over the training graph with inverse relations.
 
-    Each layer is DGL's :class:`~dgl.nn.pytorch.conv.RelGraphConv`:
+    Each layer is a :class:`~dgl_emu.nn.encoders.relgraphconv.RelationalGraphConv`, equal to
+    DGL's :class:`~dgl.nn.pytorch.conv.RelGraphConv` to float rounding (and tested against it) but
+    without DGL's per-edge ``d x d`` products:
 
     .. math:: h_v' = \sigma\Big(W_0 h_v + b + \sum_{r}\sum_{u \in N_r(v)} \tfrac{1}{c_{v,r}} W_r h_u\Big)
 
@@ -57,6 +62,9 @@ class RGCNEncoder(Encoder):
         Initialisation randomness.
     seed : int
         Seed of the dropout masks.
+    conv : type
+        The layer class: :class:`RelationalGraphConv` (default) or :class:`dgl.nn.RelGraphConv`
+        (same parameters, for comparisons); not a configuration option.
 
     Notes
     -----
@@ -79,7 +87,8 @@ class RGCNEncoder(Encoder):
     def __init__(self, num_entities: int, num_relations: int, interaction: Interaction,
                  num_layers: int = 2, decomposition: Decomposition = Decomposition.BASIS,
                  num_bases: Optional[int] = None, self_loop: bool = True, dropout: float = 0.1,
-                 generator: Optional[torch.Generator] = None, seed: int = 0):
+                 generator: Optional[torch.Generator] = None, seed: int = 0,
+                 conv: type = RelationalGraphConv):
         super().__init__()
         width = interaction.entity_dim
         if num_bases is None:
@@ -89,7 +98,7 @@ class RGCNEncoder(Encoder):
             raise ValueError(f"block-diagonal decomposition needs num_bases dividing {width}")
         self.entity, self.relation = embedding_tables(num_entities, num_relations, interaction, generator)
         self.layers = nn.ModuleList([
-            dgl.nn.RelGraphConv(width, width, 2 * num_relations, regularizer=decomposition.value,
+            conv(width, width, 2 * num_relations, regularizer=decomposition.value,
                                 num_bases=num_bases, self_loop=self_loop, dropout=0.0,
                                 activation=torch.tanh if i < num_layers - 1 else None)
             for i in range(num_layers)])
@@ -100,8 +109,31 @@ class RGCNEncoder(Encoder):
                 norms: Optional[Sequence[Tensor]] = None) -> Representations:
         """Encode the full graph, or a list of DGL blocks with their input ``features``."""
         blocks, norms, h = layer_inputs(graph, features, self.entity, len(self.layers), norms, self.edge_norm)
+        pairs = {}  # the edge grouping of each distinct graph, shared by the layers that use it
         for layer, block, norm in zip(self.layers, blocks, norms):
-            h = self.dropout(layer(block, h, block.edata[dgl.ETYPE], norm))
+            extra = {}
+            if isinstance(layer, RelationalGraphConv):
+                if id(block) not in pairs:
+                    pairs[id(block)] = relation_pairs(block, block.edata[dgl.ETYPE], layer.num_rels)
+                extra["pairs"] = pairs[id(block)]
+            h = self.dropout(layer(block, h, block.edata[dgl.ETYPE], norm, **extra))
+        return Representations(h, self.relation)
+
+    @torch.no_grad()
+    def inference(self, graph: dgl.DGLGraph, batch_size: int = 16384) -> Representations:
+        """:meth:`forward` of the full graph in eval mode, layer by layer over node batches.
+
+        Memory holds two ``(E, d)`` activations and one batch's edges, never every layer's
+        activations and every edge at once. Equal to ``self.eval()(graph)`` to float rounding.
+        """
+        h = self.entity
+        for layer in self.layers:
+            out = None
+            for nodes, block in node_blocks(graph, batch_size):
+                part = layer(block, h[block.srcdata[dgl.NID].long()], block.edata[dgl.ETYPE], self.edge_norm(block))
+                out = part.new_empty(h.shape[0], part.shape[1]) if out is None else out
+                out[nodes] = part
+            h = out
         return Representations(h, self.relation)
 
     def edge_norm(self, graph, in_degrees: Optional[Tensor] = None) -> Tensor:
