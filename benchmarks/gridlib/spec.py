@@ -9,7 +9,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import yaml
 
-from dgl_emu.config import ALIASES, ConfigError, RunConfig
+from dgl_emu.config import ALIASES, COMPONENTS, PLAIN, ConfigError, RunConfig
 from dgl_emu.registry import did_you_mean
 
 REPO = Path(__file__).resolve().parents[2]
@@ -69,8 +69,9 @@ def norm(value: Any) -> str:
 
 
 def _known(key: str) -> bool:
-    """A flat alias (``num_negatives``) or a dotted path (``sampler.k``; checked when expanded)."""
-    return key in ALIASES or "." in str(key)
+    """A flat alias (``num_negatives``), a dotted path (``sampler.k``) or a section
+    (``encoder: {name: rgcn, ...}``); values are checked when the grid is expanded."""
+    return key in ALIASES or "." in str(key) or key in COMPONENTS or key in PLAIN
 
 
 def _check_fields(path: Path, where: str, mapping: Any, *, allow_reserved: bool = False) -> Dict[str, Any]:

@@ -272,3 +272,38 @@ def test_encoder_on_the_pair_layer_equals_the_encoder_on_dgls_layer(kg, decompos
     assert outs[0][1].keys() == outs[1][1].keys()
     for name in outs[0][1]:
         torch.testing.assert_close(outs[0][1][name], outs[1][1][name], rtol=1e-9, atol=1e-9, msg=name)
+
+
+def test_edge_dropout_encodes_the_kept_edges_normalised_after_dropping(kg):
+    enc = _rgcn(kg, num_layers=2, decomposition=Decomposition.BASIS, num_bases=2, edge_dropout=0.5)
+    graph = kg.graph("train")
+    state = enc.edge_dropout.rng_state()
+    out = enc(graph).entity                             # training mode: edges dropped
+    enc.edge_dropout.load_rng_state(state)
+    sub, loop = enc.edge_dropout(graph)                 # the same draw
+    assert loop is None and 0.3 < sub.num_edges() / graph.num_edges() < 0.7
+    assert sub.num_nodes() == graph.num_nodes() and set(graph.edata) == {dgl.ETYPE}
+    expected = _dense_forward(enc.eval(), sub)          # eval mode on the kept edges, their own norms
+    torch.testing.assert_close(out, expected, rtol=1e-9, atol=1e-9)
+    assert not torch.allclose(out, enc(graph).entity)   # eval mode: every edge
+
+
+def test_self_loop_dropout_removes_the_self_loop_term_of_dropped_nodes(kg):
+    enc = _rgcn(kg, num_layers=1, decomposition=Decomposition.BASIS, num_bases=2, self_loop_dropout=0.5)
+    graph = kg.graph("train")
+    state = enc.edge_dropout.rng_state()
+    trained = enc(graph).entity
+    enc.edge_dropout.load_rng_state(state)
+    _, keep = enc.edge_dropout(graph)
+    full = enc.eval()(graph).entity
+    loop = enc.entity @ enc.layers[0].loop_weight
+    torch.testing.assert_close(full - trained, loop * (1 - keep.double()), rtol=1e-9, atol=1e-9)
+    assert 0 < int(keep.sum()) < graph.num_nodes()
+
+
+def test_edge_dropout_options_come_from_the_configuration():
+    from dgl_emu.config import RunConfig
+    cfg = RunConfig.from_dict({"encoder": {"name": "rgcn", "edge_dropout": 0.4, "self_loop_dropout": 0.2}})
+    assert (cfg.get("encoder.edge_dropout"), cfg.get("encoder.self_loop_dropout")) == (0.4, 0.2)
+    with pytest.raises(ValueError, match="edge_dropout"):
+        RGCNEncoder(5, 1, DistMult(dim=4), edge_dropout=1.0)

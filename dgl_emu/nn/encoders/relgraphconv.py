@@ -321,7 +321,8 @@ class RelationalGraphConv(nn.Module):
         return WeightPath.BASIS if basis < num_pairs * d_in * d_out else WeightPath.PAIR
 
     def forward(self, g: dgl.DGLGraph, feat: Tensor, etypes, norm: Tensor | None = None, *,
-                presorted: bool = False, pairs: RelationPairs | None = None) -> Tensor:
+                presorted: bool = False, pairs: RelationPairs | None = None,
+                loop_mask: Tensor | None = None) -> Tensor:
         """Forward computation, as :meth:`dgl.nn.RelGraphConv.forward`.
 
         Parameters
@@ -339,6 +340,8 @@ class RelationalGraphConv(nn.Module):
         pairs : RelationPairs, optional
             :func:`relation_pairs` ``(g, etypes, R)``, to skip regrouping the edges (~10 ms for
             0.5M edges); the caller guarantees it was built from this ``g`` and ``etypes``.
+        loop_mask : Tensor, optional
+            ``(N_dst, 1)`` factor of each node's self-loop term (0/1: self-loop dropout).
 
         Returns
         -------
@@ -358,7 +361,8 @@ class RelationalGraphConv(nn.Module):
         if self.bias:
             h = h + self.h_bias
         if self.self_loop:
-            h = h + feat[: pairs.num_dst] @ self.loop_weight
+            loop = feat[: pairs.num_dst] @ self.loop_weight
+            h = h + (loop if loop_mask is None else loop * loop_mask[: pairs.num_dst].to(loop.dtype))
         if self.activation:
             h = self.activation(h)
         return h

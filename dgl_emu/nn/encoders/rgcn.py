@@ -15,8 +15,10 @@ from .base import Encoder, Representations
 from .graph_utils import (embedding_tables, layer_inputs, node_blocks, SeededDropout, relation_in_degree_norm,
                           reset_parameters_)
 from .relgraphconv import RelationalGraphConv, relation_pairs
+from ...rng import GeneratorPool, Stochastic
+from ..emu import bernoulli_mask
 
-__all__ = ["RGCNEncoder", "Decomposition"]
+__all__ = ["RGCNEncoder", "Decomposition", "EdgeDropout"]
 
 
 class Decomposition(enum.Enum):
@@ -24,6 +26,52 @@ class Decomposition(enum.Enum):
 
     BASIS = "basis"
     BLOCK = "bdd"
+
+
+class EdgeDropout(Stochastic, nn.Module):
+    """Drop edges (and self-loop terms) of a graph in training, from seeded generators.
+
+    ``forward(graph) -> (subgraph, loop_mask)``: the graph without the dropped edges (all nodes
+    kept, ``edata`` carried) and a ``(V, 1)`` 0/1 mask of the kept self-loops (``None`` when
+    ``self_loop_p`` is 0). Nothing is rescaled: dropped messages are removed before the norms are
+    computed.
+
+    Parameters
+    ----------
+    p : float
+        Probability of dropping an edge, in ``[0, 1)``.
+    self_loop_p : float
+        Probability of dropping a node's self-loop, in ``[0, 1)``.
+    seed : int
+        Seed of the generators.
+    """
+
+    def __init__(self, p: float = 0.0, self_loop_p: float = 0.0, seed: int = 0):
+        super().__init__()
+        for name, value in (("edge_dropout", p), ("self_loop_dropout", self_loop_p)):
+            if not 0.0 <= value < 1.0:
+                raise ValueError(f"{name} must be in [0, 1), got {value}")
+        self.p, self.self_loop_p = float(p), float(self_loop_p)
+        self.generators = GeneratorPool(seed)
+
+    @property
+    def active(self) -> bool:
+        """Whether anything is dropped."""
+        return self.p > 0 or self.self_loop_p > 0
+
+    def forward(self, graph: dgl.DGLGraph):
+        gen = self.generators.get(graph.device)
+        if self.p > 0:
+            keep = bernoulli_mask((graph.num_edges(),), 1.0 - self.p, gen, graph.device)
+            graph = dgl.edge_subgraph(graph, keep.nonzero().squeeze(1), relabel_nodes=False)
+        loop = None
+        if self.self_loop_p > 0:
+            loop = bernoulli_mask((graph.num_nodes(), 1), 1.0 - self.self_loop_p, gen, graph.device,
+                                  torch.float32)
+        return graph, loop
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}, self_loop_p={self.self_loop_p}"
 
 
 class RGCNEncoder(Encoder):
@@ -62,9 +110,14 @@ class RGCNEncoder(Encoder):
         Initialisation randomness.
     seed : int
         Seed of the dropout masks.
+    edge_dropout : float
+        In training, drop each edge of the full graph with this probability before the norms are
+        computed (Schlichtkrull et al.: 0.4), a new draw every forward pass.
+    self_loop_dropout : float
+        In training, drop each node's self-loop term with this probability (the paper: 0.2).
     conv : type
         The layer class: :class:`RelationalGraphConv` (default) or :class:`dgl.nn.RelGraphConv`
-        (same parameters, for comparisons); not a configuration option.
+        (same parameters, for comparisons; no self-loop dropout); not a configuration option.
 
     Notes
     -----
@@ -88,6 +141,7 @@ class RGCNEncoder(Encoder):
                  num_layers: int = 2, decomposition: Decomposition = Decomposition.BASIS,
                  num_bases: Optional[int] = None, self_loop: bool = True, dropout: float = 0.1,
                  generator: Optional[torch.Generator] = None, seed: int = 0,
+                 edge_dropout: float = 0.0, self_loop_dropout: float = 0.0,
                  conv: type = RelationalGraphConv):
         super().__init__()
         width = interaction.entity_dim
@@ -104,10 +158,19 @@ class RGCNEncoder(Encoder):
             for i in range(num_layers)])
         reset_parameters_(self.layers, generator)
         self.dropout = SeededDropout(dropout, seed)
+        if self_loop_dropout and conv is not RelationalGraphConv:
+            raise ValueError("self-loop dropout needs RelationalGraphConv layers")
+        self.edge_dropout = EdgeDropout(edge_dropout, self_loop_dropout, seed + 1)
 
     def forward(self, graph, features: Optional[Tensor] = None,
                 norms: Optional[Sequence[Tensor]] = None) -> Representations:
         """Encode the full graph, or a list of DGL blocks with their input ``features``."""
+        loop_mask = None
+        if self.training and self.edge_dropout.active:
+            if isinstance(graph, (list, tuple)):
+                raise ValueError("edge dropout works on the full graph, not on sampled blocks")
+            graph, loop_mask = self.edge_dropout(graph)
+            norms = None  # normalised after the dropout, as in the paper
         blocks, norms, h = layer_inputs(graph, features, self.entity, len(self.layers), norms, self.edge_norm)
         pairs = {}  # the edge grouping of each distinct graph, shared by the layers that use it
         for layer, block, norm in zip(self.layers, blocks, norms):
@@ -115,7 +178,7 @@ class RGCNEncoder(Encoder):
             if isinstance(layer, RelationalGraphConv):
                 if id(block) not in pairs:
                     pairs[id(block)] = relation_pairs(block, block.edata[dgl.ETYPE], layer.num_rels)
-                extra["pairs"] = pairs[id(block)]
+                extra = {"pairs": pairs[id(block)], "loop_mask": loop_mask}
             h = self.dropout(layer(block, h, block.edata[dgl.ETYPE], norm, **extra))
         return Representations(h, self.relation)
 
