@@ -11,7 +11,7 @@ from .nn.encoders.base import Encoder, LookupEncoder, Representations
 from .nn.interactions.base import Interaction
 from .typing import Target, Tensor
 
-__all__ = ["KGEModel", "Gathered"]
+__all__ = ["KGEModel", "Gathered", "ModelScorer"]
 
 
 class Gathered(NamedTuple):
@@ -90,10 +90,11 @@ class KGEModel(nn.Module):
             Corrupted side.
         """
         c, o = target.column, target.other.column
-        return Gathered(anchor=F.embedding(hrt[:, o:o + 1], reps.entity),
-                        relation=F.embedding(hrt[:, 1:2], reps.relation),
-                        pos=F.embedding(hrt[:, c:c + 1], reps.entity),
-                        neg=F.embedding(negatives, reps.entity))
+        sparse = self.encoder.sparse  # row gradients for lookup tables that ask for them
+        return Gathered(anchor=F.embedding(hrt[:, o:o + 1], reps.entity, sparse=sparse),
+                        relation=F.embedding(hrt[:, 1:2], reps.relation, sparse=sparse),
+                        pos=F.embedding(hrt[:, c:c + 1], reps.entity, sparse=sparse),
+                        neg=F.embedding(negatives, reps.entity, sparse=sparse))
 
     def score_gathered(self, g: Gathered, candidates: Tensor, target: Target) -> Tensor:
         """Scores ``(B, K')`` of ``candidates (B, K', d)`` against the gathered anchors."""
@@ -116,16 +117,35 @@ class KGEModel(nn.Module):
         h, t = (None, anchor) if target is Target.HEAD else (anchor, None)
         return self.interaction.score_all(h, rel, t, cand, target)
 
-    def scorer(self, graph=None):
+    def score_ids(self, reps: Representations, hrt: Tensor, target: Target, ids: Tensor) -> Tensor:
+        """Scores ``(B, N)`` of candidate entities ``ids (B, N)`` on ``target``."""
+        o = target.other.column
+        anchor, rel = reps.entity[hrt[:, o]].unsqueeze(1), reps.relation[hrt[:, 1]].unsqueeze(1)
+        return self.interaction.score_candidates(anchor, rel, anchor, reps.entity[ids], target)
+
+    def scorer(self, graph=None) -> "ModelScorer":
         """A :class:`~dgl_emu.evaluation.Scorer` that encodes once and scores many batches.
 
         In eval mode the encoder's :meth:`~dgl_emu.nn.encoders.Encoder.inference` is used (GNN
         encoders: layer by layer over node batches, bounded memory); in training mode
         :meth:`encode`.
         """
-        reps = self.encode(graph) if self.training else self.encoder.inference(graph)
+        return ModelScorer(self, self.encode(graph) if self.training else self.encoder.inference(graph))
 
-        def score(hrt: Tensor, target: Target, entities: Optional[slice] = None) -> Tensor:
-            return self.score_all(reps, hrt, target, entities)
 
-        return score
+class ModelScorer:
+    """Scores of a model's fixed representations: every entity (or a slice), or given candidates.
+
+    ``scorer(hrt, target, entities=None) -> (B, E)`` (the evaluator's protocol) and
+    ``scorer.candidates(hrt, target, ids (B, N)) -> (B, N)`` (sampled evaluation).
+    """
+
+    def __init__(self, model: KGEModel, reps: Representations):
+        self.model, self.reps = model, reps
+
+    def __call__(self, hrt: Tensor, target: Target, entities: Optional[slice] = None) -> Tensor:
+        return self.model.score_all(self.reps, hrt, target, entities)
+
+    def candidates(self, hrt: Tensor, target: Target, ids: Tensor) -> Tensor:
+        """Scores ``(B, N)`` of the entities ``ids``."""
+        return self.model.score_ids(self.reps, hrt, target, ids)

@@ -8,8 +8,13 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+import warnings
 
 import click
+
+# torch's row-wise Adagrad (sparse training) builds sparse tensors without invariant checks and
+# says so at every step; it is not something a user can act on
+warnings.filterwarnings("ignore", message="Sparse invariant checks are implicitly disabled")
 
 
 def _load_plugins() -> None:

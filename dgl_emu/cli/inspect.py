@@ -26,6 +26,8 @@ def format_metrics_table(metrics: dict, splits=("valid", "test")) -> str:
              f"{'Hits@10':>7s}  {'n':>5s}"]
     for split in splits:
         for side, by_policy in metrics.get(split, {}).items():
+            if not isinstance(by_policy, dict):  # e.g. "protocol"
+                continue
             m = by_policy["realistic"]
             lines.append(f"{split:5s}  {side:4s}  {m['mrr']:.4f}  {m['mr']:6.1f}  {m['hits@1']:.4f}  "
                          f"{m['hits@3']:.4f}  {m['hits@10']:7.4f}  {m['count']:5d}")

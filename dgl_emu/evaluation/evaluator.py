@@ -37,8 +37,11 @@ class RankBasedEvaluator:
     batch_size : int
         Queries per score matrix.
     entity_batch_size : int, optional
-        Score entities in slices of this size (two passes: true scores, then counts) when
-        ``(batch_size, E)`` does not fit in memory.
+        Score entities in slices of this size (two passes: true scores, then counts). Default:
+        chosen from ``max_scores`` when ``num_entities`` is given to :meth:`evaluate`.
+    max_scores : int
+        Memory budget in scores: a ``(batch_size, E)`` matrix larger than this is scored in
+        entity slices of ``max_scores // batch_size`` (default ``2**26``, 256 MB of float32).
     sides : sequence of Target
         Sides to evaluate.
     ks : sequence of int
@@ -59,12 +62,13 @@ class RankBasedEvaluator:
     def __init__(self, filter_index: Optional[FilterIndex], batch_size: int = 1024,
                  entity_batch_size: Optional[int] = None,
                  sides: Sequence[Target] = (Target.HEAD, Target.TAIL),
-                 ks: Sequence[int] = (1, 3, 10)):
-        if batch_size < 1 or (entity_batch_size is not None and entity_batch_size < 1):
-            raise ValueError("batch sizes must be positive")
+                 ks: Sequence[int] = (1, 3, 10), max_scores: int = 2 ** 26):
+        if batch_size < 1 or (entity_batch_size is not None and entity_batch_size < 1) or max_scores < 1:
+            raise ValueError("batch sizes and max_scores must be positive")
         self.filter_index = filter_index
         self.batch_size = batch_size
         self.entity_batch_size = entity_batch_size
+        self.max_scores = max_scores
         self.sides = tuple(sides)
         self.ks = tuple(ks)
 
@@ -80,7 +84,7 @@ class RankBasedEvaluator:
         triples : Tensor
             ``(N, 3)`` triples to rank.
         num_entities : int, optional
-            ``E``; needed only with ``entity_batch_size``.
+            ``E``; needed for entity slices (``entity_batch_size``, or chosen from ``max_scores``).
         device : torch.device, optional
             Where queries are sent (the scorer's device).
         progress : bool
@@ -91,6 +95,9 @@ class RankBasedEvaluator:
         EvaluationResult
         """
         triples = triples.to(device) if device is not None else triples
+        chunk = self.entity_batch_size
+        if chunk is None and num_entities is not None and self.batch_size * num_entities > self.max_scores:
+            chunk = max(1, self.max_scores // self.batch_size)
         ranks = {}
         bar = tqdm(total=len(self.sides) * len(triples), disable=not progress, desc="evaluate",
                    unit="triple", leave=False)
@@ -98,7 +105,7 @@ class RankBasedEvaluator:
             parts = []
             for start in range(0, len(triples), self.batch_size):
                 hrt = triples[start:start + self.batch_size]
-                parts.append(self._batch_counts(scorer, hrt, target, num_entities))
+                parts.append(self._batch_counts(scorer, hrt, target, num_entities, chunk))
                 bar.update(len(hrt))
             greater = torch.cat([p[0] for p in parts]).cpu()
             equal = torch.cat([p[1] for p in parts]).cpu()
@@ -115,19 +122,18 @@ class RankBasedEvaluator:
         return torch.cat([rows, f_rows.to(hrt.device)]), torch.cat([true, f_cols.to(hrt.device)])
 
     def _batch_counts(self, scorer: Scorer, hrt: Tensor, target: Target,
-                      num_entities: Optional[int]) -> Tuple[Tensor, Tensor]:
+                      num_entities: Optional[int], chunk: Optional[int]) -> Tuple[Tensor, Tensor]:
         true = hrt[:, target.column]
         rows = torch.arange(len(hrt), device=hrt.device)
         ex_rows, ex_cols = self._excluded(hrt, target)
-        if self.entity_batch_size is None:
+        if chunk is None:
             scores = scorer(hrt, target, None)
             true_scores = scores[rows, true.to(scores.device)].clone()
             _check(true_scores)
             return count_greater_equal(scores, true_scores, (ex_rows, ex_cols))
         if num_entities is None:
             raise ValueError("entity_batch_size needs num_entities")
-        chunks = [slice(s, min(s + self.entity_batch_size, num_entities))
-                  for s in range(0, num_entities, self.entity_batch_size)]
+        chunks = [slice(s, min(s + chunk, num_entities)) for s in range(0, num_entities, chunk)]
         true_scores = None
         for sl in chunks:  # pass 1: true scores, read from the chunk that holds them
             scores = scorer(hrt, target, sl)

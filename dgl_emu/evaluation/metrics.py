@@ -9,9 +9,11 @@ import torch
 from ..typing import Target, Tensor
 from .ranks import TiePolicy
 
-__all__ = ["rank_metrics", "EvaluationResult", "SIDES"]
+__all__ = ["rank_metrics", "EvaluationResult", "SIDES", "FULL_PROTOCOL"]
 
 SIDES = ("head", "tail", "both")
+#: the protocol of :class:`~dgl_emu.evaluation.RankBasedEvaluator`'s results
+FULL_PROTOCOL = "filtered: every entity ranked, known answers excluded"
 
 
 def rank_metrics(ranks: Tensor, ks: Sequence[int] = (1, 3, 10)) -> Dict[str, float]:
@@ -51,23 +53,30 @@ class EvaluationResult:
         ``(N,)`` relation id of each evaluated triple.
     ks : tuple of int
         Hits@k cut-offs.
+    protocol : str
+        What the ranks are against, stated in every :meth:`metrics` (full filtered ranking, or
+        a sampled protocol: see :class:`~dgl_emu.evaluation.SampledRankBasedEvaluator`).
     """
 
     ranks: Dict[Target, Dict[TiePolicy, Tensor]]
     relations: Tensor
     ks: Sequence[int] = (1, 3, 10)
     extra: Dict[str, float] = field(default_factory=dict)
+    protocol: str = FULL_PROTOCOL
 
     def _side_ranks(self, side: str, policy: TiePolicy, mask: Optional[Tensor] = None) -> Tensor:
         sides = [t for t in self.ranks if side in ("both", t.value)]
         parts = [self.ranks[t][policy] if mask is None else self.ranks[t][policy][mask] for t in sides]
         return torch.cat(parts) if parts else torch.empty(0)
 
-    def metrics(self, mask: Optional[Tensor] = None) -> Dict[str, Dict[str, Dict[str, float]]]:
-        """Nested ``{side: {policy: {metric: value}}}`` with sides head, tail and both."""
-        return {side: {p.value: rank_metrics(self._side_ranks(side, p, mask), self.ks)
-                       for p in TiePolicy}
-                for side in SIDES if side == "both" or Target(side) in self.ranks}
+    def metrics(self, mask: Optional[Tensor] = None) -> Dict[str, object]:
+        """Nested ``{side: {policy: {metric: value}}}`` with sides head, tail and both, and the
+        ``"protocol"`` the ranks were computed under."""
+        out: Dict[str, object] = {side: {p.value: rank_metrics(self._side_ranks(side, p, mask), self.ks)
+                                         for p in TiePolicy}
+                                  for side in SIDES if side == "both" or Target(side) in self.ranks}
+        out["protocol"] = self.protocol
+        return out
 
     def get(self, metric: str = "mrr", side: str = "both",
             policy: TiePolicy = TiePolicy.REALISTIC) -> float:

@@ -234,7 +234,7 @@ def evaluate(model: KGEModel, kg: KnowledgeGraph, split: str, *, batch_size: int
     model.eval()
     with torch.no_grad():
         result = evaluator.evaluate(model.scorer(graph), kg.splits[split], device=device,
-                                    progress=progress)
+                                    progress=progress, num_entities=kg.num_entities)
     return result
 
 

@@ -77,7 +77,8 @@ def restore_trainer_state(trainer: "Trainer", state: dict) -> None:
     """The inverse of :func:`trainer_state` (also reads dgl-emu 0.1 checkpoints)."""
     trainer.step = state["step"]
     trainer.model.load_state_dict(state["model"])
-    trainer.optimizer = trainer.schedule.build(trainer.model.parameters(), trainer.step)
+    trainer.optimizer = trainer.schedule.build(trainer.model.parameters(), trainer.step,
+                                                  trainer.model.encoder.sparse_parameters())
     if trainer.schedule.phase(trainer.step) == trainer.schedule.phase(max(trainer.step - 1, 0)):
         trainer.optimizer.load_state_dict(state["optimizer"])  # else: a fresh optimiser starts here
     rng = state["rng"] if "rng" in state else _rng_of_v01(state)

@@ -1,14 +1,23 @@
-"""Optimisers by name, and the published two-phase schedule (Adagrad, then Adam at lr/10)."""
+"""Optimisers by name, and the published two-phase schedule (Adagrad, then Adam at lr/10).
+
+Sparse (row) gradients from lookup tables (:attr:`LookupEncoder.sparse
+<dgl_emu.nn.encoders.LookupEncoder>`) are updated row by row: torch's Adagrad and SGD do that
+themselves (row-wise Adagrad is exact: a zero gradient row changes neither its state nor its
+row, so it gives the dense numbers); Adam cannot, so sparse tables get
+:class:`torch.optim.SparseAdam` ("lazy Adam": moments and bias correction advance only for the
+rows a batch touched, which differs from dense Adam) and every other parameter dense Adam,
+stepped together by a :class:`CombinedOptimizer`.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterable, Optional
+from typing import Any, Dict, Iterable, List, Optional, Sequence
 
 import torch
 
 from ..registry import Registry
 
-__all__ = ["OPTIMIZERS", "OptimizerSchedule"]
+__all__ = ["OPTIMIZERS", "OptimizerSchedule", "CombinedOptimizer", "LAZY"]
 
 #: implementation switches of torch's optimisers that do not change the maths; not user options
 _KNOBS = ("foreach", "fused", "differentiable", "capturable", "maximize")
@@ -18,6 +27,56 @@ OPTIMIZERS: Registry = Registry("optimizer", context=("params",))
 OPTIMIZERS.register("adagrad", exclude=_KNOBS)(torch.optim.Adagrad)
 OPTIMIZERS.register("adam", exclude=_KNOBS)(torch.optim.Adam)
 OPTIMIZERS.register("sgd", exclude=_KNOBS)(torch.optim.SGD)
+
+
+#: optimisers that cannot take sparse gradients -> the row-wise ("lazy") optimiser used for them
+LAZY = {"adam": torch.optim.SparseAdam}
+
+
+class CombinedOptimizer:
+    """Several optimisers over disjoint parameters, stepped, zeroed and saved together.
+
+    Parameters
+    ----------
+    optimizers : sequence of torch.optim.Optimizer
+        E.g. :class:`torch.optim.SparseAdam` for sparse tables and :class:`torch.optim.Adam` for
+        the rest.
+
+    Examples
+    --------
+    >>> a, b = torch.nn.Parameter(torch.ones(2)), torch.nn.Parameter(torch.ones(2))
+    >>> opt = CombinedOptimizer([torch.optim.SGD([a], lr=1.0), torch.optim.SGD([b], lr=0.5)])
+    >>> (a.sum() + b.sum()).backward(); opt.step()
+    >>> a.tolist(), b.tolist()
+    ([0.0, 0.0], [0.5, 0.5])
+    """
+
+    def __init__(self, optimizers: Sequence[torch.optim.Optimizer]):
+        self.optimizers = list(optimizers)
+
+    @property
+    def param_groups(self) -> List[dict]:
+        """The parameter groups of every part, in order."""
+        return [g for o in self.optimizers for g in o.param_groups]
+
+    def step(self) -> None:
+        """Step every part."""
+        for o in self.optimizers:
+            o.step()
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Zero (or drop) every part's gradients."""
+        for o in self.optimizers:
+            o.zero_grad(set_to_none=set_to_none)
+
+    def state_dict(self) -> dict:
+        """``{"parts": [state_dict, ...]}``."""
+        return {"parts": [o.state_dict() for o in self.optimizers]}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore :meth:`state_dict`."""
+        for o, s in zip(self.optimizers, state["parts"]):
+            o.load_state_dict(s)
 
 
 @dataclass(frozen=True)
@@ -72,8 +131,22 @@ class OptimizerSchedule:
         """Learning rate in force at ``step``."""
         return self.lr * (self.switch_lr_factor if self.phase(step) else 1.0)
 
-    def build(self, params: Iterable[torch.nn.Parameter], step: int) -> torch.optim.Optimizer:
-        """The optimiser of the phase that ``step`` is in."""
-        if self.phase(step):
-            return OPTIMIZERS.make(self.switch_name, {"lr": self.lr_at(step)}, {"params": params})
-        return OPTIMIZERS.make(self.name, {**self.options, "lr": self.lr}, {"params": params})
+    def build(self, params: Iterable[torch.nn.Parameter], step: int,
+              sparse: Sequence[torch.nn.Parameter] = ()):
+        """The optimiser of the phase that ``step`` is in.
+
+        ``sparse`` lists the parameters with sparse gradients (among ``params``); with an
+        optimiser that cannot take them (:data:`LAZY`) they get its row-wise version.
+        """
+        name, options = (self.switch_name, {}) if self.phase(step) else (self.name, dict(self.options))
+        options["lr"] = self.lr_at(step)
+        params = list(params)
+        if not sparse or name not in LAZY:
+            return OPTIMIZERS.make(name, options, {"params": params})
+        ids = {id(p) for p in sparse}
+        dense = [p for p in params if id(p) not in ids]
+        lazy_options = {k: v for k, v in options.items() if k in ("lr", "betas", "eps")}
+        parts = [LAZY[name](list(sparse), **lazy_options)]
+        if dense:
+            parts.append(OPTIMIZERS.make(name, options, {"params": dense}))
+        return CombinedOptimizer(parts)

@@ -93,6 +93,9 @@ class Trainer:
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.callbacks = list(callbacks)
         self.progress = progress
+        if max_grad_norm is not None and self.model.encoder.sparse_parameters():
+            raise ValueError("gradient clipping needs dense gradients; these lookup tables are sparse "
+                             "(set encoder.sparse to false)")
         self.max_grad_norm = max_grad_norm
         self.generator = torch.Generator().manual_seed(seed)
         self.step = 0
@@ -104,7 +107,7 @@ class Trainer:
         self.fit_seconds = 0.0  # wall time inside fit (steps, validations, checkpoints), over resumes
         self.perm = torch.empty(0, dtype=torch.long)
         self.cursor = 0
-        self.optimizer = self.schedule.build(self.model.parameters(), 0)
+        self.optimizer = self.schedule.build(self.model.parameters(), 0, self.model.encoder.sparse_parameters())
 
     # ------------------------------------------------------------------ control
     def stop(self, reason: str) -> None:
@@ -156,7 +159,8 @@ class Trainer:
         when the schedule says so.
         """
         if self.schedule.phase(self.step) != self.schedule.phase(max(self.step - 1, 0)):
-            self.optimizer = self.schedule.build(self.model.parameters(), self.step)
+            self.optimizer = self.schedule.build(self.model.parameters(), self.step,
+                                                    self.model.encoder.sparse_parameters())
         start = time.perf_counter()
         loss = self.training_step(self.next_batch())
         self.step += 1

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from dgl_emu.data import KnowledgeGraph, generate_cyclic_kg, load_dataset
-from dgl_emu.evaluation import RankBasedEvaluator, TiePolicy, rank_metrics
+from dgl_emu.evaluation import FULL_PROTOCOL, RankBasedEvaluator, SampledRankBasedEvaluator, TiePolicy, rank_metrics
 from dgl_emu.typing import Target
 
 SPLITS = ("train", "valid", "test")
@@ -192,7 +192,8 @@ def test_single_side_and_custom_ks(kg, scorer, eval_triples):
     for p in POLICIES:
         assert torch.equal(tail.ranks[Target.TAIL][p], both.ranks[Target.TAIL][p])
     m = tail.metrics()
-    assert set(m) == {"tail", "both"} and m["both"] == m["tail"]
+    assert set(m) == {"tail", "both", "protocol"} and m["both"] == m["tail"]
+    assert m["protocol"] == FULL_PROTOCOL
     assert set(m["tail"]["realistic"]) == {"mr", "mrr", "hits@2", "hits@5", "count"}
 
 
@@ -323,3 +324,51 @@ def test_per_relation_without_labels_uses_ids():
     per = res.per_relation()
     assert set(per) == {"0", "1"}
     assert all(v["both"]["optimistic"]["count"] == 2 for v in per.values())
+
+
+# ---------------------------------------------------------------------- memory budget, sampled protocol
+def test_entity_slices_from_the_memory_budget_give_the_same_ranks(kg, scorer, eval_triples):
+    full = RankBasedEvaluator(kg.filter_index(), batch_size=8).evaluate(scorer, eval_triples,
+                                                                       num_entities=kg.num_entities)
+    tiny = RankBasedEvaluator(kg.filter_index(), batch_size=8, max_scores=8 * 5)  # 5 entities per slice
+    sliced = tiny.evaluate(scorer, eval_triples, num_entities=kg.num_entities)
+    _assert_same_ranks(full.ranks, sliced.ranks)
+
+
+def _model_scorer(kg):
+    from dgl_emu.models import KGEModel
+    from dgl_emu.nn.interactions import DistMult
+    model = KGEModel.shallow(DistMult(dim=6), kg.num_entities, kg.num_relations,
+                             torch.Generator().manual_seed(0)).eval()
+    return model.scorer()
+
+
+def test_sampled_evaluation_with_every_entity_equals_the_filtered_evaluation(kg, eval_triples):
+    scorer = _model_scorer(kg)
+    full = RankBasedEvaluator(kg.filter_index()).evaluate(scorer, eval_triples, num_entities=kg.num_entities)
+    for n in (kg.num_entities - 1, kg.num_entities, 10 * kg.num_entities):
+        sampled = SampledRankBasedEvaluator(kg.filter_index(), num_negatives=n).evaluate(
+            scorer, eval_triples, num_entities=kg.num_entities)
+        _assert_same_ranks(full.ranks, sampled.ranks)
+        assert sampled.metrics()["protocol"].startswith("sampled: all")
+
+
+def test_sampled_negatives_never_hit_a_known_answer_and_rank_by_hand(kg, eval_triples):
+    scorer = _model_scorer(kg)
+    ev = SampledRankBasedEvaluator(kg.filter_index(), num_negatives=5, seed=3)
+    res = ev.evaluate(scorer, eval_triples, num_entities=kg.num_entities)
+    assert res.metrics()["protocol"] == "sampled: 5 uniform negatives per query (known answers excluded), seed 3"
+    gen = torch.Generator().manual_seed(3)
+    for target in Target:   # the same draws again, ranked by hand
+        neg = ev._draw(eval_triples, target, kg.num_entities, gen)
+        triples = eval_triples.unsqueeze(1).expand(-1, 5, -1).clone()
+        triples[..., target.column] = neg
+        assert not kg.filter_index().contains(triples).any()
+        true = scorer.candidates(eval_triples, target, eval_triples[:, target.column:target.column + 1])
+        scores = scorer.candidates(eval_triples, target, neg)
+        expected = 1 + (scores > true).sum(1) + 0.5 * (scores == true).sum(1)
+        torch.testing.assert_close(res.ranks[target][TiePolicy.REALISTIC].double(), expected.double())
+    # given negatives (ogbl-wikikg2's protocol) are used as they are
+    given = {t: torch.zeros(len(eval_triples), 2, dtype=torch.long) for t in Target}
+    res = ev.evaluate(scorer, eval_triples, num_entities=kg.num_entities, negatives=given)
+    assert res.protocol == "sampled: the dataset's given negatives per query"

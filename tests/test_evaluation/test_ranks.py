@@ -163,7 +163,7 @@ def _result():
 def test_evaluation_result_metrics_per_side_and_policy():
     res = _result()
     m = res.metrics()
-    assert set(m) == {"head", "tail", "both"}
+    assert set(m) == {"head", "tail", "both", "protocol"}
     assert set(m["both"]) == {"optimistic", "pessimistic", "realistic"}
     # head ranks: opt [1, 2, 4], pess [1, 4, 4], real [1, 3, 4]; tail: opt [2, 1, 1], pess [2, 1, 5], real [2, 1, 3]
     assert m["head"]["optimistic"]["mr"] == pytest.approx(7 / 3)
@@ -191,5 +191,5 @@ def test_evaluation_result_single_side():
     tail = ranks_from_counts(torch.tensor([1, 0]), torch.tensor([0, 2]))
     res = EvaluationResult(ranks={Target.TAIL: tail}, relations=torch.tensor([0, 0]), ks=(1,))
     m = res.metrics()
-    assert set(m) == {"tail", "both"}
+    assert set(m) == {"tail", "both", "protocol"}
     assert m["both"] == m["tail"]

@@ -1,6 +1,6 @@
 """Encoders: ``forward(graph) -> Representations(entity (E, d), relation (R, d_r))``."""
 from ...registry import Registry
-from .base import Encoder, LookupEncoder, Representations
+from .base import SPARSE_FROM_ENTITIES, Encoder, LookupEncoder, Representations
 from .compgcn import COMPOSITIONS, CompGCNEncoder, CompGCNLayer
 from .relgraphconv import RelationalGraphConv, RelationPairs, WeightPath, relation_pairs
 from .rgcn import Decomposition, RGCNEncoder
@@ -12,6 +12,6 @@ ENCODERS.register("lookup")(LookupEncoder)
 ENCODERS.register("rgcn", exclude=("conv",))(RGCNEncoder)
 ENCODERS.register("compgcn")(CompGCNEncoder)
 
-__all__ = ["Encoder", "LookupEncoder", "Representations", "RGCNEncoder", "Decomposition",
+__all__ = ["Encoder", "LookupEncoder", "Representations", "SPARSE_FROM_ENTITIES", "RGCNEncoder", "Decomposition",
            "RelationalGraphConv", "RelationPairs", "WeightPath", "relation_pairs",
            "CompGCNEncoder", "CompGCNLayer", "COMPOSITIONS", "ENCODERS"]

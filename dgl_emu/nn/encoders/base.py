@@ -9,7 +9,10 @@ from torch import nn
 from ...typing import Tensor
 from ..interactions.base import Interaction
 
-__all__ = ["Representations", "Encoder", "LookupEncoder"]
+__all__ = ["Representations", "Encoder", "LookupEncoder", "SPARSE_FROM_ENTITIES"]
+
+#: lookup tables with at least this many entities default to sparse gradients
+SPARSE_FROM_ENTITIES = 100_000
 
 
 class Representations(NamedTuple):
@@ -38,6 +41,14 @@ class Encoder(nn.Module):
         """Message-passing layers (0 for lookup tables)."""
         layers = self._modules.get("layers")
         return len(layers) if layers is not None else 0
+
+    #: whether :meth:`KGEModel.gather <dgl_emu.models.KGEModel.gather>` gives the tables row
+    #: (sparse) gradients: only tables that are themselves the representations can
+    sparse: bool = False
+
+    def sparse_parameters(self) -> list:
+        """The parameters that receive sparse (row) gradients (empty unless :attr:`sparse`)."""
+        return []
 
     def forward(self, graph=None, features: Optional[Tensor] = None,
                 norms: Optional[Sequence[Tensor]] = None) -> Representations:  # pragma: no cover
@@ -72,6 +83,11 @@ class LookupEncoder(Encoder):
         Gives the table widths and the initialisation.
     generator : torch.Generator, optional
         Randomness for the initialisation.
+    sparse : bool, optional
+        Row (sparse) gradients: a step then costs the same at any number of entities, and the
+        optimisers update only the rows a batch touched (:mod:`dgl_emu.training.optim`). Default
+        (``None``): sparse from :data:`SPARSE_FROM_ENTITIES` entities on, dense below, where the
+        dense update is as fast and keeps the published Adam.
 
     Examples
     --------
@@ -82,10 +98,11 @@ class LookupEncoder(Encoder):
     """
 
     def __init__(self, num_entities: int, num_relations: int, interaction: Interaction,
-                 generator: Optional[torch.Generator] = None):
+                 generator: Optional[torch.Generator] = None, sparse: Optional[bool] = None):
         super().__init__()
         if num_entities < 1 or num_relations < 1:
             raise ValueError("need at least one entity and one relation")
+        self.sparse = bool(sparse) if sparse is not None else num_entities >= SPARSE_FROM_ENTITIES
         self.entity = nn.Parameter(torch.empty(num_entities, interaction.entity_dim))
         self.relation = nn.Parameter(torch.empty(num_relations, interaction.relation_dim))
         interaction.init_entities_(self.entity, generator)
@@ -93,3 +110,9 @@ class LookupEncoder(Encoder):
 
     def forward(self, graph=None, features: Optional[Tensor] = None, norms=None) -> Representations:
         return Representations(self.entity, self.relation)
+
+    def sparse_parameters(self) -> list:
+        return [self.entity, self.relation] if self.sparse else []
+
+    def extra_repr(self) -> str:
+        return f"entities={self.entity.shape[0]}, relations={self.relation.shape[0]}, sparse={self.sparse}"
