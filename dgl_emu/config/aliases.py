@@ -82,6 +82,7 @@ ALIASES: Dict[str, Alias] = {
     "eval_every": Alias("training.eval_every", "Steps between validations/checkpoints."),
     "patience": Alias("training.patience", "Early stopping after this many validations without improvement."),
     "eval_batch_size": Alias("training.eval_batch_size", "Queries per evaluation batch."),
+    "evaluator": Alias("evaluator.name", "Evaluation protocol: filtered (every entity) or sampled (N negatives)."),
     "device": Alias("device", "cpu, cuda, cuda:1, ..."),
     "seed": Alias("seed", "One seed for initialisation, data order, sampling and EMU."),
     "output": Alias("output", "Run directory (default runs/<name>)."),

@@ -50,6 +50,11 @@ def _regularizers() -> Registry:
     return REGULARIZERS
 
 
+def _evaluators() -> Registry:
+    from ..evaluation import EVALUATORS
+    return EVALUATORS
+
+
 def _optimizers() -> Registry:
     from ..training.optim import OPTIMIZERS
     return OPTIMIZERS
@@ -109,6 +114,7 @@ COMPONENTS: Dict[str, ComponentSpec] = {s.section: s for s in (
     ComponentSpec("regularizer", _regularizers, "lp"),
     ComponentSpec("optimizer", _optimizers, None, wrapper=_wrap(switch_to_adam=(bool, False),
                                                                   max_grad_norm=(Optional[float], None))),
+    ComponentSpec("evaluator", _evaluators, "filtered"),
 )}
 
 #: plain sections: field -> (type hint, default)

@@ -94,6 +94,9 @@ class KnowledgeGraph:
         Human-readable name.
     reports : dict of str to SplitReport
         What loading found per split.
+    negatives : dict, optional
+        Given evaluation negatives per split: ``{split: {Target: (N, n) entity ids}}`` (e.g.
+        ogbl-wikikg2's 500 per query), used by sampled evaluation.
 
     Examples
     --------
@@ -113,6 +116,7 @@ class KnowledgeGraph:
     splits: Dict[str, Tensor]
     name: str = "kg"
     reports: Dict[str, SplitReport] = field(default_factory=dict)
+    negatives: Dict[str, dict] = field(default_factory=dict)
 
     def __post_init__(self):
         if "train" not in self.splits:

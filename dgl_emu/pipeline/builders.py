@@ -11,6 +11,7 @@ import torch
 
 from ..config import COMPONENTS, NONE, ConfigError, RunConfig
 from ..data import KnowledgeGraph, UnseenEntityPolicy, load_dataset
+from ..evaluation import EVALUATORS
 from ..losses import LOSSES, REGULARIZERS, EMULoss
 from ..models import KGEModel
 from ..nn.emu import MUTATIONS
@@ -22,10 +23,10 @@ from ..sampling import SAMPLERS, FilteredNegativeSampler, NegativeSampler
 from ..training import BatchStrategy, FullGraphBatches, NeighborSampledBatches, Objective, OptimizerSchedule
 
 __all__ = ["load_graph", "build_interaction", "build_model", "build_sampler", "build_objective",
-           "build_schedule", "build_batches", "training_graph", "device_of", "default_output", "SEED_OFFSETS"]
+           "build_schedule", "build_batches", "build_evaluator", "training_graph", "device_of", "default_output", "SEED_OFFSETS"]
 
 #: offsets of each component's seed from the run's seed (one stream per component)
-SEED_OFFSETS = {"model": 0, "sampler": 1, "emu": 2, "encoder": 3, "interaction": 4}
+SEED_OFFSETS = {"model": 0, "sampler": 1, "emu": 2, "encoder": 3, "interaction": 4, "evaluation": 5}
 
 
 def _own(cfg: RunConfig, section: str) -> dict:
@@ -95,6 +96,13 @@ def build_schedule(cfg: RunConfig) -> OptimizerSchedule:
     lr = opts.pop("lr")
     switch = cfg.training.steps // 2 if cfg.optimizer.options["switch_to_adam"] else None
     return OptimizerSchedule(cfg.optimizer.name, lr, opts, switch_step=switch)
+
+
+def build_evaluator(cfg: RunConfig, kg: KnowledgeGraph):
+    """The evaluation protocol of the ``evaluator`` section, filtered by every split of ``kg``."""
+    return _make(EVALUATORS, cfg, "evaluator", {"filter_index": kg.filter_index(),
+                                                 "batch_size": cfg.training.eval_batch_size,
+                                                 "seed": cfg.seed + SEED_OFFSETS["evaluation"]})
 
 
 def build_batches(cfg: RunConfig, graph) -> BatchStrategy:

@@ -16,14 +16,14 @@ import torch
 
 from ..config import ConfigError, RunConfig
 from ..data import KnowledgeGraph
-from ..evaluation import EvaluationResult, RankBasedEvaluator
+from ..evaluation import EvaluationResult, RankBasedEvaluator, SampledRankBasedEvaluator
 from ..models import KGEModel
 from ..training import Callback, EarlyStopping, JsonLinesLogger, Trainer, TrainingDivergedError
 from ..training.callbacks import TensorBoardLogger
 from ..training.checkpoint import CheckpointError, load_checkpoint, save_atomic
 from ..utils import atomic_write_json, atomic_write_text, tune_cpu_allocator
-from .builders import (build_batches, build_model, build_objective, build_sampler, build_schedule,
-                       default_output, device_of, load_graph, training_graph)
+from .builders import (build_batches, build_evaluator, build_model, build_objective, build_sampler,
+                       build_schedule, default_output, device_of, load_graph, training_graph)
 from .rundir import RunDirectory
 
 __all__ = ["run", "RunResult", "RunInterrupted", "RunDiverged", "evaluate", "load_run", "TEST_SIGNAL_ENV"]
@@ -158,10 +158,10 @@ def run(cfg: RunConfig, *, resume: bool = True,
     for split, report in kg.reports.items():
         say(f"data: {split}: {report.summary()}")
     valid = "valid" if "valid" in kg.splits else None
-    eval_batch = cfg.training.eval_batch_size
+    evaluator = build_evaluator(cfg, kg)
 
     def validate(m: KGEModel) -> float:
-        return evaluate(m, kg, valid, batch_size=eval_batch, device=device, graph=graph).get("mrr")
+        return evaluate(m, kg, valid, device=device, graph=graph, evaluator=evaluator).get("mrr")
 
     rundir.prepare(action)
     if rundir.previous is not None:
@@ -180,7 +180,7 @@ def run(cfg: RunConfig, *, resume: bool = True,
     if action == "resume" and trainer.resume():
         say(f"resumed {out} at step {trainer.step} of {cfg.training.steps}")
     _fit(trainer, rundir, watch, cfg, out)
-    return _finish(cfg, kg, model, graph, trainer, out, device, time.perf_counter() - started)
+    return _finish(cfg, kg, model, graph, trainer, out, device, time.perf_counter() - started, evaluator)
 
 
 def _fit(trainer: Trainer, rundir: RunDirectory, watch: _Watch, cfg: RunConfig, out: Path) -> None:
@@ -202,7 +202,7 @@ def _fit(trainer: Trainer, rundir: RunDirectory, watch: _Watch, cfg: RunConfig, 
 
 
 def _finish(cfg: RunConfig, kg: KnowledgeGraph, model: KGEModel, graph, trainer: Trainer, out: Path,
-            device: torch.device, overhead: float) -> RunResult:
+            device: torch.device, overhead: float, evaluator) -> RunResult:
     """Best weights, final evaluation, ``metrics.json`` and the curve."""
     if trainer.best_step is None:  # no validation split: keep the final weights as "best"
         save_atomic(out / "best.pt", {"model": model.state_dict(), "step": trainer.step, "valid_mrr": None})
@@ -215,8 +215,8 @@ def _finish(cfg: RunConfig, kg: KnowledgeGraph, model: KGEModel, graph, trainer:
                "dataset": kg.statistics(), "data": kg.load_report()}
     for split in ("valid", "test"):
         if split in kg.splits:
-            res = evaluate(model, kg, split, batch_size=cfg.training.eval_batch_size, device=device,
-                           graph=graph, progress=cfg.progress)
+            res = evaluate(model, kg, split, device=device, graph=graph, progress=cfg.progress,
+                           evaluator=evaluator)
             metrics[split] = res.metrics()
     # fit time over every invocation, plus this invocation's set-up and final evaluation
     metrics["wall_seconds"] = trainer.fit_seconds + overhead + (time.perf_counter() - started)
@@ -227,14 +227,20 @@ def _finish(cfg: RunConfig, kg: KnowledgeGraph, model: KGEModel, graph, trainer:
 
 
 def evaluate(model: KGEModel, kg: KnowledgeGraph, split: str, *, batch_size: int = 512,
-             device: torch.device = torch.device("cpu"), graph=None,
-             progress: bool = False) -> EvaluationResult:
-    """Filtered (train + valid + test) ranks of ``split``, both sides."""
-    evaluator = RankBasedEvaluator(kg.filter_index(), batch_size=batch_size)
+             device: torch.device = torch.device("cpu"), graph=None, progress: bool = False,
+             evaluator=None) -> EvaluationResult:
+    """Ranks of ``split``, both sides: filtered by train + valid + test, against every entity,
+    unless another ``evaluator`` (e.g. :class:`~dgl_emu.evaluation.SampledRankBasedEvaluator`)
+    is given; a sampled evaluator uses the dataset's given negatives of ``split`` when it has
+    them (:attr:`KnowledgeGraph.negatives`)."""
+    evaluator = evaluator or RankBasedEvaluator(kg.filter_index(), batch_size=batch_size)
+    extra = {}
+    if isinstance(evaluator, SampledRankBasedEvaluator) and split in kg.negatives:
+        extra["negatives"] = kg.negatives[split]
     model.eval()
     with torch.no_grad():
         result = evaluator.evaluate(model.scorer(graph), kg.splits[split], device=device,
-                                    progress=progress, num_entities=kg.num_entities)
+                                    progress=progress, num_entities=kg.num_entities, **extra)
     return result
 
 

@@ -299,3 +299,15 @@ def test_umls_smoke(tmp_path):
     assert metrics["dataset"]["entities"] == counts["entities"]
     assert metrics["test"]["both"]["realistic"]["count"] == 2 * counts["test"]
     assert 0.0 < metrics["test"]["both"]["realistic"]["mrr"] <= 1.0
+
+
+def test_sampled_evaluation_is_labelled_in_the_results(tmp_path):
+    out = tmp_path / "run"
+    result = invoke("run", *TINY, "--evaluator", "sampled", "--set", "evaluator.num_negatives=20",
+                    "--output", out)
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    for split in ("valid", "test"):
+        assert metrics[split]["protocol"] == ("sampled: 20 uniform negatives per query (known answers "
+                                              "excluded), seed 5")
+    assert metrics["config"]["evaluator"] == {"name": "sampled", "num_negatives": 20, "max_rounds": 100}
