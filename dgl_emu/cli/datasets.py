@@ -21,12 +21,14 @@ def datasets(ctx, data_dir):
         return
     from ..data.datasets import data_root, is_present
     click.echo(f"data root: {data_root(data_dir)}")
-    click.echo(f"{'name':10s}  {'entities':>8s}  {'relations':>9s}  {'train':>7s}  {'valid':>6s}  "
-               f"{'test':>6s}  present")
+    click.echo(f"{'name':12s}  {'entities':>8s}  {'relations':>9s}  {'train':>8s}  {'valid':>6s}  "
+               f"{'test':>6s}  present  checksums")
     for name in DATASETS.names():
-        c = DATASETS.get(name).counts
-        click.echo(f"{name:10s}  {c['entities']:8d}  {c['relations']:9d}  {c['train']:7d}  "
-                   f"{c['valid']:6d}  {c['test']:6d}  {'yes' if is_present(name, data_dir) else 'no'}")
+        d = DATASETS.get(name)
+        c = d.counts
+        click.echo(f"{name:12s}  {c['entities']:8d}  {c['relations']:9d}  {c['train']:8d}  "
+                   f"{c['valid']:6d}  {c['test']:6d}  {'yes' if is_present(name, data_dir) else 'no ':7s}  "
+                   f"{d.checksums}")
     click.echo(f"{SYNTHETIC:10s}  generated from a seed, no files (the default of 'dgl-emu run')")
 
 
@@ -49,12 +51,13 @@ def info(ctx, name):
     click.echo(f"  citation: {d.citation}")
     click.echo(f"  homepage: {d.homepage}")
     click.echo(f"  source:   {d.source.get('archive') or d.source.get('base_url')}")
+    click.echo(f"  format:   {d.format}; checksums {d.checksums}")
     if d.note:
         click.echo(f"  note:     {d.note}")
     click.echo(f"  folder:   {data_root(ctx.obj['data_dir']) / d.name}")
     for split, files in d.files.items():
         for fname, sums in files.items():
-            click.echo(f"  {split:5s} {fname:14s} sha256 {' or '.join(sums)}")
+            click.echo(f"  {split:5s} {fname:14s} sha256 {' or '.join(sums) or '(recorded at first download)'}")
 
 
 @datasets.command()
@@ -63,7 +66,8 @@ def info(ctx, name):
 @click.pass_context
 def download(ctx, name, mirror):
     """Download a dataset from its canonical source (or a mirror) and verify its checksums."""
-    from ..data.datasets import ChecksumError, download as fetch
+    from ..data.datasets import ChecksumError
+    from ..data.download import download as fetch
     d = _dataset_info(name)
     try:
         path = fetch(d.name, ctx.obj["data_dir"], mirror=mirror)

@@ -1,7 +1,8 @@
 """Knowledge-graph data: readers, :class:`KnowledgeGraph`, filter indices and the dataset registry."""
 from .datasets import (DATASETS, ChecksumError, DatasetInfo, DatasetNotFoundError, data_root,
-                       dataset_dir, download, load_dataset, verify)
-from .generated import generate_cyclic_kg
+                       dataset_dir, load_dataset, verify)
+from .download import download
+from .generated import RangeLabels, generate_cyclic_kg, generate_large_kg
 from .index import FilterIndex
 from .io import DataFormatError, read_dict_file, read_id_triples, read_labeled_triples
 from .knowledge_graph import SPLITS, KnowledgeGraph, SplitReport, UnseenEntityPolicy
@@ -9,4 +10,5 @@ from .knowledge_graph import SPLITS, KnowledgeGraph, SplitReport, UnseenEntityPo
 __all__ = ["KnowledgeGraph", "UnseenEntityPolicy", "SplitReport", "SPLITS", "FilterIndex",
            "DataFormatError", "read_labeled_triples", "read_dict_file", "read_id_triples",
            "DATASETS", "DatasetInfo", "DatasetNotFoundError", "ChecksumError", "data_root",
-           "dataset_dir", "download", "load_dataset", "verify", "generate_cyclic_kg"]
+           "dataset_dir", "download", "load_dataset", "verify", "generate_cyclic_kg", "generate_large_kg",
+           "RangeLabels"]

@@ -6,25 +6,21 @@ Resolution order for a dataset's directory ``ROOT/NAME``: an explicit ``data_dir
 """
 from __future__ import annotations
 
-import hashlib
-import io
 import json
 import os
-import tarfile
-import tempfile
-import urllib.request
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Callable, Dict, List, Optional
+from typing import Dict, List, Optional
 
 from ..registry import Registry
+from .checksums import accepted_digests, record, sha256_of, verified_digest
 from .generated import generate_cyclic_kg
 from .io import PathLike
 from .knowledge_graph import KnowledgeGraph, UnseenEntityPolicy
 
 __all__ = ["DatasetInfo", "DATASETS", "SYNTHETIC", "data_root", "dataset_dir", "load_dataset",
-           "verify", "download", "DatasetNotFoundError", "ChecksumError"]
+           "verify", "DatasetNotFoundError", "ChecksumError", "is_present"]
 
 SYNTHETIC = "synthetic"
 
@@ -50,10 +46,15 @@ class DatasetInfo:
     counts : dict of str to int
         Expected ``entities``, ``relations``, ``train``, ``valid``, ``test``.
     files : dict
-        Split to ``{file name: [accepted sha256, ...]}``; any one listed file suffices.
+        Split to ``{file name: [accepted sha256, ...]}``; any one listed file suffices. An empty
+        list: no registered checksum, the first download's is recorded (:attr:`checksums`).
     source : dict
         Canonical download: ``{"base_url": URL}`` (``URL/split.txt``) or
-        ``{"archive": URL, "sha256": ..., "members": {split: member}}``.
+        ``{"archive": URL, "sha256": ... (optional), "members": {split: member}, "extra":
+        {file name: member}}`` (tar or zip).
+    format : str
+        The file format, a name in :data:`~dgl_emu.data.formats.FORMATS` (``tsv``: labelled
+        triples; ``ogbl-wikikg2``: OGB's split dictionaries).
     """
 
     name: str
@@ -64,6 +65,14 @@ class DatasetInfo:
     files: Dict[str, Dict[str, List[str]]]
     source: Dict[str, object]
     note: str = ""
+    format: str = "tsv"
+
+    @property
+    def checksums(self) -> str:
+        """``"registered"``, or ``"recorded at first download"`` (trust on first use)."""
+        if all(sums for files in self.files.values() for sums in files.values()):
+            return "registered"
+        return "recorded at first download"
 
 
 def _load_registry() -> Registry:
@@ -152,51 +161,13 @@ def load_dataset(name: str, data_dir: Optional[PathLike] = None, *,
     """
     if name.lower() == SYNTHETIC:
         return generate_cyclic_kg(seed=seed)
+    from .formats import FORMATS
     info = DATASETS.get(name)
     directory = dataset_dir(name, data_dir)
     if check:
         verify(name, data_dir)
-    kg = KnowledgeGraph.from_files(*(_present_file(info, directory, s) for s in ("train", "valid", "test")),
-                                   name=info.name, unseen=unseen)
-    return kg
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def _digest_cache() -> Path:
-    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(cache) / "dgl-emu" / "sha256.json"
-
-
-def verified_digest(path: Path) -> str:
-    """The sha256 of ``path``, cached in ``$XDG_CACHE_HOME/dgl-emu/sha256.json`` by absolute path,
-    size and modification time (a file that changes gets hashed again; an unwritable cache is
-    simply not used)."""
-    path = Path(path).resolve()
-    stat = path.stat()
-    key = f"{path}|{stat.st_size}|{stat.st_mtime_ns}"
-    cache_file = _digest_cache()
-    try:
-        cache = json.loads(cache_file.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        cache = {}
-    if key in cache:
-        return cache[key]
-    digest = _sha256(path)
-    cache = {k: v for k, v in cache.items() if not k.startswith(f"{path}|")}
-    cache[key] = digest
-    try:
-        cache_file.parent.mkdir(parents=True, exist_ok=True)
-        _atomic_write(cache_file, json.dumps(cache, indent=0).encode("utf-8"))
-    except OSError:
-        pass
-    return digest
+    files = {s: _present_file(info, directory, s) for s in info.files}
+    return FORMATS.get(info.format)(info, directory, files, unseen)
 
 
 def verify(name: str, data_dir: Optional[PathLike] = None, *, cached: bool = True) -> Dict[str, str]:
@@ -219,88 +190,17 @@ def verify(name: str, data_dir: Optional[PathLike] = None, *, cached: bool = Tru
     out = {}
     for split in info.files:
         path = _present_file(info, directory, split)
-        digest = verified_digest(path) if cached else _sha256(path)
-        if digest not in info.files[split][path.name]:
+        digest = verified_digest(path) if cached else sha256_of(path)
+        accepted = accepted_digests(info.name, path.name, info.files[split][path.name])
+        if not accepted:  # no registered checksum and never downloaded here: trust on first use
+            record(info.name, path.name, digest)
+            accepted = [digest]
+        if digest not in accepted:
             raise ChecksumError(f"{path}: sha256 {digest} matches no registered checksum of "
                                 f"{info.name}/{path.name}: the file was changed. Restore it ('dgl-emu "
                                 f"datasets download {info.name}'), or train on your copy as custom "
                                 f"files (--train/--valid/--test)")
         out[split] = path.name
     return out
-
-
-def _fetch(url: str) -> bytes:
-    with urllib.request.urlopen(url, timeout=60) as response:
-        return response.read()
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-
-
-def download(name: str, data_dir: Optional[PathLike] = None, *, mirror: Optional[str] = None,
-             fetch: Callable[[str], bytes] = _fetch) -> Path:
-    """Download a registered dataset into ``data_root(data_dir)/NAME`` and verify checksums.
-
-    Parameters
-    ----------
-    name : str
-        Registry name.
-    data_dir : path-like, optional
-        Root to download into (see :func:`data_root`).
-    mirror : str, optional
-        Base URL of a mirror laid out like the data root (``MIRROR/NAME/train.txt`` or
-        ``.txt.gz``), tried instead of the canonical source.
-    fetch : callable
-        ``url -> bytes``; defaults to :func:`urllib.request.urlopen`.
-
-    Returns
-    -------
-    Path
-        The dataset directory. Each file is verified before it is moved into place, so a failed
-        download leaves no partial file.
-    """
-    info = DATASETS.get(name)
-    directory = data_root(data_dir) / info.name
-    directory.mkdir(parents=True, exist_ok=True)
-    blobs: Dict[str, bytes] = {}
-    if mirror:
-        for split, files in info.files.items():
-            errors = []
-            for fname in files:
-                try:
-                    blobs[fname] = fetch(f"{mirror.rstrip('/')}/{info.name}/{fname}")
-                    break
-                except OSError as e:
-                    errors.append(f"{fname}: {e}")
-            else:
-                raise OSError(f"mirror {mirror}: could not fetch {split} of {info.name} ({'; '.join(errors)})")
-    elif "archive" in info.source:
-        archive = fetch(str(info.source["archive"]))
-        digest = hashlib.sha256(archive).hexdigest()
-        if digest != info.source["sha256"]:
-            raise ChecksumError(f"{info.source['archive']}: sha256 {digest} != {info.source['sha256']}")
-        with tarfile.open(fileobj=io.BytesIO(archive), mode="r:*") as tar:
-            for split, member in dict(info.source["members"]).items():
-                blobs[f"{split}.txt"] = tar.extractfile(member).read()
-    else:
-        for split in info.files:
-            blobs[f"{split}.txt"] = fetch(f"{info.source['base_url']}/{split}.txt")
-    for fname, data in blobs.items():
-        split = fname.split(".")[0]
-        digest = hashlib.sha256(data).hexdigest()
-        if digest not in info.files[split][fname]:
-            raise ChecksumError(f"{info.name}/{fname}: downloaded sha256 {digest} matches no "
-                                f"registered checksum")
-    for fname, data in blobs.items():
-        _atomic_write(directory / fname, data)
-    return directory
 
 

@@ -1,0 +1,99 @@
+"""sha256 digests of dataset files: a cache by size and mtime, and checksums recorded on first use.
+
+Registered datasets carry the sha256 of their files. For the large ones whose files could not be
+hashed when they were registered (no download was possible), the registry lists none: the
+digest of the first download (or the first load) is *recorded* in the user cache and every later
+load is verified against it (trust on first use; ``dgl-emu datasets`` says which kind each
+dataset has).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Dict, List, Optional
+
+__all__ = ["sha256_of", "verified_digest", "recorded", "record", "accepted_digests", "cache_dir",
+           "atomic_write"]
+
+
+def cache_dir() -> Path:
+    """``$XDG_CACHE_HOME/dgl-emu`` (``~/.cache/dgl-emu``)."""
+    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache) / "dgl-emu"
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file and ``os.replace``."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def _read(path: Path) -> Dict[str, str]:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def _write(path: Path, data: Dict[str, str]) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, json.dumps(data, indent=0, sort_keys=True).encode("utf-8"))
+    except OSError:  # an unwritable cache is simply not used
+        pass
+
+
+def sha256_of(path: Path) -> str:
+    """The sha256 of a file, read in 1 MB blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def verified_digest(path: Path) -> str:
+    """The sha256 of ``path``, cached in ``cache_dir()/sha256.json`` by absolute path, size and
+    modification time (a file that changes gets hashed again)."""
+    path = Path(path).resolve()
+    stat = path.stat()
+    key = f"{path}|{stat.st_size}|{stat.st_mtime_ns}"
+    cache_file = cache_dir() / "sha256.json"
+    cache = _read(cache_file)
+    if key in cache:
+        return cache[key]
+    digest = sha256_of(path)
+    cache = {k: v for k, v in cache.items() if not k.startswith(f"{path}|")}
+    cache[key] = digest
+    _write(cache_file, cache)
+    return digest
+
+
+def recorded(dataset: str, fname: str) -> Optional[str]:
+    """The digest recorded at the first download (or load) of ``dataset/fname``, if any."""
+    return _read(cache_dir() / "recorded-sha256.json").get(f"{dataset}/{fname}")
+
+
+def record(dataset: str, fname: str, digest: str) -> None:
+    """Record ``digest`` as the checksum of ``dataset/fname`` from now on."""
+    path = cache_dir() / "recorded-sha256.json"
+    data = _read(path)
+    data[f"{dataset}/{fname}"] = digest
+    _write(path, data)
+
+
+def accepted_digests(dataset: str, fname: str, registered: List[str]) -> List[str]:
+    """The registered checksums, or else the recorded one (empty before the first use)."""
+    if registered:
+        return list(registered)
+    first = recorded(dataset, fname)
+    return [first] if first else []
