@@ -20,19 +20,59 @@ def _usage_error(err: ConfigError, given: dict, set_paths: list, ctx) -> click.U
     return click.UsageError(msg, ctx)
 
 
+def _free_port() -> int:
+    import socket
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def launch(nproc: int, argv: list) -> int:
+    """Start ``nproc`` data-parallel workers of ``dgl-emu run ARGV`` with torchrun on this
+    machine (127.0.0.1, gloo over the loopback interface); returns their exit status."""
+    import os
+    import subprocess
+    import sys
+    env = dict(os.environ)
+    env.setdefault("GLOO_SOCKET_IFNAME", "lo")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes=1", f"--nproc-per-node={nproc}",
+           "--master-addr=127.0.0.1", f"--master-port={_free_port()}", "-m", "dgl_emu", "run", *argv]
+    return subprocess.call(cmd, env=env)
+
+
+def _worker_argv() -> list:
+    """This command's arguments after ``run``, without ``--nproc``."""
+    import sys
+    argv = sys.argv[sys.argv.index("run") + 1:]
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a == "--nproc":
+            skip = True
+        elif not a.startswith("--nproc="):
+            out.append(a)
+    return out
+
+
 @click.command()
+@click.option("--nproc", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Data-parallel processes on this machine (torchrun; see the docs' Scaling up page).")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False, exists=True),
               help="YAML file of options (sections or flat names); command-line options override it.")
 @click.option("--fresh", is_flag=True, help="Start over even if the run directory holds a checkpoint.")
 @run_options
 @click.pass_context
-def run(ctx, config_file, fresh, set_values, **options):
+def run(ctx, nproc, config_file, fresh, set_values, **options):
     """Train (with EMU by default), validate, keep the best checkpoint and report test metrics.
 
     With no arguments it trains RotatE with EMU on a small generated KG in well under a minute.
     Every flag is the flat spelling of a configuration option (``--num-negatives`` sets
     ``sampler.num_negatives``); ``--set PATH=VALUE`` reaches every other option.
     """
+    import os
+    if nproc > 1 and "WORLD_SIZE" not in os.environ:
+        ctx.exit(launch(nproc, _worker_argv()))
     given = given_options(ctx, options)
     sets = parse_set(set_values)
     try:
@@ -59,6 +99,8 @@ def run(ctx, config_file, fresh, set_values, **options):
             click.echo(f"Interrupted at step {e.step}, before the first checkpoint: nothing to resume.", err=True)
         ctx.exit(130)
     from .inspect import format_metrics_table
+    if not result.main:  # another data-parallel rank: rank 0 reports
+        return
     click.echo(f"\nrun directory: {result.run_dir}")
     click.echo(f"best validation MRR {result.metrics['best_valid_mrr']} at step {result.metrics['best_step']}; "
                f"{result.metrics['train_seconds']:.1f} s")

@@ -188,9 +188,19 @@ class EmbeddingMutation(Stochastic, nn.Module):
             return neg
         return mutate(pos, neg, self.mask(neg.shape, neg.device, neg.dtype))
 
-    def mutate(self, pos: Tensor, neg: Tensor) -> Tuple[Tensor, Optional[Tensor]]:
-        """Mutated negatives and their soft labels (``None``: use the loss's fixed label)."""
-        return self(pos, neg), None
+    def mutate(self, pos: Tensor, neg: Tensor, rows: Optional[Tuple[int, slice]] = None
+               ) -> Tuple[Tensor, Optional[Tensor]]:
+        """Mutated negatives and their soft labels (``None``: use the loss's fixed label).
+
+        ``rows = (n, part)``: ``neg`` holds rows ``part`` of an ``n``-row batch; the mask is drawn
+        for all ``n`` rows and sliced, so a data-parallel rank mutates its rows exactly as one
+        process would (:mod:`dgl_emu.training.distributed`).
+        """
+        if rows is None or not self.training:
+            return self(pos, neg), None
+        n, part = rows
+        mask = self.mask((n, *neg.shape[1:]), neg.device, neg.dtype)[part]
+        return mutate(pos, neg, mask), None
 
     def extra_repr(self) -> str:
         return f"keep_prob={self.keep_prob}"
@@ -244,11 +254,16 @@ class EmbeddingMixup(Stochastic, nn.Module):
         b = torch._standard_gamma(torch.full(tuple(shape), self.beta, device=device), generator=g)
         return a / (a + b)
 
-    def mutate(self, pos: Tensor, neg: Tensor) -> Tuple[Tensor, Optional[Tensor]]:
-        """Mixed negatives ``(B, K, d)`` and soft labels ``(B, K)`` (``None`` in eval mode)."""
+    def mutate(self, pos: Tensor, neg: Tensor, rows: Optional[Tuple[int, slice]] = None
+               ) -> Tuple[Tensor, Optional[Tensor]]:
+        """Mixed negatives ``(B, K, d)`` and soft labels ``(B, K)`` (``None`` in eval mode);
+        ``rows`` as for :meth:`EmbeddingMutation.mutate`."""
         if not self.training:
             return neg, None
-        lam = self.sample_lambda(neg.shape[:-1], neg.device).to(neg.dtype)
+        if rows is None:
+            lam = self.sample_lambda(neg.shape[:-1], neg.device).to(neg.dtype)
+        else:
+            lam = self.sample_lambda((rows[0], neg.shape[1]), neg.device)[rows[1]].to(neg.dtype)
         mixed = lam.unsqueeze(-1) * neg + (1 - lam.unsqueeze(-1)) * pos
         labels = 1 - lam if self.fixed_label is None else torch.full_like(lam, self.fixed_label)
         return mixed, labels

@@ -20,7 +20,8 @@ from ..evaluation import EvaluationResult, RankBasedEvaluator, SampledRankBasedE
 from ..models import KGEModel
 from ..training import Callback, EarlyStopping, JsonLinesLogger, Trainer, TrainingDivergedError
 from ..training.callbacks import TensorBoardLogger
-from ..training.checkpoint import CheckpointError, load_checkpoint, save_atomic
+from ..training.checkpoint import LAST, CheckpointError, load_checkpoint, save_atomic
+from ..training.distributed import Shard, gather_objects, shard_from_env
 from ..utils import atomic_write_json, atomic_write_text, tune_cpu_allocator
 from .builders import (build_batches, build_evaluator, build_model, build_objective, build_sampler,
                        build_schedule, default_output, device_of, load_graph, training_graph)
@@ -36,10 +37,12 @@ TEST_SIGNAL_ENV = "DGL_EMU_TEST_SIGNAL"
 
 @dataclass
 class RunResult:
-    """What :func:`run` produced: the run directory and the metrics written to it."""
+    """What :func:`run` produced: the run directory and the metrics written to it (``main``:
+    whether this process wrote them: rank 0 of a data-parallel run, or the only process)."""
 
     run_dir: Path
     metrics: dict
+    main: bool = True
 
 
 class RunInterrupted(Exception):
@@ -142,13 +145,14 @@ def run(cfg: RunConfig, *, resume: bool = True,
     RunInterrupted
         Ctrl-C, after the checkpoint of the last finished step was written.
     """
-    say = notify or log.info
     cfg.validate()
     tune_cpu_allocator()
     device = device_of(cfg)
+    shard = shard_from_env(device)
+    say = (notify or log.info) if shard.main else (lambda message: None)
     out = Path(cfg.output) if cfg.output else default_output(cfg)
     rundir = RunDirectory(out)
-    action = rundir.check(cfg, fresh=not resume)
+    action = rundir.check(cfg, fresh=not resume) if shard.main else None
     started = time.perf_counter()
     kg = load_graph(cfg)
     model = build_model(cfg, kg).to(device)
@@ -161,23 +165,26 @@ def run(cfg: RunConfig, *, resume: bool = True,
     evaluator = build_evaluator(cfg, kg)
 
     def validate(m: KGEModel) -> float:
-        return evaluate(m, kg, valid, device=device, graph=graph, evaluator=evaluator).get("mrr")
+        return evaluate(m, kg, valid, device=device, graph=graph, evaluator=evaluator, shard=shard).get("mrr")
 
-    rundir.prepare(action)
-    if rundir.previous is not None:
-        say(f"the previous run in {out} is kept in {rundir.previous} until this one's first checkpoint")
-    atomic_write_text(out / "config.yaml", cfg.to_yaml())
+    if shard.main:
+        rundir.prepare(action)
+        if rundir.previous is not None:
+            say(f"the previous run in {out} is kept in {rundir.previous} until this one's first checkpoint")
+        atomic_write_text(out / "config.yaml", cfg.to_yaml())
+    action = gather_objects(action, shard)[0]  # every rank follows rank 0 (and waits for it)
     watch = _Watch(rundir)
-    callbacks = [JsonLinesLogger(out / "log.jsonl"), TensorBoardLogger(out / "tensorboard"), watch]
+    callbacks = ([JsonLinesLogger(out / "log.jsonl"), TensorBoardLogger(out / "tensorboard"), watch]
+                 if shard.main else [])
     if cfg.training.patience:
         callbacks.append(EarlyStopping(cfg.training.patience))
     trainer = Trainer(objective, sampler, kg.splits["train"], num_steps=cfg.training.steps,
                       batch_size=cfg.training.batch_size, optimizer=schedule, batches=batches,
                       device=device, seed=cfg.seed, validate=validate if valid else None,
-                      eval_every=cfg.training.eval_every, run_dir=out,  # checkpoints even with no valid split
-                      callbacks=callbacks, progress=cfg.progress,
-                      max_grad_norm=cfg.optimizer.options["max_grad_norm"])
-    if action == "resume" and trainer.resume():
+                      eval_every=cfg.training.eval_every, run_dir=out if shard.main else None,
+                      callbacks=callbacks, progress=cfg.progress and shard.main,
+                      max_grad_norm=cfg.optimizer.options["max_grad_norm"], shard=shard)
+    if action == "resume" and trainer.resume(out / LAST):
         say(f"resumed {out} at step {trainer.step} of {cfg.training.steps}")
     _fit(trainer, rundir, watch, cfg, out)
     return _finish(cfg, kg, model, graph, trainer, out, device, time.perf_counter() - started, evaluator)
@@ -204,8 +211,10 @@ def _fit(trainer: Trainer, rundir: RunDirectory, watch: _Watch, cfg: RunConfig, 
 def _finish(cfg: RunConfig, kg: KnowledgeGraph, model: KGEModel, graph, trainer: Trainer, out: Path,
             device: torch.device, overhead: float, evaluator) -> RunResult:
     """Best weights, final evaluation, ``metrics.json`` and the curve."""
-    if trainer.best_step is None:  # no validation split: keep the final weights as "best"
+    shard = trainer.shard
+    if trainer.best_step is None and shard.main:  # no validation split: the final weights are "best"
         save_atomic(out / "best.pt", {"model": model.state_dict(), "step": trainer.step, "valid_mrr": None})
+    gather_objects(None, shard)  # the other ranks wait for best.pt
     best = load_checkpoint(out / "best.pt", device)
     model.load_state_dict(best["model"])
     started = time.perf_counter()
@@ -215,33 +224,42 @@ def _finish(cfg: RunConfig, kg: KnowledgeGraph, model: KGEModel, graph, trainer:
                "dataset": kg.statistics(), "data": kg.load_report()}
     for split in ("valid", "test"):
         if split in kg.splits:
-            res = evaluate(model, kg, split, device=device, graph=graph, progress=cfg.progress,
-                           evaluator=evaluator)
+            res = evaluate(model, kg, split, device=device, graph=graph, progress=cfg.progress and shard.main,
+                           evaluator=evaluator, shard=shard)
             metrics[split] = res.metrics()
     # fit time over every invocation, plus this invocation's set-up and final evaluation
     metrics["wall_seconds"] = trainer.fit_seconds + overhead + (time.perf_counter() - started)
-    atomic_write_json(out / "metrics.json", metrics)
-    from ..plotting import plot_training_curve
-    plot_training_curve(out / "log.jsonl", out / "curve.png", title=out.name)
-    return RunResult(out, metrics)
+    metrics["world_size"] = shard.world_size
+    if shard.main:
+        atomic_write_json(out / "metrics.json", metrics)
+        from ..plotting import plot_training_curve
+        plot_training_curve(out / "log.jsonl", out / "curve.png", title=out.name)
+    return RunResult(out, metrics, shard.main)
 
 
 def evaluate(model: KGEModel, kg: KnowledgeGraph, split: str, *, batch_size: int = 512,
              device: torch.device = torch.device("cpu"), graph=None, progress: bool = False,
-             evaluator=None) -> EvaluationResult:
+             evaluator=None, shard: Optional[Shard] = None) -> EvaluationResult:
     """Ranks of ``split``, both sides: filtered by train + valid + test, against every entity,
     unless another ``evaluator`` (e.g. :class:`~dgl_emu.evaluation.SampledRankBasedEvaluator`)
     is given; a sampled evaluator uses the dataset's given negatives of ``split`` when it has
-    them (:attr:`KnowledgeGraph.negatives`)."""
+    them (:attr:`KnowledgeGraph.negatives`). With a data-parallel ``shard`` each rank ranks its
+    part of the triples and the ranks are gathered (every rank returns them all)."""
+    shard = shard or Shard()
     evaluator = evaluator or RankBasedEvaluator(kg.filter_index(), batch_size=batch_size)
+    triples, part = kg.splits[split], shard.part(len(kg.splits[split]))
     extra = {}
     if isinstance(evaluator, SampledRankBasedEvaluator) and split in kg.negatives:
-        extra["negatives"] = kg.negatives[split]
+        extra["negatives"] = {t: n[part] for t, n in kg.negatives[split].items()}
     model.eval()
     with torch.no_grad():
-        result = evaluator.evaluate(model.scorer(graph), kg.splits[split], device=device,
+        result = evaluator.evaluate(model.scorer(graph), triples[part], device=device,
                                     progress=progress, num_entities=kg.num_entities, **extra)
-    return result
+    if not shard.distributed:
+        return result
+    pieces = gather_objects(result.ranks, shard)
+    ranks = {t: {p: torch.cat([piece[t][p] for piece in pieces]) for p in result.ranks[t]} for t in result.ranks}
+    return EvaluationResult(ranks=ranks, relations=triples[:, 1].cpu(), ks=result.ks, protocol=result.protocol)
 
 
 def load_run(run_dir: Path, device: Optional[str] = None):

@@ -13,7 +13,7 @@ from ..nn.encoders.base import Representations
 from ..sampling.base import NegativeSampler
 from ..typing import Target, Tensor
 
-__all__ = ["Objective", "alternating_target", "split_by_side"]
+__all__ = ["Objective", "StepLoss", "alternating_target", "split_by_side"]
 
 Mutation = Union[EmbeddingMutation, EmbeddingMixup]
 
@@ -38,6 +38,40 @@ def split_by_side(hrt: Tensor, step: int, sampler: NegativeSampler,
     for target, rows in ((Target.HEAD, head), (Target.TAIL, ~head)):
         if rows.any():
             yield target, hrt[rows]
+
+
+class StepLoss(nn.Module):
+    """One training step's loss: every part of the batch gathered and scored (the module that
+    data-parallel training wraps; see :mod:`dgl_emu.training.distributed`).
+
+    Parameters
+    ----------
+    objective : Objective
+        Model, loss, EMU layer, regulariser.
+    batches : BatchStrategy
+        How a part's embeddings are gathered.
+    """
+
+    def __init__(self, objective: "Objective", batches):
+        super().__init__()
+        self.objective, self.batches = objective, batches
+
+    def forward(self, parts, generator: torch.Generator, batch_size: int, shard) -> Tensor:
+        """``parts``: ``(target, rows (n, 3), negatives (n, K), local slice)``; returns the rank's
+        ``(W / B) * sum`` of its rows' losses (the mean over the batch in one process)."""
+        gather = self.batches.gatherer(self.objective.model, generator)
+        total = None
+        for target, rows, negatives, local in parts:
+            n = local.stop - local.start
+            if n == 0:
+                continue
+            g = gather(rows[local], negatives[local], target)
+            loss = self.objective.loss_of(g, target, (len(rows), local) if shard.distributed else None)
+            part = loss * ((n * shard.world_size) / batch_size)
+            total = part if total is None else total + part
+        if total is None:  # no row on this rank: a zero that still reaches every parameter
+            total = sum(p.sum() * 0.0 for p in self.objective.parameters() if p.requires_grad)
+        return total
 
 
 class Objective(nn.Module):
@@ -69,13 +103,17 @@ class Objective(nn.Module):
         """Scalar loss of ``hrt (B, 3)`` with ``negatives (B, K)`` on ``target``."""
         return self.loss_of(self.model.gather(reps, hrt, negatives, target), target)
 
-    def loss_of(self, g: Gathered, target: Target) -> Tensor:
-        """Scalar loss of already gathered embeddings (e.g. from DGL blocks in mini-batches)."""
+    def loss_of(self, g: Gathered, target: Target, rows: Optional[Tuple[int, slice]] = None) -> Tensor:
+        """Scalar loss of already gathered embeddings (e.g. from DGL blocks in mini-batches).
+
+        ``rows = (n, part)``: the embeddings are rows ``part`` of an ``n``-row batch (a
+        data-parallel rank's part); EMU's random draws are made for the whole batch.
+        """
         plain = self.model.score_plain(g, target)
         if self.mutation is None:
             loss = self.loss(plain)
         else:
-            mutated, labels = self.mutation.mutate(g.pos, g.neg)
+            mutated, labels = self.mutation.mutate(g.pos, g.neg, rows)
             emu = torch.cat([plain[:, :1], self.model.score_gathered(g, mutated, target)], dim=1)
             loss = self.loss(emu, plain, labels)
         if self.regularizer is not None and self.regularizer.weight:

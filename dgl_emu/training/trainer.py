@@ -15,7 +15,8 @@ from .batching import BatchStrategy, FullGraphBatches
 from .callbacks import Callback
 from .checkpoint import BEST, LAST, load_checkpoint, save_atomic, trainer_state, restore_trainer_state
 from .optim import OptimizerSchedule
-from .step import Objective, split_by_side
+from .distributed import DataParallel, Shard
+from .step import Objective, StepLoss, split_by_side
 
 __all__ = ["Trainer", "TrainingDivergedError"]
 
@@ -68,6 +69,10 @@ class Trainer:
         Show a tqdm bar with ETA.
     max_grad_norm : float, optional
         Clip the gradients' total 2-norm to this before each step.
+    shard : Shard, optional
+        This process's rank in data-parallel training (:mod:`dgl_emu.training.distributed`):
+        it trains on its part of every global batch, and only rank 0 writes (give the other
+        ranks ``run_dir=None`` and no loggers).
     """
 
     def __init__(self, objective: Objective, sampler: NegativeSampler, train_triples: Tensor, *,
@@ -77,7 +82,7 @@ class Trainer:
                  validate: Optional[Callable[[torch.nn.Module], float]] = None,
                  eval_every: Optional[int] = None, run_dir: Optional[Path] = None,
                  callbacks: Sequence[Callback] = (), progress: bool = True,
-                 max_grad_norm: Optional[float] = None):
+                 max_grad_norm: Optional[float] = None, shard: Optional[Shard] = None):
         if num_steps < 1 or batch_size < 1:
             raise ValueError("num_steps and batch_size must be positive")
         self.device = torch.device(device)
@@ -97,6 +102,9 @@ class Trainer:
             raise ValueError("gradient clipping needs dense gradients; these lookup tables are sparse "
                              "(set encoder.sparse to false)")
         self.max_grad_norm = max_grad_norm
+        self.shard = shard or Shard()
+        self.parallel = DataParallel(StepLoss(self.objective, self.batches), self.shard,
+                                     self.model.encoder.sparse_parameters())
         self.generator = torch.Generator().manual_seed(seed)
         self.step = 0
         self.best_metric = -math.inf
@@ -137,16 +145,15 @@ class Trainer:
         """
         self.model.train()
         self.optimizer.zero_grad(set_to_none=True)
-        gather = self.batches.gatherer(self.model, self.generator)
-        total = None
+        parts = []  # every part's negatives are drawn for all its rows, on every rank alike
         for target, rows in split_by_side(hrt, self.step, self.sampler, self.generator):
-            negatives = self.sampler(rows, target)
-            part = self.objective.loss_of(gather(rows, negatives, target), target) * (len(rows) / len(hrt))
-            total = part if total is None else total + part
-        loss = float(total.detach())
+            parts.append((target, rows, self.sampler(rows, target), self.shard.part(len(rows))))
+        total = self.parallel(parts, self.generator, len(hrt), self.shard)
+        loss = self.parallel.mean(float(total.detach()))
         if not math.isfinite(loss):
             raise TrainingDivergedError(f"the loss is {loss} at step {self.step + 1}")
         total.backward()
+        self.parallel.synchronize()
         if self.max_grad_norm is not None:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.max_grad_norm)
         self.optimizer.step()
