@@ -1,0 +1,1 @@
+"""Parts of ``benchmarks/speed.py`` that run in their own processes (peak memory per setting)."""
