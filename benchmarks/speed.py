@@ -250,7 +250,8 @@ def _subprocess_json(args, env=None, cwd=None) -> dict:
 @click.option("--save/--no-save", default=True)
 def scale(entities, steps, data_dir, parallel_steps, save):
     """Step time and peak memory from 15k to 5M entities, dense and sparse; evaluation at the
-    largest size; 1 vs 2 data-parallel processes. Every setting runs in its own process."""
+    largest size; 1 vs 2 data-parallel processes. Every setting (E, dense or sparse, plain or EMU)
+    runs in its own process, so each peak memory is one model's."""
     import os
     import tempfile
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent))
@@ -259,10 +260,15 @@ def scale(entities, steps, data_dir, parallel_steps, save):
            "settings": []}
     for n in entities:
         for mode in ("dense", "sparse"):
-            res = _subprocess_json(["-m", "speedlib.scale", "step", str(n), mode, str(steps)], env)
+            pair = {}
+            for emu in ("plain", "emu"):
+                pair[emu] = _subprocess_json(["-m", "speedlib.scale", "step", str(n), mode, emu, str(steps)], env)
+            res = {"entities": n, "sparse": mode == "sparse", "plain_seconds": secs(pair["plain"]["seconds"]),
+                   "emu_seconds": secs(pair["emu"]["seconds"]), "peak_rss_gb": pair["plain"]["peak_rss_gb"],
+                   "peak_rss_gb_emu": pair["emu"]["peak_rss_gb"]}
             out["settings"].append(res)
             click.echo(f"E={n} {mode}: plain {res['plain_seconds']:.4f} s, EMU {res['emu_seconds']:.4f} s, "
-                       f"peak {res['peak_rss_gb']:.2f} GB", err=True)
+                       f"peak {res['peak_rss_gb']:.2f} / {res['peak_rss_gb_emu']:.2f} GB", err=True)
     get = {(r["entities"], r["sparse"]): r for r in out["settings"]}
     small, big = min(entities), max(entities)
     tag = f"{big // 1000000}m" if big >= 1000000 else f"{big // 1000}k"
@@ -276,7 +282,8 @@ def scale(entities, steps, data_dir, parallel_steps, save):
                                                          get[small, False]["plain_seconds"], 2),
                                           "emu": ratio(get[small, True]["emu_seconds"],
                                                        get[small, False]["emu_seconds"], 2)}
-    out["evaluation"] = _subprocess_json(["-m", "speedlib.scale", "eval", str(big), "1000"], env)
+    out["evaluation"] = _subprocess_json(["-m", "speedlib.scale", "eval", str(big), "1000"],
+                                         dict(env, DGL_EMU_NO_MALLOC_TUNING="1"))
     click.echo(f"evaluation at E={big}: {out['evaluation']['seconds']:.1f} s, "
                f"peak {out['evaluation']['peak_rss_gb']:.2f} GB", err=True)
     if data_dir:

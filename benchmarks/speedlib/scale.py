@@ -1,7 +1,7 @@
 """The scale benchmark's measurements, each in its own process so its peak memory is its own.
 
-    python -m speedlib.scale step E SPARSE STEPS     -> JSON: seconds per plain and EMU step, peak RSS
-    python -m speedlib.scale eval E TRIPLES          -> JSON: seconds and peak RSS of a filtered evaluation
+    python -m speedlib.scale step E dense|sparse plain|emu STEPS -> JSON: median seconds per step, peak RSS
+    python -m speedlib.scale eval E TRIPLES                      -> JSON: seconds, peak RSS of an evaluation
 
 Generated KGs (:func:`dgl_emu.data.generate_large_kg`, 2E training triples, Zipf-skewed degrees),
 DistMult d=100, batch 1000, 256 uniform negatives, Adagrad at lr 0.1.
@@ -37,36 +37,32 @@ def _kg(num_entities: int):
     return generate_large_kg(num_entities, 2 * num_entities, 200, num_valid=1000, num_test=1000, seed=0)
 
 
-def step(num_entities: int, sparse: bool, steps: int, warmup: int = 3) -> dict:
-    """Seconds per plain and per EMU step (interleaved, same process), and the peak memory."""
+def step(num_entities: int, sparse: bool, emu: bool, steps: int, warmup: int = 3) -> dict:
+    """Median seconds per training step of one model (plain or EMU), and the process's peak memory."""
     tune_cpu_allocator()
     kg = _kg(num_entities)
-    trainers = {}
-    for emu in (False, True):
-        inter = DistMult(dim=DIM)
-        model = KGEModel(LookupEncoder(kg.num_entities, kg.num_relations, inter,
-                                       torch.Generator().manual_seed(0), sparse=sparse), inter)
-        objective = (Objective(model, EMULoss(0.53, 0.11), EmbeddingMutation(0.39, seed=2)) if emu
-                     else Objective(model, CrossEntropyLoss()))
-        sampler = UniformNegativeSampler(kg.num_entities, NEGATIVES, kg.num_relations, seed=1)
-        trainers[emu] = Trainer(objective, sampler, kg.splits["train"], num_steps=warmup + steps,
-                                batch_size=BATCH, optimizer=OptimizerSchedule("adagrad", 0.1), progress=False)
-    times = {False: [], True: []}
+    inter = DistMult(dim=DIM)
+    model = KGEModel(LookupEncoder(kg.num_entities, kg.num_relations, inter,
+                                   torch.Generator().manual_seed(0), sparse=sparse), inter)
+    objective = (Objective(model, EMULoss(0.53, 0.11), EmbeddingMutation(0.39, seed=2)) if emu
+                 else Objective(model, CrossEntropyLoss()))
+    sampler = UniformNegativeSampler(kg.num_entities, NEGATIVES, kg.num_relations, seed=1)
+    trainer = Trainer(objective, sampler, kg.splits["train"], num_steps=warmup + steps, batch_size=BATCH,
+                      optimizer=OptimizerSchedule("adagrad", 0.1), progress=False)
+    times = []
     for i in range(warmup + steps):
-        for emu, tr in trainers.items():
-            start = time.perf_counter()
-            tr.train_step()
-            if i >= warmup:
-                times[emu].append(time.perf_counter() - start)
-    return {"entities": num_entities, "sparse": sparse, "timed_steps": steps,
-            "plain_seconds": sorted(times[False])[steps // 2], "emu_seconds": sorted(times[True])[steps // 2],
-            "peak_rss_gb": round(peak_rss_gb(), 3)}
+        start = time.perf_counter()
+        trainer.train_step()
+        if i >= warmup:
+            times.append(time.perf_counter() - start)
+    return {"entities": num_entities, "sparse": sparse, "emu": emu, "timed_steps": steps,
+            "seconds": sorted(times)[steps // 2], "peak_rss_gb": round(peak_rss_gb(), 3)}
 
 
 def evaluate(num_entities: int, triples: int) -> dict:
-    """A filtered evaluation of ``triples`` test triples, both sides, of a (random) sparse model."""
+    """A filtered evaluation of ``triples`` test triples, both sides, of a (random) model, as
+    ``dgl-emu evaluate`` runs it (default score slices, no allocator tuning)."""
     from dgl_emu.evaluation import RankBasedEvaluator
-    tune_cpu_allocator()
     kg = _kg(num_entities)
     inter = DistMult(dim=DIM)
     model = KGEModel.shallow(inter, kg.num_entities, kg.num_relations, torch.Generator().manual_seed(0)).eval()
@@ -82,7 +78,7 @@ def evaluate(num_entities: int, triples: int) -> dict:
 if __name__ == "__main__":
     what = sys.argv[1]
     if what == "step":
-        print(json.dumps(step(int(sys.argv[2]), sys.argv[3] == "sparse", int(sys.argv[4]))))
+        print(json.dumps(step(int(sys.argv[2]), sys.argv[3] == "sparse", sys.argv[4] == "emu", int(sys.argv[5]))))
     elif what == "eval":
         print(json.dumps(evaluate(int(sys.argv[2]), int(sys.argv[3]))))
     else:
