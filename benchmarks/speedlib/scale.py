@@ -37,25 +37,29 @@ def _kg(num_entities: int):
     return generate_large_kg(num_entities, 2 * num_entities, 200, num_valid=1000, num_test=1000, seed=0)
 
 
-def step(num_entities: int, sparse: bool, emu: bool, steps: int, warmup: int = 3) -> dict:
+def step(num_entities: int, sparse: bool, emu: bool, steps: int, warmup: int = 3, device: str = "cpu") -> dict:
     """Median seconds per training step of one model (plain or EMU), and the process's peak memory."""
     tune_cpu_allocator()
     kg = _kg(num_entities)
     inter = DistMult(dim=DIM)
     model = KGEModel(LookupEncoder(kg.num_entities, kg.num_relations, inter,
-                                   torch.Generator().manual_seed(0), sparse=sparse), inter)
+                                   torch.Generator().manual_seed(0), sparse=sparse), inter).to(device)
     objective = (Objective(model, EMULoss(0.53, 0.11), EmbeddingMutation(0.39, seed=2)) if emu
                  else Objective(model, CrossEntropyLoss()))
     sampler = UniformNegativeSampler(kg.num_entities, NEGATIVES, kg.num_relations, seed=1)
     trainer = Trainer(objective, sampler, kg.splits["train"], num_steps=warmup + steps, batch_size=BATCH,
-                      optimizer=OptimizerSchedule("adagrad", 0.1), progress=False)
+                      optimizer=OptimizerSchedule("adagrad", 0.1), progress=False, device=torch.device(device))
     times = []
     for i in range(warmup + steps):
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
         start = time.perf_counter()
         trainer.train_step()
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
         if i >= warmup:
             times.append(time.perf_counter() - start)
-    return {"entities": num_entities, "sparse": sparse, "emu": emu, "timed_steps": steps,
+    return {"entities": num_entities, "sparse": sparse, "emu": emu, "timed_steps": steps, "device": device,
             "seconds": sorted(times)[steps // 2], "peak_rss_gb": round(peak_rss_gb(), 3)}
 
 
@@ -78,7 +82,9 @@ def evaluate(num_entities: int, triples: int) -> dict:
 if __name__ == "__main__":
     what = sys.argv[1]
     if what == "step":
-        print(json.dumps(step(int(sys.argv[2]), sys.argv[3] == "sparse", sys.argv[4] == "emu", int(sys.argv[5]))))
+        device = sys.argv[6] if len(sys.argv) > 6 else "cpu"
+        print(json.dumps(step(int(sys.argv[2]), sys.argv[3] == "sparse", sys.argv[4] == "emu", int(sys.argv[5]),
+                              device=device)))
     elif what == "eval":
         print(json.dumps(evaluate(int(sys.argv[2]), int(sys.argv[3]))))
     else:

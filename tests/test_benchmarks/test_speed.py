@@ -1,5 +1,6 @@
 """Every speed.py subcommand runs end to end on the generated KG and prints its JSON last."""
 import json
+import sys
 
 import pytest
 import torch
@@ -58,7 +59,7 @@ def test_pykeen_same_run_comparison(speed):
 
 
 def test_train_step_files_are_named_by_model(speed, tmp_path, monkeypatch):
-    monkeypatch.setattr(speed, "RESULTS", tmp_path)
+    monkeypatch.setattr(sys.modules[speed.emit.__module__], "RESULTS", tmp_path)
     threads = torch.get_num_threads()
     try:
         for model in ("distmult", "transe"):

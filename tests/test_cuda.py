@@ -1,0 +1,47 @@
+"""CUDA paths (skipped without a CUDA device; ``benchmarks/gpu_check.sh`` runs them on a GPU)."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from dgl_emu.config import RunConfig
+from dgl_emu.data import generate_cyclic_kg
+from dgl_emu.evaluation import RankBasedEvaluator
+from dgl_emu.models import KGEModel
+from dgl_emu.nn.emu import EmbeddingMutation, bernoulli_mask
+from dgl_emu.nn.interactions import DistMult
+from dgl_emu.pipeline import run
+
+pytestmark = [pytest.mark.cuda,
+              pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")]
+CUDA = torch.device("cuda")
+
+
+def test_emu_mask_on_the_gpu_is_seeded_and_has_the_keep_rate():
+    a = bernoulli_mask((512, 64, 100), 0.39, torch.Generator(device=CUDA).manual_seed(0), CUDA)
+    b = bernoulli_mask((512, 64, 100), 0.39, torch.Generator(device=CUDA).manual_seed(0), CUDA)
+    assert a.device.type == "cuda" and torch.equal(a, b)
+    assert abs(a.double().mean().item() - 0.39) < 0.002
+    emu = EmbeddingMutation(0.39, seed=3)
+    pos, neg = torch.randn(8, 1, 16, device=CUDA), torch.randn(8, 4, 16, device=CUDA, requires_grad=True)
+    emu(pos, neg).sum().backward()
+    assert neg.grad.device.type == "cuda"
+
+
+def test_evaluation_on_the_gpu_equals_the_cpu():
+    kg = generate_cyclic_kg()
+    model = KGEModel.shallow(DistMult(dim=16), kg.num_entities, kg.num_relations,
+                             torch.Generator().manual_seed(0)).eval()
+    ev = RankBasedEvaluator(kg.filter_index(), batch_size=64)
+    cpu = ev.evaluate(model.scorer(), kg.splits["test"], num_entities=kg.num_entities)
+    gpu = ev.evaluate(model.to(CUDA).scorer(), kg.splits["test"], device=CUDA, num_entities=kg.num_entities)
+    assert cpu.get("mrr") == pytest.approx(gpu.get("mrr"), rel=1e-5)
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+def test_training_on_the_gpu(tmp_path, sparse):
+    cfg = RunConfig.from_dict({"model": "distmult", "dim": 16, "steps": 60, "eval_every": 30, "device": "cuda",
+                               "encoder": {"name": "lookup", "sparse": sparse}, "progress": False,
+                               "output": str(tmp_path / "run")})
+    metrics = run(cfg).metrics
+    assert metrics["steps"] == 60 and metrics["test"]["both"]["realistic"]["mrr"] > 0.05
