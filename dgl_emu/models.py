@@ -95,6 +95,11 @@ class KGEModel(nn.Module):
         Produces entity and relation representations (lookup tables, R-GCN, CompGCN).
     interaction : Interaction
         Scoring function.
+    reciprocal_offset : int, optional
+        ``R`` when the relation table holds ``2R`` rows, ``r + R`` the inverse of ``r``
+        (:func:`~dgl_emu.data.with_reciprocal_relations`): :meth:`score_all` and
+        :meth:`score_ids` then answer a head query ``(?, r, t)`` as the tail query
+        ``(t, r + R, ?)``. Training gathers tail queries only (the :class:`Trainer` does).
 
     Examples
     --------
@@ -106,16 +111,28 @@ class KGEModel(nn.Module):
     torch.Size([2, 10])
     """
 
-    def __init__(self, encoder: Encoder, interaction: Interaction):
+    def __init__(self, encoder: Encoder, interaction: Interaction, reciprocal_offset: Optional[int] = None):
         super().__init__()
         self.encoder = encoder
         self.interaction = interaction
+        #: ``R`` when the relations include their inverses ``r + R``: head queries ``(?, r, t)``
+        #: are then scored as tail queries ``(t, r + R, ?)``
+        self.reciprocal_offset = reciprocal_offset
+
+    def _as_tail(self, hrt: Tensor, target: Target) -> Tuple[Tensor, Target]:
+        """Head queries as tail queries of the inverse relation, when relations are reciprocal."""
+        if self.reciprocal_offset is None or target is Target.TAIL:
+            return hrt, target
+        return torch.stack([hrt[:, 2], hrt[:, 1] + self.reciprocal_offset, hrt[:, 0]], 1), Target.TAIL
 
     @classmethod
     def shallow(cls, interaction: Interaction, num_entities: int, num_relations: int,
-                generator: Optional[torch.Generator] = None) -> "KGEModel":
-        """A model with a :class:`LookupEncoder`."""
-        return cls(LookupEncoder(num_entities, num_relations, interaction, generator), interaction)
+                generator: Optional[torch.Generator] = None,
+                reciprocal_offset: Optional[int] = None) -> "KGEModel":
+        """A model with a :class:`LookupEncoder` (``num_relations`` rows, ``2R`` with reciprocal
+        relations and ``reciprocal_offset = R``)."""
+        return cls(LookupEncoder(num_entities, num_relations, interaction, generator), interaction,
+                   reciprocal_offset)
 
     def encode(self, graph=None, norms=None) -> Representations:
         """Entity ``(E, d)`` and relation ``(R', d_r)`` representations.
@@ -175,6 +192,7 @@ class KGEModel(nn.Module):
     def score_all(self, reps: Representations, hrt: Tensor, target: Target,
                   entities: Optional[slice] = None) -> Tensor:
         """Scores ``(B, E)`` of all entities (or the ``entities`` slice) on ``target``."""
+        hrt, target = self._as_tail(hrt, target)
         anchor = reps.entity[hrt[:, target.other.column]]
         rel = reps.relation[hrt[:, 1]]
         cand = reps.entity if entities is None else reps.entity[entities]
@@ -183,6 +201,7 @@ class KGEModel(nn.Module):
 
     def score_ids(self, reps: Representations, hrt: Tensor, target: Target, ids: Tensor) -> Tensor:
         """Scores ``(B, N)`` of candidate entities ``ids (B, N)`` on ``target``."""
+        hrt, target = self._as_tail(hrt, target)
         o = target.other.column
         anchor, rel = reps.entity[hrt[:, o]].unsqueeze(1), reps.relation[hrt[:, 1]].unsqueeze(1)
         return self.interaction.score_candidates(anchor, rel, anchor, reps.entity[ids], target)

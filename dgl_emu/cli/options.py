@@ -14,7 +14,7 @@ from ..registry import Registry
 
 __all__ = ["run_options", "given_options", "flag_for_error", "parse_set"]
 
-#: boolean aliases spelled with an explicit negative flag
+#: boolean aliases whose negative flag is not ``--no-<flag>``, or that have no path of their own
 _BOOL_FLAGS = {"drop_unseen": "--drop-unseen/--keep-unseen", "filtered": "--filtered/--unfiltered",
                EMU_SWITCH: "--emu/--no-emu", "switch_to_adam": "--switch-to-adam/--no-switch",
                "progress": "--progress/--no-progress"}
@@ -71,8 +71,9 @@ def run_options(f):
     f = click.option("--set", "set_values", multiple=True, metavar="PATH=VALUE",
                      help="Any option by its dotted path, e.g. --set model.height=10 (repeatable).")(f)
     for name, alias in reversed(list(ALIASES.items())):
-        if name in _BOOL_FLAGS:
-            f = click.option(_BOOL_FLAGS[name], name, default=None, help=alias.help)(f)
+        if name in _BOOL_FLAGS or (alias.path and _hint(alias.path) is bool):
+            flags = _BOOL_FLAGS.get(name, f"{alias.flag(name)}/--no-{alias.flag(name)[2:]}")
+            f = click.option(flags, name, default=None, help=alias.help)(f)
             continue
         f = click.option(alias.flag(name), *alias.old_flags, name, type=_click_type(alias.path),
                          help=alias.help)(f)

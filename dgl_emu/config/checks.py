@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, Dict
 
 from ..registry import OptionError, coerce, did_you_mean
 from .run_config import Component, ConfigError
-from .sections import COMPONENTS, NONE, PLAIN, TOP_LEVEL
+from .sections import COMPONENTS, NONE, PLAIN, TOP_LEVEL, registry_of
 
 if TYPE_CHECKING:  # pragma: no cover
     from .run_config import RunConfig
@@ -115,6 +115,7 @@ RANGES: Dict[str, tuple] = {
                      and math.isfinite(v) and v > 0, "a positive finite number"),
     "regularizer.weight": (lambda v: v >= 0, ">= 0"),
     "optimizer.max_grad_norm": (lambda v: v > 0, "positive"),
+    "regime.label_smoothing": (lambda v: 0.0 <= v < 1.0, "in [0, 1)"),
 }
 
 
@@ -134,6 +135,39 @@ def _check_ranges(cfg: "RunConfig") -> None:
     data = cfg.plain["data"]
     if data["train"] is None and (data["valid"] or data["test"]):
         raise ConfigError("data.valid: given without data.train", "data.valid")
+
+
+def _check_regime(cfg: "RunConfig") -> None:
+    """Combinations a regime does not support are refused, naming the option to change."""
+    regime, reciprocal = cfg.regime.name, cfg.regime.options["reciprocal"]
+    if reciprocal and cfg.gnn:
+        raise ConfigError("regime.reciprocal: reciprocal relations are for lookup tables; a GNN encoder "
+                          "already passes messages along inverse edges (use --encoder lookup or drop "
+                          "--reciprocal)", "regime.reciprocal")
+    if reciprocal and cfg.sampler.name == "bernoulli":
+        raise ConfigError("sampler: bernoulli chooses which side to corrupt, but with reciprocal "
+                          "relations every query is a tail query (use --sampler uniform or sans)", "sampler.name")
+    if not registry_of("regime").get(regime).all_entities:
+        return
+    if cfg.emu.name != NONE:
+        raise ConfigError(f"emu: EMU mutates sampled negatives, and regime {regime} scores every entity "
+                          f"instead (use --no-emu, or --regime negative_sampling)", "emu.name")
+    if cfg.training.fanouts:
+        raise ConfigError(f"training.fanouts: regime {regime} scores every entity, which needs every "
+                          f"entity's representation (full-graph batches): drop --fanouts", "training.fanouts")
+    if cfg.get("encoder.sparse"):
+        raise ConfigError(f"encoder.sparse: regime {regime} updates every row each step; sparse tables "
+                          f"bring nothing (set encoder.sparse to false)", "encoder.sparse")
+    for section in ("sampler", "loss"):
+        spec, comp = COMPONENTS[section], cfg.components[section]
+        given = {k: v for k, v in resolved_options(section, comp).items()}
+        default = resolved_options(section, Component(spec.default_name, dict(spec.defaults)))
+        if comp.name != spec.default_name or given != default:
+            changed = sorted(k for k in set(given) | set(default) if given.get(k) != default.get(k))
+            what = f"{section}: {comp.name}" if comp.name != spec.default_name else f"{section}.{changed[0]}"
+            raise ConfigError(f"{what}: regime {regime} scores every entity with its own loss; the "
+                              f"{section} section does not apply (remove it, or use --regime "
+                              f"negative_sampling)", what.split(":")[0])
 
 
 def _check_dataset(cfg: "RunConfig") -> None:
@@ -188,5 +222,6 @@ def check_config(cfg: "RunConfig") -> None:
         _check_options(cfg, section)
     _check_plain(cfg)
     _check_ranges(cfg)
+    _check_regime(cfg)
     _check_dataset(cfg)
     _dry_build(cfg)

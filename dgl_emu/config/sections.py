@@ -1,10 +1,10 @@
 """The sections of a run configuration: which registry each component section draws from.
 
-A *component section* (``model``, ``encoder``, ``sampler``, ``emu``, ``loss``, ``regularizer``,
-``optimizer``) holds a registered ``name`` and that component's own options, exactly the
+A *component section* (``model``, ``encoder``, ``regime``, ``sampler``, ``emu``, ``loss``,
+``regularizer``, ``optimizer``, ``evaluator``) holds a registered ``name`` and that component's own options, exactly the
 keyword arguments of its factory (see :class:`~dgl_emu.registry.Registry`). A few sections add
 *wrapper* options that the pipeline applies around the component (``sampler.filtered``,
-``emu.negative_label``, ...). *Plain sections* (``data``, ``training``) and the top-level keys
+``emu.negative_label``, ``regime.reciprocal``, ...). *Plain sections* (``data``, ``training``) and the top-level keys
 are fixed fields.
 """
 from __future__ import annotations
@@ -28,6 +28,11 @@ def _interactions() -> Registry:
 def _encoders() -> Registry:
     from ..nn.encoders import ENCODERS
     return ENCODERS
+
+
+def _regimes() -> Registry:
+    from ..training.regimes import REGIMES
+    return REGIMES
 
 
 def _samplers() -> Registry:
@@ -106,6 +111,7 @@ def _wrap(**options) -> Dict[str, Option]:
 COMPONENTS: Dict[str, ComponentSpec] = {s.section: s for s in (
     ComponentSpec("model", _interactions, None, {"dim": 64}),
     ComponentSpec("encoder", _encoders, "lookup"),
+    ComponentSpec("regime", _regimes, "negative_sampling", wrapper=_wrap(reciprocal=(bool, False))),
     ComponentSpec("sampler", _samplers, "uniform", {"num_negatives": 64},
                   wrapper=_wrap(filtered=(bool, False))),
     ComponentSpec("emu", _mutations, "mutation", optional=True,

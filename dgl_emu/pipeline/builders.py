@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 from ..config import COMPONENTS, NONE, ConfigError, RunConfig
-from ..data import KnowledgeGraph, UnseenEntityPolicy, load_dataset
+from ..data import KnowledgeGraph, UnseenEntityPolicy, load_dataset, with_reciprocal_relations
 from ..evaluation import EVALUATORS
 from ..losses import LOSSES, REGULARIZERS, EMULoss
 from ..models import KGEModel
@@ -20,9 +20,9 @@ from ..nn.encoders.graph_utils import require_graph_device
 from ..nn.interactions import INTERACTIONS, Interaction
 from ..registry import OptionError
 from ..sampling import SAMPLERS, FilteredNegativeSampler, NegativeSampler
-from ..training import BatchStrategy, FullGraphBatches, NeighborSampledBatches, Objective, OptimizerSchedule
+from ..training import REGIMES, Regime, BatchStrategy, FullGraphBatches, NeighborSampledBatches, Objective, OptimizerSchedule
 
-__all__ = ["load_graph", "build_interaction", "build_model", "build_sampler", "build_objective",
+__all__ = ["load_graph", "build_regime", "build_interaction", "build_model", "build_sampler", "build_objective",
            "build_schedule", "build_batches", "build_evaluator", "training_graph", "device_of", "default_output", "SEED_OFFSETS"]
 
 #: offsets of each component's seed from the run's seed (one stream per component)
@@ -46,12 +46,20 @@ def _make(registry, cfg: RunConfig, section: str, context: dict):
 
 
 def load_graph(cfg: RunConfig) -> KnowledgeGraph:
-    """The knowledge graph named by ``cfg`` (files, a registered dataset, or the generated KG)."""
+    """The knowledge graph named by ``cfg`` (files, a registered dataset, or the generated KG),
+    with reciprocal relations if ``regime.reciprocal`` is set."""
     data = cfg.data
     unseen = UnseenEntityPolicy.DROP if data.drop_unseen else UnseenEntityPolicy.KEEP
     if data.train is not None:
-        return KnowledgeGraph.from_files(data.train, data.valid, data.test, unseen=unseen)
-    return load_dataset(data.dataset, data.data_dir, unseen=unseen, seed=cfg.seed)
+        kg = KnowledgeGraph.from_files(data.train, data.valid, data.test, unseen=unseen)
+    else:
+        kg = load_dataset(data.dataset, data.data_dir, unseen=unseen, seed=cfg.seed)
+    return with_reciprocal_relations(kg) if cfg.regime.options["reciprocal"] else kg
+
+
+def build_regime(cfg: RunConfig) -> Regime:
+    """The training regime of the ``regime`` section."""
+    return _make(REGIMES, cfg, "regime", {})
 
 
 def build_interaction(cfg: RunConfig) -> Interaction:
@@ -63,10 +71,13 @@ def build_model(cfg: RunConfig, kg: KnowledgeGraph) -> KGEModel:
     """Encoder + interaction, initialised from ``cfg.seed``."""
     gen = torch.Generator().manual_seed(cfg.seed + SEED_OFFSETS["model"])
     interaction = build_interaction(cfg)
-    encoder = _make(ENCODERS, cfg, "encoder", {
-        "num_entities": kg.num_entities, "num_relations": kg.num_relations, "interaction": interaction,
-        "generator": gen, "seed": cfg.seed + SEED_OFFSETS["encoder"]})
-    return KGEModel(encoder, interaction)
+    context = {"num_entities": kg.num_entities, "num_relations": kg.num_relations, "interaction": interaction,
+               "generator": gen, "seed": cfg.seed + SEED_OFFSETS["encoder"]}
+    if REGIMES.get(cfg.regime.name).all_entities and "sparse" in ENCODERS.options(cfg.encoder.name):
+        context["sparse"] = False  # every row is updated each step
+    encoder = _make(ENCODERS, cfg, "encoder", context)
+    offset = kg.num_relations // 2 if cfg.regime.options["reciprocal"] else None
+    return KGEModel(encoder, interaction, reciprocal_offset=offset)
 
 
 def build_sampler(cfg: RunConfig, kg: KnowledgeGraph) -> NegativeSampler:

@@ -23,7 +23,7 @@ from ..training.callbacks import TensorBoardLogger
 from ..training.checkpoint import LAST, CheckpointError, load_checkpoint, save_atomic
 from ..training.distributed import Shard, gather_objects, shard_from_env
 from ..utils import atomic_write_json, atomic_write_text, tune_cpu_allocator
-from .builders import (build_batches, build_evaluator, build_model, build_objective, build_sampler,
+from .builders import (build_batches, build_evaluator, build_model, build_objective, build_regime, build_sampler,
                        build_schedule, default_output, device_of, load_graph, training_graph)
 from .rundir import RunDirectory
 
@@ -157,8 +157,9 @@ def run(cfg: RunConfig, *, resume: bool = True,
     kg = load_graph(cfg)
     model = build_model(cfg, kg).to(device)
     graph = training_graph(model, kg, device)
-    batches, objective = build_batches(cfg, graph), build_objective(cfg, model)
-    sampler, schedule = build_sampler(cfg, kg), build_schedule(cfg)
+    batches, objective, regime = build_batches(cfg, graph), build_objective(cfg, model), build_regime(cfg)
+    sampler = None if regime.all_entities else build_sampler(cfg, kg)
+    schedule = build_schedule(cfg)
     for split, report in kg.reports.items():
         say(f"data: {split}: {report.summary()}")
     valid = "valid" if "valid" in kg.splits else None
@@ -183,7 +184,8 @@ def run(cfg: RunConfig, *, resume: bool = True,
                       device=device, seed=cfg.seed, validate=validate if valid else None,
                       eval_every=cfg.training.eval_every, run_dir=out if shard.main else None,
                       callbacks=callbacks, progress=cfg.progress and shard.main,
-                      max_grad_norm=cfg.optimizer.options["max_grad_norm"], shard=shard)
+                      max_grad_norm=cfg.optimizer.options["max_grad_norm"], shard=shard,
+                      regime=regime, reciprocal=cfg.regime.options["reciprocal"])
     if action == "resume" and trainer.resume(out / LAST):
         say(f"resumed {out} at step {trainer.step} of {cfg.training.steps}")
     _fit(trainer, rundir, watch, cfg, out)

@@ -3,10 +3,11 @@ from .batching import BatchStrategy, FullGraphBatches, NeighborSampledBatches
 from .callbacks import Callback, EarlyStopping, JsonLinesLogger, TensorBoardLogger
 from .checkpoint import CheckpointError, load_checkpoint
 from .optim import OPTIMIZERS, CombinedOptimizer, OptimizerSchedule
+from .regimes import REGIMES, KvsAll, NegativeSampling, OneVsAll, Regime
 from .step import Objective, alternating_target, split_by_side
 from .trainer import Trainer, TrainingDivergedError
 
 __all__ = ["Trainer", "TrainingDivergedError", "Objective", "OPTIMIZERS", "OptimizerSchedule", "CombinedOptimizer",
            "BatchStrategy", "FullGraphBatches", "NeighborSampledBatches", "CheckpointError",
            "load_checkpoint", "Callback", "EarlyStopping", "JsonLinesLogger", "TensorBoardLogger",
-           "alternating_target", "split_by_side"]
+           "alternating_target", "split_by_side", "REGIMES", "Regime", "NegativeSampling", "OneVsAll", "KvsAll"]

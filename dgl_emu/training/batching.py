@@ -37,6 +37,10 @@ class BatchStrategy:
         """The gather function of one step; ``generator`` is the trainer's."""
         raise NotImplementedError
 
+    def representations(self, model: KGEModel):
+        """Every entity's representation (for regimes that score all entities)."""
+        raise ValueError(f"{type(self).__name__} gathers rows; scoring every entity needs full-graph batches")
+
 
 class FullGraphBatches(BatchStrategy):
     """Encode the whole training graph once per step, then gather the batch's rows.
@@ -69,6 +73,9 @@ class FullGraphBatches(BatchStrategy):
             return
         norm = encoder.edge_norm(self.graph)
         self.norms = None if norm is None else [norm] * encoder.num_layers
+
+    def representations(self, model: KGEModel):
+        return model.encode(self.graph, norms=self.norms)
 
     def gatherer(self, model: KGEModel, generator: torch.Generator) -> Gather:
         reps = model.encode(self.graph, norms=self.norms)  # one encoder pass serves every part

@@ -56,7 +56,7 @@ def trainer_state(trainer: "Trainer") -> dict:
     return {
         "step": trainer.step, "model": trainer.model.state_dict(),
         "optimizer": trainer.optimizer.state_dict(),
-        "rng": {"trainer": trainer.generator.get_state(), "sampler": trainer.sampler.rng_state(),
+        "rng": {"trainer": trainer.generator.get_state(), "sampler": trainer.sampler.rng_state() if trainer.sampler is not None else None,
                 "objective": rng_states(trainer.objective)},
         "perm": trainer.perm, "cursor": trainer.cursor, "best_metric": trainer.best_metric,
         "best_step": trainer.best_step, "validations": trainer.validations,
@@ -83,7 +83,8 @@ def restore_trainer_state(trainer: "Trainer", state: dict) -> None:
         trainer.optimizer.load_state_dict(state["optimizer"])  # else: a fresh optimiser starts here
     rng = state["rng"] if "rng" in state else _rng_of_v01(state)
     trainer.generator.set_state(rng["trainer"])
-    trainer.sampler.load_rng_state(rng["sampler"])
+    if trainer.sampler is not None:
+        trainer.sampler.load_rng_state(rng["sampler"])
     load_rng_states(trainer.objective, rng["objective"])
     trainer.perm, trainer.cursor = state["perm"], state["cursor"]
     trainer.best_metric, trainer.best_step = state["best_metric"], state["best_step"]

@@ -52,21 +52,32 @@ class StepLoss(nn.Module):
         How a part's embeddings are gathered.
     """
 
-    def __init__(self, objective: "Objective", batches):
+    def __init__(self, objective: "Objective", batches, regime=None):
         super().__init__()
-        self.objective, self.batches = objective, batches
+        self.objective, self.batches, self.regime = objective, batches, regime
 
     def forward(self, parts, generator: torch.Generator, batch_size: int, shard) -> Tensor:
-        """``parts``: ``(target, rows (n, 3), negatives (n, K), local slice)``; returns the rank's
-        ``(W / B) * sum`` of its rows' losses (the mean over the batch in one process)."""
-        gather = self.batches.gatherer(self.objective.model, generator)
+        """``parts``: ``(target, rows (n, 3), negatives (n, K) or None, local slice)``; returns the
+        rank's ``(W / B) * sum`` of its rows' losses (the mean over the batch in one process).
+        Parts without negatives are scored against every entity by the regime."""
+        model = self.objective.model
+        gather = reps = None
         total = None
         for target, rows, negatives, local in parts:
             n = local.stop - local.start
             if n == 0:
                 continue
-            g = gather(rows[local], negatives[local], target)
-            loss = self.objective.loss_of(g, target, (len(rows), local) if shard.distributed else None)
+            if negatives is None:
+                reps = reps if reps is not None else self.batches.representations(model)
+                mine = rows[local]
+                loss = self.regime.loss(model, reps, mine, target)
+                reg = self.objective.regularizer
+                if reg is not None and reg.weight:
+                    loss = loss + reg(*self.regime.regularized(reps, mine, target))
+            else:
+                gather = gather or self.batches.gatherer(model, generator)
+                g = gather(rows[local], negatives[local], target)
+                loss = self.objective.loss_of(g, target, (len(rows), local) if shard.distributed else None)
             part = loss * ((n * shard.world_size) / batch_size)
             total = part if total is None else total + part
         if total is None:  # no row on this rank: a zero that still reaches every parameter

@@ -10,7 +10,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..sampling.base import NegativeSampler
-from ..typing import Tensor
+from ..typing import Target, Tensor
 from .batching import BatchStrategy, FullGraphBatches
 from .callbacks import Callback
 from .checkpoint import BEST, LAST, load_checkpoint, save_atomic, trainer_state, restore_trainer_state
@@ -39,8 +39,8 @@ class Trainer:
     ----------
     objective : Objective
         Model, loss, optional EMU layer and regulariser.
-    sampler : NegativeSampler
-        Negative sampler.
+    sampler : NegativeSampler or None
+        Negative sampler (``None`` with an all-entity ``regime``).
     train_triples : Tensor
         ``(N, 3)`` training triples.
     num_steps : int
@@ -73,16 +73,24 @@ class Trainer:
         This process's rank in data-parallel training (:mod:`dgl_emu.training.distributed`):
         it trains on its part of every global batch, and only rank 0 writes (give the other
         ranks ``run_dir=None`` and no loggers).
+    regime : Regime, optional
+        A regime that scores every entity (:mod:`dgl_emu.training.regimes`: 1vsAll, KvsAll);
+        batches are then drawn from its examples of ``train_triples`` and the sampler is not
+        used. ``None`` (or negative sampling): the sampler's negatives.
+    reciprocal : bool
+        Train tail queries only: ``train_triples`` holds every triple in both directions, the
+        inverse of ``r`` being ``r + R`` (:func:`dgl_emu.data.with_reciprocal_relations`).
     """
 
-    def __init__(self, objective: Objective, sampler: NegativeSampler, train_triples: Tensor, *,
+    def __init__(self, objective: Objective, sampler: Optional[NegativeSampler], train_triples: Tensor, *,
                  num_steps: int, batch_size: int, optimizer: OptimizerSchedule,
                  batches: Optional[BatchStrategy] = None,
                  device: torch.device = torch.device("cpu"), seed: int = 0,
                  validate: Optional[Callable[[torch.nn.Module], float]] = None,
                  eval_every: Optional[int] = None, run_dir: Optional[Path] = None,
                  callbacks: Sequence[Callback] = (), progress: bool = True,
-                 max_grad_norm: Optional[float] = None, shard: Optional[Shard] = None):
+                 max_grad_norm: Optional[float] = None, shard: Optional[Shard] = None,
+                 regime=None, reciprocal: bool = False):
         if num_steps < 1 or batch_size < 1:
             raise ValueError("num_steps and batch_size must be positive")
         self.device = torch.device(device)
@@ -103,7 +111,16 @@ class Trainer:
                              "(set encoder.sparse to false)")
         self.max_grad_norm = max_grad_norm
         self.shard = shard or Shard()
-        self.parallel = DataParallel(StepLoss(self.objective, self.batches), self.shard,
+        self.regime = regime if regime is not None and regime.all_entities else None
+        self.reciprocal = reciprocal
+        if self.regime is not None:
+            if self.model.encoder.sparse_parameters():
+                raise ValueError("an all-entity regime scores every row of the tables each step; "
+                                 "sparse tables bring nothing there (set encoder.sparse to false)")
+            self.triples = self.regime.examples(train_triples, reciprocal).to(self.device)
+        elif sampler is None:
+            raise ValueError("training with sampled negatives needs a sampler")
+        self.parallel = DataParallel(StepLoss(self.objective, self.batches, self.regime), self.shard,
                                      self.model.encoder.sparse_parameters())
         self.generator = torch.Generator().manual_seed(seed)
         self.step = 0
@@ -146,8 +163,14 @@ class Trainer:
         self.model.train()
         self.optimizer.zero_grad(set_to_none=True)
         parts = []  # every part's negatives are drawn for all its rows, on every rank alike
-        for target, rows in split_by_side(hrt, self.step, self.sampler, self.generator):
-            parts.append((target, rows, self.sampler(rows, target), self.shard.part(len(rows))))
+        if self.regime is not None:  # scored against every entity: no negatives
+            parts = [(t, rows, None, self.shard.part(len(rows)))
+                     for t, rows in self.regime.parts(hrt, self.step, self.reciprocal)]
+        else:
+            sides = ([(Target.TAIL, hrt)] if self.reciprocal
+                     else split_by_side(hrt, self.step, self.sampler, self.generator))
+            for target, rows in sides:
+                parts.append((target, rows, self.sampler(rows, target), self.shard.part(len(rows))))
         total = self.parallel(parts, self.generator, len(hrt), self.shard)
         loss = self.parallel.mean(float(total.detach()))
         if not math.isfinite(loss):

@@ -82,6 +82,23 @@ def test_two_processes_equal_one_process(tmp_path, single, sparse):
         torch.testing.assert_close(wa[name], wb[name], rtol=1e-4, atol=1e-5, msg=name)
 
 
+@pytest.mark.parametrize("regime", ["1vsall", "kvsall"])
+def test_all_entity_regimes_two_processes_equal_one(tmp_path, regime):
+    """1vsAll and KvsAll (reciprocal relations) split each batch of queries between the ranks too."""
+    args = [a for a in ARGS if a not in ("--num-negatives", "8")] + ["--regime", regime, "--reciprocal", "--no-emu"]
+    runs = {}
+    for nproc in (1, 2):
+        runs[nproc] = tmp_path / str(nproc)
+        code, text = _run([*args, "--nproc", nproc, "--output", runs[nproc]])
+        assert code == 0, text
+    a, b = (json.loads((d / "metrics.json").read_text()) for d in runs.values())
+    assert a["test"]["both"]["realistic"]["mrr"] == pytest.approx(b["test"]["both"]["realistic"]["mrr"], abs=1e-4)
+    assert _losses(runs[1]) == pytest.approx(_losses(runs[2]), rel=1e-5)
+    wa, wb = _weights(runs[1]), _weights(runs[2])
+    for name in wa:
+        torch.testing.assert_close(wa[name], wb[name], rtol=1e-4, atol=1e-5, msg=name)
+
+
 def test_killed_two_process_run_resumes_to_the_uninterrupted_one(tmp_path):
     whole, split = tmp_path / "whole", tmp_path / "split"
     code, text = _run([*ARGS, "--nproc", "2", "--output", whole])
