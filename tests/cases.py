@@ -170,9 +170,17 @@ class MutationCase:
 
     name: ClassVar[str]
     options: ClassVar[Dict[str, Any]] = {}
+    #: a control that leaves the negatives as they are (soft labels only): no randomness, and
+    #: the output is the input itself in training too
+    unmutated: ClassVar[bool] = False
 
     def make(self, seed: int = 0):
         return MUTATIONS.make(self.name, self.options, {"seed": seed})
+
+    def test_unmutated_in_training_only_if_declared(self):
+        pos, neg = self.inputs()
+        out, _ = self.make().train().mutate(pos, neg)
+        assert (out is neg) == self.unmutated
 
     def inputs(self):
         g = torch.Generator().manual_seed(3)
@@ -187,11 +195,15 @@ class MutationCase:
         assert torch.equal(self.make().eval()(pos, neg), neg)
 
     def test_gradients_reach_both_inputs(self):
+        if self.unmutated:
+            return
         pos, neg = self.inputs()
         self.make()(pos, neg).sum().backward()
         assert bool(pos.grad.abs().sum() > 0) and bool(neg.grad.abs().sum() > 0)
 
     def test_rng_state(self):
+        if self.unmutated:
+            return
         pos, neg = self.inputs()
         m = self.make(seed=5)
         state = m.rng_state()
@@ -211,7 +223,7 @@ class RegularizerCase:
     def test_known_values(self):
         for options, x, expected in self.known:
             reg = REGULARIZERS.make(self.name, options)
-            assert abs(float(reg(torch.tensor(x, dtype=torch.float64))) - expected) < 1e-9
+            assert abs(float(reg(torch.tensor(x, dtype=torch.float64))) - expected) < 1e-9, (options, x)
 
     def test_zero_weight(self):
         reg = REGULARIZERS.make(self.name, {"weight": 0.0})

@@ -103,12 +103,24 @@ class TestMixup(MutationCase):
     name = "mixup"
 
 
+class TestSoftLabelsOnly(MutationCase):
+    name = "smoothing"
+    unmutated = True
+
+
 # --------------------------------------------------------------------------- regularisers, optimisers
 class TestLp(RegularizerCase):
     name = "lp"
     # weight * sum over tensors of mean_b sum_i |x_bi|^p: rows 1 + 8 and 27 + 0 -> mean 18
     known = [({"weight": 0.1, "p": 3.0}, [[1.0, -2.0], [3.0, 0.0]], 0.1 * 18),
              ({"weight": 1.0, "p": 2.0}, [[1.0, -2.0], [3.0, 0.0]], (5 + 9) / 2)]
+
+
+class TestTable(RegularizerCase):
+    name = "table"
+    # weight * sum of |x|^p over every entry of the table (not a mean over rows): 1 + 8 + 27 + 0
+    known = [({"weight": 0.1, "p": 3.0}, [[1.0, -2.0], [3.0, 0.0]], 0.1 * 36),
+             ({"weight": 1.0, "p": 2.0}, [[1.0, -2.0], [3.0, 0.0]], 14.0)]
 
 
 class TestAdagrad(OptimizerCase):

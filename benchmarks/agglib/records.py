@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 from typing import Any, Dict, List, Sequence, Tuple
 
-from dgl_emu.config import ConfigError, RunConfig
+from dgl_emu.config import ALIASES, ConfigError, RunConfig
 
 __all__ = ["AggregateError", "load_results", "KEY", "METRICS", "METRIC_LABELS", "IGNORED", "sort_key",
            "hashable"]
@@ -15,11 +15,11 @@ KEY = ("dataset", "encoder", "model", "sampler", "dim")
 METRICS = ("mrr", "hits@1")
 METRIC_LABELS = {"mrr": "MRR", "hits@1": "Hits@1"}
 #: config fields that never split rows (run identity, or no effect on what is measured)
-IGNORED = {"seed", "emu", "output", "progress", "data_dir", "device", "eval_batch_size"}
+IGNORED = {"seed", "emu", "output", "progress", "data_dir", "device", "eval_batch_size", "regime"}
 DATASET_ORDER = ["umls", "kinships", "nations", "codex-s", "codex-m", "fb15k-237", "wn18rr", "synthetic"]
 MODEL_ORDER = ["transe", "distmult", "complex", "rotate"]
 ENCODER_ORDER = ["lookup", "rgcn", "compgcn"]
-SAMPLER_ORDER = ["uniform", "bernoulli", "sans"]
+SAMPLER_ORDER = ["uniform", "bernoulli", "sans", "1vsall", "kvsall"]
 SKIP_FILES = {"summary.json"}
 
 
@@ -63,16 +63,25 @@ def load_results(directory) -> List[Dict[str, Any]]:
         except ConfigError as e:
             print(f"warning: skipping {path}: unreadable configuration ({e})", file=sys.stderr)
             continue
+        if _against(cfg) != str(cfg["sampler"]).lower():  # no sampler or loss: their options do not apply
+            cfg = {k: (None if ALIASES[k].path.startswith(("sampler.", "loss.")) else v) if k in ALIASES else v
+                   for k, v in cfg.items()}
         dataset = Path(cfg["train"]).parent.name if cfg.get("train") else str(cfg["dataset"]).lower()
         records.append({
             "path": str(path), "config": cfg, "dataset": dataset,
             "encoder": str(cfg.get("encoder", "lookup")).lower(), "model": str(cfg["model"]).lower(),
-            "sampler": str(cfg["sampler"]).lower(), "dim": int(cfg["dim"]), "seed": int(cfg["seed"]),
+            "sampler": _against(cfg), "dim": int(cfg["dim"]), "seed": int(cfg["seed"]),
             "emu": bool(cfg["emu"]), "mrr": float(real["mrr"]), "hits@1": float(real["hits@1"]),
             "validations": [(int(v["step"]), float(v["valid_mrr"])) for v in data.get("validations") or []
                             if isinstance(v, dict) and "step" in v and "valid_mrr" in v],
         })
     return records
+
+
+def _against(cfg: Dict[str, Any]) -> str:
+    """The sampler, or the all-entity regime in its place (1vsAll and KvsAll draw no negatives)."""
+    regime = str(cfg.get("regime", "negative_sampling")).lower()
+    return str(cfg["sampler"]).lower() if regime == "negative_sampling" else regime
 
 
 def _rank(order: Sequence[str], value: Any) -> Tuple[int, Any]:

@@ -182,19 +182,23 @@ def _view(cfg: RunConfig) -> Dict[str, Any]:
 
 
 def run_id(cfg: RunConfig, axes: Sequence[str] = ()) -> str:
-    """``<dataset>[-<encoder>]-<model>-<sampler>-<emu|plain>-d<dim>-s<seed>[-<key><value>...]``.
+    """``<dataset>[-<encoder>]-<model>-<sampler|regime>[-rec]-<emu|plain>-d<dim>-s<seed>[-<key><value>...]``.
 
-    The encoder is left out for lookup tables; axes other than dataset, encoder, model, sampler,
-    emu, dim and seed add ``<key><value>`` parts (e.g. ``lr0.05``).
+    The encoder is left out for lookup tables; an all-entity regime (``1vsall``, ``kvsall``)
+    takes the sampler's place, and reciprocal relations add ``rec``; axes other than dataset,
+    encoder, model, sampler, regime, reciprocal, emu, dim and seed add ``<key><value>`` parts
+    (e.g. ``lr0.05``).
     """
     data = cfg.data
     dataset = Path(data.train).parent.name if data.train else _canonical("dataset", data.dataset)
     parts = [dataset]
     if cfg.encoder.name != "lookup":
         parts.append(cfg.encoder.name)
-    parts += [cfg.model.name, cfg.sampler.name, "emu" if cfg.emu_enabled else "plain",
-              f"d{cfg.model.options['dim']}", f"s{cfg.seed}"]
-    covered = {"dataset", "train", "encoder", "model", "sampler", "emu", "dim", "seed"}
+    parts += [cfg.model.name, cfg.sampler.name if cfg.regime.name == "negative_sampling" else cfg.regime.name]
+    if cfg.regime.options["reciprocal"]:
+        parts.append("rec")
+    parts += ["emu" if cfg.emu_enabled else "plain", f"d{cfg.model.options['dim']}", f"s{cfg.seed}"]
+    covered = {"dataset", "train", "encoder", "model", "sampler", "regime", "reciprocal", "emu", "dim", "seed"}
     view = _view(cfg)
     for key in axes:
         if key not in covered:

@@ -16,7 +16,7 @@ from ..registry import Registry
 from ..rng import GeneratorPool, Stochastic
 from ..typing import Tensor
 
-__all__ = ["EmbeddingMutation", "EmbeddingMixup", "MUTATIONS", "bernoulli_mask", "mutate"]
+__all__ = ["EmbeddingMutation", "EmbeddingMixup", "SoftLabelsOnly", "MUTATIONS", "bernoulli_mask", "mutate"]
 
 
 def bernoulli_mask(shape: Sequence[int], p: float, generator: torch.Generator,
@@ -270,3 +270,31 @@ class EmbeddingMixup(Stochastic, nn.Module):
 
     def forward(self, pos: Tensor, neg: Tensor) -> Tensor:
         return self.mutate(pos, neg)[0]
+
+
+@MUTATIONS.register("smoothing")
+class SoftLabelsOnly(nn.Module):
+    r"""The label-smoothing-only control: EMU's loss on the **un-mutated** negatives.
+
+    The negatives pass through unchanged, so the EMU loss becomes
+    :math:`\tfrac1K \mathrm{CE}_{soft}(S_{plain}, [1, q, \dots, q]) + c\,\mathrm{CE}(S_{plain}, \mathbf 1_0)`:
+    the soft labels without the mutation. Comparing it with EMU tells whether a gain comes from
+    the mutated embeddings or from the labels alone (the published code has this ablation).
+
+    Shapes: pos ``(B, 1, d)``, neg ``(B, K, d)``; returns ``neg`` itself.
+
+    Examples
+    --------
+    >>> neg = torch.zeros(2, 4, 3)
+    >>> out, labels = SoftLabelsOnly().mutate(torch.ones(2, 1, 3), neg)
+    >>> out is neg, labels
+    (True, None)
+    """
+
+    def forward(self, pos: Tensor, neg: Tensor) -> Tensor:
+        return neg
+
+    def mutate(self, pos: Tensor, neg: Tensor, rows: Optional[Tuple[int, slice]] = None
+               ) -> Tuple[Tensor, Optional[Tensor]]:
+        """``neg`` unchanged, and ``None``: the loss's fixed negative label applies."""
+        return neg, None

@@ -98,7 +98,8 @@ def build_objective(cfg: RunConfig, model: KGEModel) -> Objective:
         return Objective(model, plain, None, reg)
     mutation = _make(MUTATIONS, cfg, "emu", {"seed": cfg.seed + SEED_OFFSETS["emu"]})
     opts = cfg.emu.options
-    return Objective(model, EMULoss(opts["negative_label"], opts["plain_weight"], plain), mutation, reg)
+    return Objective(model, EMULoss(opts["negative_label"], opts["plain_weight"], plain), mutation, reg,
+                     separate_negatives=opts["separate_negatives"])
 
 
 def build_schedule(cfg: RunConfig) -> OptimizerSchedule:
@@ -125,12 +126,15 @@ def build_batches(cfg: RunConfig, graph) -> BatchStrategy:
 
 
 def default_output(cfg: RunConfig) -> Path:
-    """``runs/<dataset>-[<encoder>-]<model>-<sampler>-<emu variant|plain>-d<dim>-s<seed>``."""
+    """``runs/<dataset>-[<encoder>-]<model>-<sampler|regime>[-rec]-<emu variant|plain>-d<dim>-s<seed>``
+    (an all-entity regime in the sampler's place; ``rec``: reciprocal relations)."""
     name = Path(cfg.data.train).parent.name if cfg.data.train else cfg.data.dataset
     enc = "" if cfg.encoder.name == "lookup" else f"{cfg.encoder.name}-"
     emu = "plain" if cfg.emu.name == NONE else cfg.emu.name
     dim = cfg.model.options["dim"]
-    return Path("runs") / f"{name}-{enc}{cfg.model.name}-{cfg.sampler.name}-{emu}-d{dim}-s{cfg.seed}"
+    against = cfg.sampler.name if cfg.regime.name == "negative_sampling" else cfg.regime.name
+    rec = "-rec" if cfg.regime.options["reciprocal"] else ""
+    return Path("runs") / f"{name}-{enc}{cfg.model.name}-{against}{rec}-{emu}-d{dim}-s{cfg.seed}"
 
 
 

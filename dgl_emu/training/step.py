@@ -72,7 +72,7 @@ class StepLoss(nn.Module):
                 mine = rows[local]
                 loss = self.regime.loss(model, reps, mine, target)
                 reg = self.objective.regularizer
-                if reg is not None and reg.weight:
+                if reg is not None and reg.weight and not reg.whole_tables:
                     loss = loss + reg(*self.regime.regularized(reps, mine, target))
             else:
                 gather = gather or self.batches.gatherer(model, generator)
@@ -82,6 +82,9 @@ class StepLoss(nn.Module):
             total = part if total is None else total + part
         if total is None:  # no row on this rank: a zero that still reaches every parameter
             total = sum(p.sum() * 0.0 for p in self.objective.parameters() if p.requires_grad)
+        reg = self.objective.regularizer
+        if reg is not None and reg.weight and reg.whole_tables:  # once per step, on every rank alike
+            total = total + reg(*model.encoder.tables())
         return total
 
 
@@ -101,14 +104,24 @@ class Objective(nn.Module):
         EMU layer applied to the negatives' embeddings.
     regularizer : LpRegularizer, optional
         Applied to the positives' ``h``, ``r``, ``t`` embeddings.
+    separate_negatives : bool
+        The reference's uniform protocol: the plain and the EMU score matrices each get their own
+        ``K`` negatives. The trainer then draws ``2K`` per positive (two independent draws), the
+        first ``K`` for the plain pass and the last ``K`` for the mutated ones; ``False``: both
+        passes share one draw of ``K``.
     """
 
     def __init__(self, model: KGEModel, loss: Union[Loss, EMULoss],
-                 mutation: Optional[Mutation] = None, regularizer: Optional[LpRegularizer] = None):
+                 mutation: Optional[Mutation] = None, regularizer: Optional[LpRegularizer] = None,
+                 separate_negatives: bool = False):
         super().__init__()
         if (mutation is not None) != isinstance(loss, EMULoss):
             raise ValueError("EMULoss goes with a mutation layer, and a mutation layer needs EMULoss")
+        if separate_negatives and mutation is None:
+            raise ValueError("separate_negatives splits the negatives between the plain and the EMU pass: "
+                             "it needs a mutation layer")
         self.model, self.loss, self.mutation, self.regularizer = model, loss, mutation, regularizer
+        self.separate_negatives = bool(separate_negatives)
 
     def forward(self, reps: Representations, hrt: Tensor, negatives: Tensor, target: Target) -> Tensor:
         """Scalar loss of ``hrt (B, 3)`` with ``negatives (B, K)`` on ``target``."""
@@ -120,13 +133,18 @@ class Objective(nn.Module):
         ``rows = (n, part)``: the embeddings are rows ``part`` of an ``n``-row batch (a
         data-parallel rank's part); EMU's random draws are made for the whole batch.
         """
+        g_emu = g
+        if self.separate_negatives:  # (B, 2K): the plain pass's K, then the EMU pass's own K
+            half = g.neg.shape[1] // 2
+            g, g_emu = g._replace(neg=g.neg[:, :half]), g._replace(neg=g.neg[:, half:])
         plain = self.model.score_plain(g, target)
         if self.mutation is None:
             loss = self.loss(plain)
         else:
-            mutated, labels = self.mutation.mutate(g.pos, g.neg, rows)
-            emu = torch.cat([plain[:, :1], self.model.score_gathered(g, mutated, target)], dim=1)
+            mutated, labels = self.mutation.mutate(g_emu.pos, g_emu.neg, rows)
+            emu = plain if mutated is g.neg else torch.cat(  # un-mutated (soft labels only): same scores
+                [plain[:, :1], self.model.score_gathered(g_emu, mutated, target)], dim=1)
             loss = self.loss(emu, plain, labels)
-        if self.regularizer is not None and self.regularizer.weight:
+        if self.regularizer is not None and self.regularizer.weight and not self.regularizer.whole_tables:
             loss = loss + self.regularizer(g.anchor, g.relation, g.pos)
         return loss

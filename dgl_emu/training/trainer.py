@@ -109,6 +109,10 @@ class Trainer:
         if max_grad_norm is not None and self.model.encoder.sparse_parameters():
             raise ValueError("gradient clipping needs dense gradients; these lookup tables are sparse "
                              "(set encoder.sparse to false)")
+        reg = objective.regularizer
+        if reg is not None and reg.weight and reg.whole_tables and self.model.encoder.sparse_parameters():
+            raise ValueError("a whole-table regulariser changes every row each step; these lookup tables are "
+                             "sparse (set encoder.sparse to false)")
         self.max_grad_norm = max_grad_norm
         self.shard = shard or Shard()
         self.regime = regime if regime is not None and regime.all_entities else None
@@ -170,7 +174,10 @@ class Trainer:
             sides = ([(Target.TAIL, hrt)] if self.reciprocal
                      else split_by_side(hrt, self.step, self.sampler, self.generator))
             for target, rows in sides:
-                parts.append((target, rows, self.sampler(rows, target), self.shard.part(len(rows))))
+                negatives = self.sampler(rows, target)
+                if self.objective.separate_negatives:  # a second, independent draw for the EMU pass
+                    negatives = torch.cat([negatives, self.sampler(rows, target)], 1)
+                parts.append((target, rows, negatives, self.shard.part(len(rows))))
         total = self.parallel(parts, self.generator, len(hrt), self.shard)
         loss = self.parallel.mean(float(total.detach()))
         if not math.isfinite(loss):

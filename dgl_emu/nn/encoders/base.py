@@ -50,6 +50,11 @@ class Encoder(nn.Module):
         """The parameters that receive sparse (row) gradients (empty unless :attr:`sparse`)."""
         return []
 
+    def tables(self) -> list:
+        """The embedding tables: entity ``(E, d)`` and relation ``(R', d_r)`` (a GNN's input
+        embeddings), as whole-table regularisers see them."""
+        return [self.entity, self.relation]
+
     def forward(self, graph=None, features: Optional[Tensor] = None,
                 norms: Optional[Sequence[Tensor]] = None) -> Representations:  # pragma: no cover
         raise NotImplementedError
