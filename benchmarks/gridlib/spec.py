@@ -68,10 +68,15 @@ def norm(value: Any) -> str:
     return str(value).strip().lower()
 
 
+#: a run configuration file (path relative to the repository root) under a run's other fields
+CONFIG_KEY = "config"
+
+
 def _known(key: str) -> bool:
-    """A flat alias (``num_negatives``), a dotted path (``sampler.k``) or a section
-    (``encoder: {name: rgcn, ...}``); values are checked when the grid is expanded."""
-    return key in ALIASES or "." in str(key) or key in COMPONENTS or key in PLAIN
+    """A flat alias (``num_negatives``), a dotted path (``sampler.k``), a section
+    (``encoder: {name: rgcn, ...}``) or :data:`CONFIG_KEY`; values are checked when the grid is
+    expanded."""
+    return key in ALIASES or "." in str(key) or key in COMPONENTS or key in PLAIN or key == CONFIG_KEY
 
 
 def _check_fields(path: Path, where: str, mapping: Any, *, allow_reserved: bool = False) -> Dict[str, Any]:
@@ -181,13 +186,30 @@ def _view(cfg: RunConfig) -> Dict[str, Any]:
     return {**cfg.flat(), **cfg.aliased()}
 
 
+def _layers(path: Path, merged: Dict[str, Any]) -> List[Dict[str, Any]]:
+    """A run's configuration layers: its ``config`` file (if any), then the grid's fields."""
+    fields = dict(merged)
+    file = fields.pop(CONFIG_KEY, None)
+    if file is None:
+        return [_resolve_paths(fields)]
+    where = REPO / file
+    try:
+        data = yaml.safe_load(where.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as e:
+        raise GridError(f"{path}: config: cannot read {file} ({e})") from None
+    if not isinstance(data, dict):
+        raise GridError(f"{path}: config: {file} is not a mapping of options")
+    return [_resolve_paths(data), _resolve_paths(fields)]
+
+
 def run_id(cfg: RunConfig, axes: Sequence[str] = ()) -> str:
-    """``<dataset>[-<encoder>]-<model>-<sampler|regime>[-rec]-<emu|plain>-d<dim>-s<seed>[-<key><value>...]``.
+    """``<dataset>[-<encoder>]-<model>-<sampler|regime>[-rec]-<emu|variant|plain>[-2draws]-d<dim>-s<seed>[-<key><value>...]``.
 
     The encoder is left out for lookup tables; an all-entity regime (``1vsall``, ``kvsall``)
-    takes the sampler's place, and reciprocal relations add ``rec``; axes other than dataset,
-    encoder, model, sampler, regime, reciprocal, emu, dim and seed add ``<key><value>`` parts
-    (e.g. ``lr0.05``).
+    takes the sampler's place, and reciprocal relations add ``rec``; EMU variants other than the
+    mutation are named (``mixup``, ``smoothing``), and ``2draws`` marks separate negatives for
+    the EMU pass; axes other than dataset, encoder, model, sampler, regime, reciprocal, emu,
+    mutation, separate_negatives, dim and seed add ``<key><value>`` parts (e.g. ``lr0.05``).
     """
     data = cfg.data
     dataset = Path(data.train).parent.name if data.train else _canonical("dataset", data.dataset)
@@ -197,8 +219,15 @@ def run_id(cfg: RunConfig, axes: Sequence[str] = ()) -> str:
     parts += [cfg.model.name, cfg.sampler.name if cfg.regime.name == "negative_sampling" else cfg.regime.name]
     if cfg.regime.options["reciprocal"]:
         parts.append("rec")
-    parts += ["emu" if cfg.emu_enabled else "plain", f"d{cfg.model.options['dim']}", f"s{cfg.seed}"]
-    covered = {"dataset", "train", "encoder", "model", "sampler", "regime", "reciprocal", "emu", "dim", "seed"}
+    if not cfg.emu_enabled:
+        parts.append("plain")
+    else:
+        parts.append("emu" if cfg.emu.name == "mutation" else cfg.emu.name)
+        if cfg.emu.options.get("separate_negatives"):
+            parts.append("2draws")
+    parts += [f"d{cfg.model.options['dim']}", f"s{cfg.seed}"]
+    covered = {"dataset", "train", "encoder", "model", "sampler", "regime", "reciprocal", "emu", "mutation",
+               "separate_negatives", "dim", "seed"}
     view = _view(cfg)
     for key in axes:
         if key not in covered:
@@ -263,8 +292,9 @@ def expand(grid: Grid, *, work_dir: Optional[Path] = None, results_dir: Optional
                                             f"{origin[field]} ({extra[field]!r}) for run {label}")
                         extra[field], origin[field] = v, f"per_value.{key}.{value}.{field}"
         merged.update(extra)
+        layers = _layers(grid.path, merged)
         try:
-            cfg = RunConfig.from_dict(_resolve_paths(merged))
+            cfg = RunConfig.from_dict(*layers)
         except ConfigError as e:
             raise GridError(f"{grid.path}: run {label}: {e}") from None
         except (TypeError, ValueError) as e:  # e.g. dim: "abc"

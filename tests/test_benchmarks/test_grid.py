@@ -514,3 +514,37 @@ def test_dimension_plot_needs_one_series_at_two_dimensions(aggregate, tmp_path):
     atomic_write_json(res / "c.json", _metrics(RunConfig(dataset="umls", model="distmult", emu=True, dim=100), 0.6, 0.3))
     summary, _ = aggregate.aggregate(res)
     assert (res / "dimension.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_new_grids_expand_with_config_files_and_shared_runs(run_grid, tmp_path):
+    """p2-published reads the shipped paper configurations under its own fields; the grids whose
+    runs are shared with p1-shallow / p2-large give those runs the same ids and configurations."""
+    p2 = {r.run_id: r.config for r in run_grid.expand(run_grid.load_grid(GRIDS / "p2-published.yaml"),
+                                                        work_dir=tmp_path)}
+    base = p2["fb15k-237-distmult-uniform-plain-d100-s0"]
+    assert (base.regularizer.name, base.get("regularizer.weight"), base.get("regularizer.p")) == ("table", 1e-5, 3.0)
+    assert base.training.steps == 20000 and base.training.batch_size == 1000   # the grid's budget wins
+    assert p2["wn18rr-rotate-uniform-plain-d100-s0"].get("regularizer.weight") == 1e-3
+    assert p2["wn18rr-rotate-uniform-plain-d100-s0"].get("optimizer.lr") == 0.05
+    emu = p2["fb15k-237-distmult-uniform-emu-d100-s0"]
+    large = {r.run_id: r.config for r in run_grid.expand(run_grid.load_grid(GRIDS / "p2-large.yaml"),
+                                                           work_dir=tmp_path)}
+    assert emu.flat() | {"output": None} == large["fb15k-237-distmult-uniform-emu-d100-s0"].flat() | {"output": None}
+    shallow = {r.run_id: r.config.flat() | {"output": None}
+               for r in run_grid.expand(run_grid.load_grid(GRIDS / "p1-shallow.yaml"), work_dir=tmp_path)}
+    for name, shared in (("p1-regimes", 36), ("p1-controls", 18)):
+        runs = run_grid.expand(run_grid.load_grid(GRIDS / f"{name}.yaml"), work_dir=tmp_path)
+        same = [r for r in runs if r.run_id in shallow]
+        assert len(same) == shared and all(r.config.flat() | {"output": None} == shallow[r.run_id] for r in same)
+    controls = {r.run_id: r.config for r in run_grid.expand(run_grid.load_grid(GRIDS / "p1-controls.yaml"),
+                                                              work_dir=tmp_path)}
+    assert controls["umls-complex-uniform-emu-2draws-d100-s1"].emu.options["separate_negatives"] is True
+    assert controls["codex-s-distmult-uniform-smoothing-d100-s2"].emu.name == "smoothing"
+
+
+def test_unreadable_config_file_names_the_grid(run_grid, tmp_path):
+    grid = tmp_path / "g.yaml"
+    grid.write_text("name: g\nbase: {config: no/such/file.yaml, steps: 2}\naxes: {seed: [0]}\n")
+    with pytest.raises(run_grid.GridError) as err:
+        run_grid.expand(run_grid.load_grid(grid), work_dir=tmp_path)
+    assert str(err.value).startswith(f"{grid}: config: cannot read no/such/file.yaml")
