@@ -164,14 +164,14 @@ class KGEModel(nn.Module):
                         pos=F.embedding(hrt[:, c:c + 1], reps.entity),
                         neg=F.embedding(negatives, reps.entity))
 
-    @staticmethod
-    def _gather_rows(reps: Representations, hrt: Tensor, negatives: Tensor, c: int, o: int) -> Gathered:
+    def _gather_rows(self, reps: Representations, hrt: Tensor, negatives: Tensor, c: int, o: int) -> Gathered:
         """The sparse path: each distinct entity row is looked up once, so the table's gradient is
-        a coalesced sparse tensor of ``U`` distinct rows (``U <= min(E, B (K + 2))``)."""
+        a coalesced sparse tensor of ``U`` distinct rows (``U <= min(E, B (K + 2))``); sharded
+        tables pull those rows from their servers."""
         B, K = negatives.shape
         ids = torch.cat([hrt[:, o], hrt[:, c], negatives.reshape(-1)])
-        unique, inverse = distinct_rows(ids, reps.entity.shape[0])
-        rows = gather_rows(reps.entity, unique)  # (U, d); the lookups below are dense within it
+        unique, inverse = distinct_rows(ids, self.encoder.num_entities)
+        rows = self.encoder.entity_rows(unique)  # (U, d); the lookups below are dense within it
         return Gathered(anchor=F.embedding(inverse[:B].unsqueeze(1), rows),
                         relation=F.embedding(hrt[:, 1:2], reps.relation, sparse=True),
                         pos=F.embedding(inverse[B:2 * B].unsqueeze(1), rows),

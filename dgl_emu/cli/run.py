@@ -40,30 +40,57 @@ def launch(nproc: int, argv: list) -> int:
     return subprocess.call(cmd, env=env)
 
 
+#: options of the launcher, not passed on to the workers it starts
+LAUNCH_OPTIONS = ("--nproc", "--part-config", "--ip-config", "--num-trainers", "--num-servers", "--machine-rank")
+
+
 def _worker_argv() -> list:
-    """This command's arguments after ``run``, without ``--nproc``."""
+    """This command's arguments after ``run``, without the launch options."""
     import sys
     argv = sys.argv[sys.argv.index("run") + 1:]
     out, skip = [], False
     for a in argv:
         if skip:
             skip = False
-        elif a == "--nproc":
+        elif a in LAUNCH_OPTIONS:
             skip = True
-        elif not a.startswith("--nproc="):
+        elif not a.startswith(tuple(f"{o}=" for o in LAUNCH_OPTIONS)):
             out.append(a)
     return out
+
+
+def _launch_sharded(ctx, part_config, ip_config, num_trainers, num_servers, machine_rank) -> None:
+    from ..sharded.launch import launch as launch_sharded
+    if ip_config is None:
+        raise click.UsageError("--part-config needs --ip-config (the machines, one 'IP [PORT]' line each)", ctx)
+    try:
+        code = launch_sharded(_worker_argv(), part_config, ip_config, num_trainers=num_trainers,
+                              num_servers=num_servers, machine_rank=machine_rank)
+    except (ValueError, FileNotFoundError) as e:
+        raise click.UsageError(str(e), ctx) from None
+    ctx.exit(code)
 
 
 @click.command()
 @click.option("--nproc", type=click.IntRange(min=1), default=1, show_default=True,
               help="Data-parallel processes on this machine (torchrun; see the docs' Scaling up page).")
+@click.option("--part-config", type=click.Path(dir_okay=False, exists=True),
+              help="Sharded embeddings: DGL partition configuration from 'dgl-emu partition'.")
+@click.option("--ip-config", type=click.Path(dir_okay=False, exists=True),
+              help="Sharded embeddings: the machines, one 'IP [PORT]' line each (partition i on line i).")
+@click.option("--num-trainers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Sharded embeddings: trainer processes on this machine.")
+@click.option("--num-servers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Sharded embeddings: store servers on this machine.")
+@click.option("--machine-rank", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Sharded embeddings: this machine's line in --ip-config.")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False, exists=True),
               help="YAML file of options (sections or flat names); command-line options override it.")
 @click.option("--fresh", is_flag=True, help="Start over even if the run directory holds a checkpoint.")
 @run_options
 @click.pass_context
-def run(ctx, nproc, config_file, fresh, set_values, **options):
+def run(ctx, nproc, part_config, ip_config, num_trainers, num_servers, machine_rank, config_file, fresh,
+        set_values, **options):
     """Train (with EMU by default), validate, keep the best checkpoint and report test metrics.
 
     With no arguments it trains RotatE with EMU on a small generated KG in well under a minute.
@@ -71,6 +98,12 @@ def run(ctx, nproc, config_file, fresh, set_values, **options):
     ``sampler.num_negatives``); ``--set PATH=VALUE`` reaches every other option.
     """
     import os
+    from ..sharded.context import PART_CONFIG_ENV
+    if part_config is not None and PART_CONFIG_ENV not in os.environ:
+        if nproc > 1:
+            raise click.UsageError("--nproc (data-parallel) and --part-config (sharded) exclude each other; "
+                                   "use --num-trainers with --part-config", ctx)
+        _launch_sharded(ctx, part_config, ip_config, num_trainers, num_servers, machine_rank)
     if nproc > 1 and "WORLD_SIZE" not in os.environ:
         ctx.exit(launch(nproc, _worker_argv()))
     given = given_options(ctx, options)

@@ -10,7 +10,7 @@ import time
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence
 
 import torch
 
@@ -23,8 +23,9 @@ from ..training.callbacks import TensorBoardLogger
 from ..training.checkpoint import LAST, CheckpointError, load_checkpoint, save_atomic
 from ..training.distributed import Shard, gather_objects, shard_from_env
 from ..utils import atomic_write_json, atomic_write_text, tune_cpu_allocator
-from .builders import (build_batches, build_evaluator, build_model, build_objective, build_regime, build_sampler,
-                       build_schedule, default_output, device_of, load_graph, training_graph)
+from ..sharded.context import ShardedContext
+from .builders import build_evaluator, build_model, default_output, device_of, load_graph, training_graph
+from .setup import Setup, local_setup
 from .rundir import RunDirectory
 
 __all__ = ["run", "RunResult", "RunInterrupted", "RunDiverged", "evaluate", "load_run", "TEST_SIGNAL_ENV"]
@@ -127,7 +128,7 @@ def _divergence(err: Exception, watch: _Watch, cfg: RunConfig, out: Path) -> str
 
 
 def run(cfg: RunConfig, *, resume: bool = True,
-        notify: Optional[Callable[[str], None]] = None) -> RunResult:
+        notify: Optional[Callable[[str], None]] = None, callbacks: Sequence[Callback] = ()) -> RunResult:
     """Train and evaluate ``cfg``; write the run directory; resume an unfinished run.
 
     The run directory holds ``config.yaml`` (resolved), ``log.jsonl`` (per step),
@@ -135,6 +136,9 @@ def run(cfg: RunConfig, *, resume: bool = True,
     ``curve.png``. Everything is built before anything is written, so a bad option or data file
     leaves the directory as it was. ``resume=False`` starts over (see :class:`RunDirectory`).
     ``notify`` receives one-line progress messages (resumed step, data report).
+    ``callbacks`` are added after the run's own (logs, early stopping); their
+    :meth:`~dgl_emu.training.Callback.state_dict` is saved in ``last.pt`` and restored on resume
+    (e.g. :mod:`dgl_emu.tuning` reports each validation to Optuna and stops pruned trials).
 
     Raises
     ------
@@ -148,25 +152,22 @@ def run(cfg: RunConfig, *, resume: bool = True,
     cfg.validate()
     tune_cpu_allocator()
     device = device_of(cfg)
-    shard = shard_from_env(device)
+    sharded = ShardedContext.from_env(cfg)  # DGL's store first, then torch.distributed
+    shard = sharded.shard if sharded is not None else shard_from_env(device)
     say = (notify or log.info) if shard.main else (lambda message: None)
     out = Path(cfg.output) if cfg.output else default_output(cfg)
     rundir = RunDirectory(out)
     action = rundir.check(cfg, fresh=not resume) if shard.main else None
     started = time.perf_counter()
     kg = load_graph(cfg)
-    model = build_model(cfg, kg).to(device)
-    graph = training_graph(model, kg, device)
-    batches, objective, regime = build_batches(cfg, graph), build_objective(cfg, model), build_regime(cfg)
-    sampler = None if regime.all_entities else build_sampler(cfg, kg)
-    schedule = build_schedule(cfg)
+    setup = sharded.setup(cfg, kg) if sharded is not None else local_setup(cfg, kg, device, shard)
     for split, report in kg.reports.items():
         say(f"data: {split}: {report.summary()}")
     valid = "valid" if "valid" in kg.splits else None
     evaluator = build_evaluator(cfg, kg)
 
     def validate(m: KGEModel) -> float:
-        return evaluate(m, kg, valid, device=device, graph=graph, evaluator=evaluator, shard=shard).get("mrr")
+        return setup.evaluate(m, valid, evaluator).get("mrr")
 
     if shard.main:
         rundir.prepare(action)
@@ -175,21 +176,23 @@ def run(cfg: RunConfig, *, resume: bool = True,
         atomic_write_text(out / "config.yaml", cfg.to_yaml())
     action = gather_objects(action, shard)[0]  # every rank follows rank 0 (and waits for it)
     watch = _Watch(rundir)
+    extra = list(callbacks)
     callbacks = ([JsonLinesLogger(out / "log.jsonl"), TensorBoardLogger(out / "tensorboard"), watch]
                  if shard.main else [])
     if cfg.training.patience:
         callbacks.append(EarlyStopping(cfg.training.patience))
-    trainer = Trainer(objective, sampler, kg.splits["train"], num_steps=cfg.training.steps,
-                      batch_size=cfg.training.batch_size, optimizer=schedule, batches=batches,
-                      device=device, seed=cfg.seed, validate=validate if valid else None,
+    callbacks.extend(extra)
+    trainer = Trainer(setup.objective, setup.sampler, setup.train, num_steps=cfg.training.steps,
+                      batch_size=setup.batch_size, optimizer=setup.schedule, batches=setup.batches,
+                      device=device, seed=setup.seed, validate=validate if valid else None,
                       eval_every=cfg.training.eval_every, run_dir=out if shard.main else None,
                       callbacks=callbacks, progress=cfg.progress and shard.main,
                       max_grad_norm=cfg.optimizer.options["max_grad_norm"], shard=shard,
-                      regime=regime, reciprocal=cfg.regime.options["reciprocal"])
+                      regime=setup.regime, reciprocal=cfg.regime.options["reciprocal"])
     if action == "resume" and trainer.resume(out / LAST):
         say(f"resumed {out} at step {trainer.step} of {cfg.training.steps}")
     _fit(trainer, rundir, watch, cfg, out)
-    return _finish(cfg, kg, model, graph, trainer, out, device, time.perf_counter() - started, evaluator)
+    return _finish(cfg, kg, setup, trainer, out, device, time.perf_counter() - started, evaluator)
 
 
 def _fit(trainer: Trainer, rundir: RunDirectory, watch: _Watch, cfg: RunConfig, out: Path) -> None:
@@ -210,10 +213,10 @@ def _fit(trainer: Trainer, rundir: RunDirectory, watch: _Watch, cfg: RunConfig, 
         raise RunInterrupted(out, trainer.step, path)
 
 
-def _finish(cfg: RunConfig, kg: KnowledgeGraph, model: KGEModel, graph, trainer: Trainer, out: Path,
+def _finish(cfg: RunConfig, kg: KnowledgeGraph, setup: Setup, trainer: Trainer, out: Path,
             device: torch.device, overhead: float, evaluator) -> RunResult:
     """Best weights, final evaluation, ``metrics.json`` and the curve."""
-    shard = trainer.shard
+    shard, model = trainer.shard, setup.model
     if trainer.best_step is None and shard.main:  # no validation split: the final weights are "best"
         save_atomic(out / "best.pt", {"model": model.state_dict(), "step": trainer.step, "valid_mrr": None})
     gather_objects(None, shard)  # the other ranks wait for best.pt
@@ -226,9 +229,7 @@ def _finish(cfg: RunConfig, kg: KnowledgeGraph, model: KGEModel, graph, trainer:
                "dataset": kg.statistics(), "data": kg.load_report()}
     for split in ("valid", "test"):
         if split in kg.splits:
-            res = evaluate(model, kg, split, device=device, graph=graph, progress=cfg.progress and shard.main,
-                           evaluator=evaluator, shard=shard)
-            metrics[split] = res.metrics()
+            metrics[split] = setup.evaluate(model, split, evaluator, cfg.progress and shard.main).metrics()
     # fit time over every invocation, plus this invocation's set-up and final evaluation
     metrics["wall_seconds"] = trainer.fit_seconds + overhead + (time.perf_counter() - started)
     metrics["world_size"] = shard.world_size

@@ -65,6 +65,14 @@ def trainer_state(trainer: "Trainer") -> dict:
     }
 
 
+def rank_state(trainer: "Trainer") -> dict:
+    """What differs between the ranks of sharded training: each rank's generators and data order."""
+    return {"rng": {"trainer": trainer.generator.get_state(),
+                    "sampler": trainer.sampler.rng_state() if trainer.sampler is not None else None,
+                    "objective": rng_states(trainer.objective)},
+            "perm": trainer.perm, "cursor": trainer.cursor}
+
+
 def _rng_of_v01(state: dict) -> dict:
     """The ``rng`` entry of a checkpoint written by dgl-emu 0.1 (separate keys per component)."""
     objective = {f"model.{name}" if name else "model": s for name, s in state.get("module_rng", {}).items()}
@@ -77,10 +85,11 @@ def restore_trainer_state(trainer: "Trainer", state: dict) -> None:
     """The inverse of :func:`trainer_state` (also reads dgl-emu 0.1 checkpoints)."""
     trainer.step = state["step"]
     trainer.model.load_state_dict(state["model"])
-    trainer.optimizer = trainer.schedule.build(trainer.model.parameters(), trainer.step,
-                                                  trainer.model.encoder.sparse_parameters())
+    trainer.optimizer = trainer.build_optimizer(trainer.step)
     if trainer.schedule.phase(trainer.step) == trainer.schedule.phase(max(trainer.step - 1, 0)):
         trainer.optimizer.load_state_dict(state["optimizer"])  # else: a fresh optimiser starts here
+    if state.get("ranks"):  # sharded training: this rank's own generators and data order
+        state = {**state, **state["ranks"][trainer.shard.rank]}
     rng = state["rng"] if "rng" in state else _rng_of_v01(state)
     trainer.generator.set_state(rng["trainer"])
     if trainer.sampler is not None:

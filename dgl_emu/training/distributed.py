@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any, List, Optional, Sequence
+from typing import Any, List, Sequence
 
 import torch
 import torch.distributed as dist
@@ -36,6 +36,9 @@ class Shard:
 
     rank: int = 0
     world_size: int = 1
+    #: ``True``: every rank draws the global batch and takes its part (data-parallel);
+    #: ``False``: every rank draws its own batch from its own triples (sharded training)
+    splits_batches: bool = True
 
     @property
     def main(self) -> bool:
@@ -47,9 +50,23 @@ class Shard:
         """More than one rank."""
         return self.world_size > 1
 
+    @property
+    def shares_batches(self) -> bool:
+        """Several ranks take parts of one global batch."""
+        return self.distributed and self.splits_batches
+
     def part(self, n: int) -> slice:
-        """The contiguous rows of ``n`` that this rank takes."""
+        """The contiguous rows of ``n`` that this rank takes (all of them when batches are not
+        shared)."""
+        if not self.splits_batches:
+            return slice(0, n)
         return slice(n * self.rank // self.world_size, n * (self.rank + 1) // self.world_size)
+
+    def weight(self, rows: int, batch: int) -> float:
+        """The factor of a rank's mean loss over ``rows`` of a ``batch``: ``rows * W / batch``
+        when the ranks share the batch (averaging the gradients then gives the batch's mean),
+        else ``rows / batch``."""
+        return rows * (self.world_size if self.shares_batches else 1) / batch
 
 
 def shard_from_env(device: torch.device) -> Shard:
@@ -137,9 +154,3 @@ class DataParallel:
         t = torch.tensor([0.0 if finite else 1.0])
         dist.all_reduce(t)
         return float(t) == 0.0
-
-
-def part_weight(rows: int, total: int, batch: int, shard: Optional[Shard]) -> float:
-    """The factor of a rank's mean loss over ``rows`` of a part of ``total`` rows in a batch of
-    ``batch``: ``rows * W / batch`` (``total / batch`` in one process)."""
-    return (rows * (shard.world_size if shard else 1)) / batch

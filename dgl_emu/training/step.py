@@ -77,8 +77,8 @@ class StepLoss(nn.Module):
             else:
                 gather = gather or self.batches.gatherer(model, generator)
                 g = gather(rows[local], negatives[local], target)
-                loss = self.objective.loss_of(g, target, (len(rows), local) if shard.distributed else None)
-            part = loss * ((n * shard.world_size) / batch_size)
+                loss = self.objective.loss_of(g, target, (len(rows), local) if shard.shares_batches else None)
+            part = loss * shard.weight(n, batch_size)
             total = part if total is None else total + part
         if total is None:  # no row on this rank: a zero that still reaches every parameter
             total = sum(p.sum() * 0.0 for p in self.objective.parameters() if p.requires_grad)

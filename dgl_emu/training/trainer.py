@@ -13,9 +13,9 @@ from ..sampling.base import NegativeSampler
 from ..typing import Target, Tensor
 from .batching import BatchStrategy, FullGraphBatches
 from .callbacks import Callback
-from .checkpoint import BEST, LAST, load_checkpoint, save_atomic, trainer_state, restore_trainer_state
-from .optim import OptimizerSchedule
-from .distributed import DataParallel, Shard
+from .checkpoint import BEST, LAST, load_checkpoint, rank_state, restore_trainer_state, save_atomic, trainer_state
+from .optim import CombinedOptimizer, OptimizerSchedule
+from .distributed import DataParallel, Shard, gather_objects
 from .step import Objective, StepLoss, split_by_side
 
 __all__ = ["Trainer", "TrainingDivergedError"]
@@ -136,7 +136,7 @@ class Trainer:
         self.fit_seconds = 0.0  # wall time inside fit (steps, validations, checkpoints), over resumes
         self.perm = torch.empty(0, dtype=torch.long)
         self.cursor = 0
-        self.optimizer = self.schedule.build(self.model.parameters(), 0, self.model.encoder.sparse_parameters())
+        self.optimizer = self.build_optimizer(0)
 
     # ------------------------------------------------------------------ control
     def stop(self, reason: str) -> None:
@@ -189,6 +189,14 @@ class Trainer:
         self.optimizer.step()
         return loss
 
+    def build_optimizer(self, step: int):
+        """The optimiser of the schedule's phase at ``step``, with the encoder's row optimiser
+        (sharded tables) beside it when it has one."""
+        opt = self.schedule.build(self.model.parameters(), step, self.model.encoder.sparse_parameters())
+        name = self.schedule.switch_name if self.schedule.phase(step) else self.schedule.name
+        rows = self.model.encoder.row_optimizer(name, self.schedule.lr_at(step))
+        return opt if rows is None else CombinedOptimizer([opt, rows])
+
     def train_step(self) -> dict:
         """Draw the next batch, take one step and advance the counter; returns the step's record.
 
@@ -196,8 +204,7 @@ class Trainer:
         when the schedule says so.
         """
         if self.schedule.phase(self.step) != self.schedule.phase(max(self.step - 1, 0)):
-            self.optimizer = self.schedule.build(self.model.parameters(), self.step,
-                                                    self.model.encoder.sparse_parameters())
+            self.optimizer = self.build_optimizer(self.step)
         start = time.perf_counter()
         loss = self.training_step(self.next_batch())
         self.step += 1
@@ -260,11 +267,15 @@ class Trainer:
         restore_trainer_state(self, state)
 
     def save_checkpoint(self) -> Optional[Path]:
-        """Atomically write ``run_dir/last.pt``."""
+        """Atomically write ``run_dir/last.pt`` (in sharded training every rank takes part: its
+        generators and data order are gathered into rank 0's checkpoint)."""
+        ranks = None
+        if self.shard.distributed and not self.shard.splits_batches:
+            ranks = gather_objects(rank_state(self), self.shard)
         if self.run_dir is None:
             return None
         path = self.run_dir / LAST
-        save_atomic(path, self.state_dict())
+        save_atomic(path, {**self.state_dict(), "ranks": ranks})
         for cb in self.callbacks:
             cb.on_checkpoint(self)
         return path

@@ -50,6 +50,22 @@ class Encoder(nn.Module):
         """The parameters that receive sparse (row) gradients (empty unless :attr:`sparse`)."""
         return []
 
+    @property
+    def num_entities(self) -> int:
+        """``E``."""
+        return self.entity.shape[0]
+
+    def entity_rows(self, unique: Tensor) -> Tensor:
+        """``(U, d)`` rows ``unique`` (sorted, distinct) of the entity table with a sparse gradient
+        of those rows (the sparse path of :meth:`KGEModel.gather <dgl_emu.models.KGEModel.gather>`)."""
+        from ...models import gather_rows
+        return gather_rows(self.entity, unique)
+
+    def row_optimizer(self, name: str, lr: float):
+        """An optimiser of rows held outside this module's parameters (``None``: there are none;
+        sharded tables have one, see :mod:`dgl_emu.sharded`)."""
+        return None
+
     def tables(self) -> list:
         """The embedding tables: entity ``(E, d)`` and relation ``(R', d_r)`` (a GNN's input
         embeddings), as whole-table regularisers see them."""

@@ -1,0 +1,154 @@
+"""``dgl-emu partition``: a knowledge graph cut into DGL partitions for sharded training.
+
+The training triples become a homogeneous DGL graph (entities are nodes, each triple an edge
+``h -> t`` with its relation id in ``edata["relation"]``), cut by
+:func:`dgl.distributed.partition_graph` into ``N`` parts by METIS or at random. DGL renumbers the
+entities so that each partition's are contiguous; the maps between the two numberings are kept
+(``node_map.pt``) so that checkpoints are written, and evaluation is done, in the dataset's own
+numbering. The relation table is not partitioned: every trainer holds it whole.
+
+Files in the output folder: ``<name>.json`` (DGL's partition configuration, the ``--part-config``
+of ``dgl-emu run``), ``part<i>/`` (DGL), ``node_map.pt`` and ``dgl-emu.json`` (what was
+partitioned: the dataset, its sizes, the method).
+"""
+from __future__ import annotations
+
+import enum
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import torch
+
+from ..data import KnowledgeGraph
+from ..utils import atomic_write_json
+
+__all__ = ["PartitionMethod", "PartitionInfo", "partition_kg", "read_info", "read_partitions", "INFO_FILE"]
+
+#: metadata written next to DGL's partition configuration
+INFO_FILE = "dgl-emu.json"
+NODE_MAP = "node_map.pt"
+
+
+class PartitionMethod(enum.Enum):
+    """How entities are assigned to partitions."""
+
+    #: METIS (fewer triples cross partitions)
+    METIS = "metis"
+    #: uniformly at random
+    RANDOM = "random"
+
+
+@dataclass(frozen=True)
+class PartitionInfo:
+    """What a partition folder holds.
+
+    Attributes
+    ----------
+    graph_name : str
+        DGL's graph name (``<name>.json``).
+    dataset : str
+        The dataset (registered name, or the training file) that was partitioned.
+    num_entities, num_relations, num_triples : int
+        ``E``, ``R`` and training triples.
+    num_parts : int
+        Partitions.
+    method : str
+        :class:`PartitionMethod` value.
+    """
+
+    graph_name: str
+    dataset: str
+    num_entities: int
+    num_relations: int
+    num_triples: int
+    num_parts: int
+    method: str
+
+
+def partition_kg(kg: KnowledgeGraph, num_parts: int, out_dir, *, method: PartitionMethod = PartitionMethod.METIS,
+                 dataset: Optional[str] = None, graph_name: Optional[str] = None) -> Path:
+    """Partition ``kg``'s training triples; returns the path of DGL's partition configuration.
+
+    Parameters
+    ----------
+    kg : KnowledgeGraph
+        ``E`` entities, ``R`` relations, training triples ``(N, 3)``.
+    num_parts : int
+        Partitions (one per machine).
+    out_dir : path-like
+        Output folder (created).
+    method : PartitionMethod
+        METIS or random.
+    dataset : str, optional
+        The name recorded for the run's check (default ``kg.name``).
+    graph_name : str, optional
+        DGL's graph name (default: ``dataset`` with unsafe characters replaced).
+    """
+    import dgl
+    if num_parts < 1:
+        raise ValueError(f"num_parts must be positive, got {num_parts}")
+    dataset = dataset or kg.name
+    graph_name = graph_name or "".join(c if c.isalnum() else "_" for c in dataset) or "kg"
+    train = kg.splits["train"]
+    graph = dgl.graph((train[:, 0], train[:, 2]), num_nodes=kg.num_entities)
+    graph.edata["relation"] = train[:, 1].clone()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    node_map, _ = dgl.distributed.partition_graph(graph, graph_name, num_parts, str(out), part_method=method.value,
+                                                  balance_edges=True, return_mapping=True)
+    torch.save({"new_to_orig": node_map.to(torch.long)}, out / NODE_MAP)
+    info = PartitionInfo(graph_name, dataset, kg.num_entities, kg.num_relations, len(train), num_parts, method.value)
+    atomic_write_json(out / INFO_FILE, asdict(info))
+    return out / f"{graph_name}.json"
+
+
+def read_info(part_config) -> PartitionInfo:
+    """The :class:`PartitionInfo` next to ``part_config``.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``part_config`` was not written by :func:`partition_kg`.
+    """
+    folder = Path(part_config).parent
+    path = folder / INFO_FILE
+    if not Path(part_config).is_file() or not path.is_file():
+        raise FileNotFoundError(f"{part_config}: not a partition made by dgl-emu partition (no {INFO_FILE} "
+                                f"beside it)")
+    return PartitionInfo(**json.loads(path.read_text(encoding="utf-8")))
+
+
+def node_map(part_config) -> torch.Tensor:
+    """``(E,)`` the dataset's entity id of each partition-numbered entity."""
+    return torch.load(Path(part_config).parent / NODE_MAP, weights_only=True)["new_to_orig"]
+
+
+def read_partitions(part_config) -> List[Dict[str, torch.Tensor]]:
+    """Each partition's own entities and triples, in the dataset's numbering (a round trip).
+
+    Returns
+    -------
+    list of dict
+        Per partition: ``entities (n_i,)`` the entities it owns and ``triples (m_i, 3)`` the
+        training triples it holds (those whose edge it owns).
+    """
+    import dgl
+    info = read_info(part_config)
+    to_orig = node_map(part_config)
+    parts = []
+    for i in range(info.num_parts):
+        graph, _, edge_feats, book, _, _, _ = dgl.distributed.load_partition(str(part_config), i)
+        inner_nodes = graph.ndata["inner_node"].bool()
+        inner_edges = graph.edata["inner_edge"].bool()
+        global_nid = graph.ndata[dgl.NID]
+        src, dst = graph.edges()
+        relation = next((v for k, v in edge_feats.items() if k.split("/")[-1].split(":")[-1] == "relation"), None)
+        if relation is None:
+            raise ValueError(f"{part_config}: partition {i} has no relation ids")
+        # edge features are stored for the partition's own edges, in the order of its inner edges
+        h, t = global_nid[src[inner_edges]], global_nid[dst[inner_edges]]
+        triples = torch.stack([to_orig[h], relation.long(), to_orig[t]], 1)
+        parts.append({"entities": to_orig[global_nid[inner_nodes]], "triples": triples})
+    return parts
