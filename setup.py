@@ -22,6 +22,7 @@ setup(
         "pyyaml",
         "tqdm",
         "matplotlib",
+        "optuna>=4.0",  # dgl-emu tune (its studies are SQLite files: SQLAlchemy comes with it)
     ],
     extras_require={
         "test": ["pytest", "pykeen"],

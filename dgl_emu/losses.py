@@ -1,13 +1,14 @@
 """Losses over one layout: scores ``(B, 1 + K)`` with the positive in column 0."""
 from __future__ import annotations
 
-from typing import Optional
+from typing import ClassVar, Dict, Optional
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .registry import Registry
+from .tuning.space import FloatRange, Param
 from .typing import Tensor
 
 __all__ = ["LOSSES", "REGULARIZERS", "Loss", "SoftplusLoss", "MarginRankingLoss", "CrossEntropyLoss",
@@ -41,6 +42,9 @@ class SoftplusLoss(Loss):
     >>> round(SoftplusLoss()(s).item(), 4)          # log 2
     0.6931
     """
+
+    #: ranges searched by ``dgl-emu tune`` (:mod:`dgl_emu.tuning`)
+    search_space: ClassVar[Dict[str, Param]] = {"adversarial_temperature": FloatRange(0.5, 2.0)}
 
     def __init__(self, adversarial_temperature: Optional[float] = None):
         super().__init__()
@@ -178,6 +182,8 @@ class LpRegularizer(nn.Module):
 
     #: applied to the batch's embeddings (``False``) or once per step to whole tables (``True``)
     whole_tables = False
+    #: ranges searched by ``dgl-emu tune`` (:mod:`dgl_emu.tuning`); a log range, so never 0 (off)
+    search_space: ClassVar[Dict[str, Param]] = {"weight": FloatRange(1e-6, 1e-1, log=True)}
 
     def __init__(self, weight: float = 0.0, p: float = 3.0):
         super().__init__()

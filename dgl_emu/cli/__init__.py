@@ -1,4 +1,4 @@
-"""The ``dgl-emu`` command line: ``run``, ``evaluate``, ``predict``, ``datasets``, ``components``.
+"""The ``dgl-emu`` command line: ``run``, ``tune``, ``evaluate``, ``predict``, ``datasets``, ``components``.
 
 Modules named in the ``DGL_EMU_PLUGINS`` environment variable (comma-separated) are imported
 first, so components they register appear in the choices and help of every command.
@@ -30,6 +30,7 @@ _load_plugins()
 from .datasets import datasets  # noqa: E402  (after the plugins: options are built at import)
 from .inspect import components, evaluate, format_metrics_table, predict  # noqa: E402
 from .run import run  # noqa: E402
+from .tune import tune  # noqa: E402
 
 __all__ = ["main", "format_metrics_table"]
 
@@ -65,5 +66,5 @@ def main(debug):
     """dgl-emu: Embedding MUtation (EMU) for knowledge-graph link prediction on DGL."""
 
 
-for _command in (run, evaluate, predict, datasets, components):
+for _command in (run, tune, evaluate, predict, datasets, components):
     main.add_command(_command)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional
 
 from ..registry import Option, Registry
+from ..tuning.space import FloatRange, Param
 
 __all__ = ["ComponentSpec", "COMPONENTS", "PLAIN", "TOP_LEVEL", "NONE", "registry_of"]
 
@@ -83,6 +84,11 @@ class ComponentSpec:
         Options applied by the pipeline around the component, as :class:`Option` s.
     optional : bool
         Whether ``name: none`` switches the component off.
+    search_space : dict
+        Ranges of hyper-parameters that apply to every component of the section (its wrapper
+        options, or options every registered component shares, such as ``lr``), as
+        :mod:`dgl_emu.tuning.space` parameters; a component's own ranges are declared on its
+        class (``search_space``), see :func:`dgl_emu.tuning.search_space`.
     """
 
     section: str
@@ -91,6 +97,7 @@ class ComponentSpec:
     defaults: Dict[str, Any] = field(default_factory=dict)
     wrapper: Dict[str, Option] = field(default_factory=dict)
     optional: bool = False
+    search_space: Dict[str, Param] = field(default_factory=dict)
 
     def options(self, name: str) -> Dict[str, Option]:
         """Every option of ``name`` in this section: the component's, then the wrapper's."""
@@ -116,11 +123,14 @@ COMPONENTS: Dict[str, ComponentSpec] = {s.section: s for s in (
                   wrapper=_wrap(filtered=(bool, False))),
     ComponentSpec("emu", _mutations, "mutation", optional=True,
                   wrapper=_wrap(negative_label=(float, 0.53), plain_weight=(float, 0.11),
-                                separate_negatives=(bool, False))),
+                                separate_negatives=(bool, False)),
+                  search_space={"negative_label": FloatRange(0.1, 0.9),
+                                "plain_weight": FloatRange(0.01, 1.0, log=True)}),
     ComponentSpec("loss", _losses, "ce"),
     ComponentSpec("regularizer", _regularizers, "lp"),
     ComponentSpec("optimizer", _optimizers, None, wrapper=_wrap(switch_to_adam=(bool, False),
-                                                                  max_grad_norm=(Optional[float], None))),
+                                                                  max_grad_norm=(Optional[float], None)),
+                  search_space={"lr": FloatRange(1e-3, 1.0, log=True)}),
     ComponentSpec("evaluator", _evaluators, "filtered"),
 )}
 

@@ -6,7 +6,7 @@ the negatives' embeddings and return mutated negatives. No ids, sides, graphs or
 from __future__ import annotations
 
 import math
-from typing import Optional, Sequence, Tuple
+from typing import ClassVar, Dict, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -14,6 +14,7 @@ from torch.autograd.function import once_differentiable
 
 from ..registry import Registry
 from ..rng import GeneratorPool, Stochastic
+from ..tuning.space import FloatRange, Param
 from ..typing import Tensor
 
 __all__ = ["EmbeddingMutation", "EmbeddingMixup", "SoftLabelsOnly", "MUTATIONS", "bernoulli_mask", "mutate"]
@@ -169,6 +170,9 @@ class EmbeddingMutation(Stochastic, nn.Module):
     >>> bool((emu.eval()(pos, neg) == 0).all())    # eval mode: identity
     True
     """
+
+    #: ranges searched by ``dgl-emu tune`` (:mod:`dgl_emu.tuning`)
+    search_space: ClassVar[Dict[str, Param]] = {"keep_prob": FloatRange(0.1, 0.9)}
 
     def __init__(self, keep_prob: float = 0.39, generator: Optional[torch.Generator] = None,
                  seed: int = 0):

@@ -1,0 +1,123 @@
+"""``dgl-emu tune``: hyper-parameter search on Optuna, resumable, with equal-budget EMU comparisons."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Dict, Optional
+
+import click
+
+from ..config import ALIASES, ConfigError, RunConfig, load_config
+from .options import given_options, parse_set, run_options
+from .run import _usage_error
+
+__all__ = ["tune"]
+
+
+def _fixed_paths(given: Dict[str, Any], sets: Dict[str, Any]) -> Dict[str, str]:
+    """``{dotted path: flag}`` of the options given on the command line."""
+    out = {ALIASES[name].path: ALIASES[name].flag(name) for name in given if ALIASES[name].path}
+    for key in sets:
+        path = ALIASES[key].path if key in ALIASES and ALIASES[key].path else key
+        out[path] = f"--set {key}"
+    return out
+
+
+def _space(cfg: RunConfig, search_file: Optional[str], fixed: Dict[str, str]):
+    """The search space: declared, less what the command line fixes, with the ``--search`` file."""
+    from ..tuning import apply_overrides, read_search_file, search_space
+    overrides = read_search_file(search_file) if search_file else {}
+    for path, flag in fixed.items():
+        if path in overrides:
+            raise ConfigError(f"{search_file}: search.{path}: fixed by {flag} on the command line and searched "
+                              f"by the file; drop one", path)
+    declared = {k: v for k, v in search_space(cfg).items() if k not in fixed}
+    where = f"{search_file}: " if search_file else ""
+    return apply_overrides(declared, overrides, cfg, where), overrides, where
+
+
+def _summary(result, out_dir: Path) -> None:
+    c = result.counts
+    click.echo(f"\nstudy directory: {out_dir} (study.db; one run directory per trial in trials/)")
+    click.echo(f"{result.finished} of {result.target} trials finished: {c['complete']} complete, {c['pruned']} "
+               f"pruned, {c['diverged']} diverged" + (f"; {result.stopped}" if result.stopped else ""))
+    if result.best_number is not None:
+        click.echo(f"best trial {result.best_number}: validation MRR {result.best_value:.4f}")
+        click.echo(f"best configuration: {out_dir / 'best.yaml'} (dgl-emu run --config {out_dir / 'best.yaml'})")
+    click.echo(f"trials: {out_dir / 'trials.md'}; importance: "
+               + (result.importance_note or str(out_dir / "importance.png")))
+
+
+@click.command()
+@click.option("--config", "config_file", type=click.Path(dir_okay=False, exists=True),
+              help="YAML file of options, as for dgl-emu run; command-line options override it.")
+@click.option("--trials", type=click.IntRange(min=1), default=20, show_default=True,
+              help="Finished (complete, pruned or diverged) trials the study holds in the end; a resumed "
+                   "study runs only the missing ones.")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
+              help="Start no new trial after this many seconds (the running trial finishes).")
+@click.option("--search", "search_file", type=click.Path(dir_okay=False, exists=True),
+              help="YAML of ranges that change, add or remove (null) declared ones, e.g. "
+                   "'emu.keep_prob: {low: 0.2, high: 0.6}'.")
+@click.option("--prune-after", type=click.IntRange(min=0), default=5, show_default=True,
+              help="Complete trials before the median rule starts pruning.")
+@click.option("--compare-emu", is_flag=True,
+              help="Tune EMU and the plain baseline (emu: none) with equal budgets, in OUTPUT/emu and "
+                   "OUTPUT/baseline; writes OUTPUT/report.md.")
+@run_options
+@click.pass_context
+def tune(ctx, config_file, trials, timeout, search_file, prune_after, compare_emu, set_values, **options):
+    """Search hyper-parameters with Optuna: each trial is a dgl-emu run, pruned on validation MRR.
+
+    The study lives in OUTPUT/study.db (default OUTPUT: tunes/<name>); re-running the same
+    command resumes it: finished trials are kept and an interrupted one resumes from its last
+    checkpoint. The ranges are those the chosen components declare (see the docs' Tuning page);
+    options given on the command line are fixed, not searched. OUTPUT/best.yaml is the best
+    trial's configuration, for dgl-emu run --config.
+    """
+    import optuna
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    given = given_options(ctx, options)
+    sets = parse_set(set_values)
+    out_dir = given.pop("output", None) or sets.pop("output", None)
+    try:
+        cfg = (load_config(config_file, given, sets) if config_file
+               else RunConfig.from_dict(given, sets)).updated(output=None)
+    except ConfigError as e:
+        raise _usage_error(e, given, list(sets), ctx) from None
+    from ..data import ChecksumError, DataFormatError, DatasetNotFoundError
+    from ..pipeline import RunInterrupted
+    from ..training import CheckpointError
+    from ..tuning.lock import StudyLocked
+    from ..tuning.study import default_study_dir
+    out_dir = Path(out_dir) if out_dir else default_study_dir(cfg)
+    fixed = _fixed_paths(given, sets)
+    try:
+        space, overrides, where = _space(cfg, search_file, fixed)
+        if compare_emu:
+            from ..tuning.compare import compare_emu as run_comparison
+            comparison = run_comparison(cfg, out_dir, trials=trials, timeout=timeout, overrides=overrides,
+                                        where=where, fixed=fixed, prune_after=prune_after,
+                                        notify=click.echo)
+        else:
+            from ..tuning.study import tune as run_study
+            result = run_study(cfg, out_dir, trials=trials, timeout=timeout, space=space,
+                               prune_after=prune_after, notify=click.echo)
+    except ConfigError as e:
+        raise click.UsageError(str(e), ctx) from None
+    except (StudyLocked, DataFormatError, DatasetNotFoundError, ChecksumError, CheckpointError) as e:
+        raise click.ClickException(str(e)) from None
+    except RunInterrupted as e:
+        click.echo(f"Interrupted at step {e.step} of {e.run_dir}: re-run the same command to resume the study.",
+                   err=True)
+        ctx.exit(130)
+    if compare_emu:
+        from ..tuning.compare import format_report
+        click.echo("\n" + format_report(comparison.report))
+        click.echo(f"report: {out_dir / 'report.md'}; studies: {out_dir / 'emu'}, {out_dir / 'baseline'}")
+    else:
+        _summary(result, out_dir)
+
+
+for _param in tune.params:  # the run's --output is the study's directory here
+    if _param.name == "output":
+        _param.help = "Study directory (default tunes/<name>): study.db, trials/, best.yaml, trials.md."
