@@ -1,4 +1,4 @@
-"""The ``dgl-emu`` command line: ``run``, ``tune``, ``evaluate``, ``predict``, ``datasets``, ``components``.
+"""The ``dgl-emu`` command line: ``run``, ``tune``, ``partition``, ``evaluate``, ``predict``, ``datasets``, ``components``.
 
 Modules named in the ``DGL_EMU_PLUGINS`` environment variable (comma-separated) are imported
 first, so components they register appear in the choices and help of every command.
@@ -29,6 +29,7 @@ _load_plugins()
 
 from .datasets import datasets  # noqa: E402  (after the plugins: options are built at import)
 from .inspect import components, evaluate, format_metrics_table, predict  # noqa: E402
+from .partition import partition  # noqa: E402
 from .run import run  # noqa: E402
 from .tune import tune  # noqa: E402
 
@@ -45,6 +46,17 @@ class _Commands(click.Group):
     interrupted); a traceback only with ``--debug`` (or ``DGL_EMU_DEBUG=1``)."""
 
     def invoke(self, ctx: click.Context):
+        try:
+            return self._invoke(ctx)
+        except click.exceptions.ClickException as e:
+            if os.environ.get("DGL_EMU_PART_CONFIG"):  # a sharded trainer: DGL's client exit would wait
+                e.show()                                # for the other trainers; its launcher ends them
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(e.exit_code)
+            raise
+
+    def _invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
         except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
@@ -66,5 +78,5 @@ def main(debug):
     """dgl-emu: Embedding MUtation (EMU) for knowledge-graph link prediction on DGL."""
 
 
-for _command in (run, tune, evaluate, predict, datasets, components):
+for _command in (run, tune, partition, evaluate, predict, datasets, components):
     main.add_command(_command)

@@ -36,7 +36,8 @@ def partition(dataset, data_dir, train, valid, test, num_parts, method, output, 
         raise click.UsageError(str(e)) from None
     except (DataFormatError, DatasetNotFoundError, ChecksumError) as e:
         raise click.ClickException(str(e)) from None
-    name = train if train else cfg.data.dataset
+    from pathlib import Path
+    name = str(Path(train).resolve()) if train else cfg.data.dataset
     path = partition_kg(kg, num_parts, output, method=PartitionMethod(method), dataset=str(name))
     click.echo(f"{kg.num_entities} entities, {len(kg.splits['train'])} training triples -> {num_parts} "
                f"{method} partition(s)")

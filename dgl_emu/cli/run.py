@@ -59,6 +59,20 @@ def _worker_argv() -> list:
     return out
 
 
+def _check_partitions(ctx, cfg: RunConfig, part_config) -> None:
+    """The partitions must be of the run's dataset (checked before any process starts)."""
+    from ..sharded.partition import read_info
+    try:
+        info = read_info(part_config)
+    except FileNotFoundError as e:
+        raise click.UsageError(str(e), ctx) from None
+    from pathlib import Path
+    dataset = str(Path(cfg.data.train).resolve()) if cfg.data.train else cfg.data.dataset
+    if info.dataset != dataset:
+        raise click.UsageError(f"--part-config: {part_config} partitions {info.dataset!r}, but this run trains "
+                               f"{dataset!r}", ctx)
+
+
 def _launch_sharded(ctx, part_config, ip_config, num_trainers, num_servers, machine_rank) -> None:
     from ..sharded.launch import launch as launch_sharded
     if ip_config is None:
@@ -99,13 +113,6 @@ def run(ctx, nproc, part_config, ip_config, num_trainers, num_servers, machine_r
     """
     import os
     from ..sharded.context import PART_CONFIG_ENV
-    if part_config is not None and PART_CONFIG_ENV not in os.environ:
-        if nproc > 1:
-            raise click.UsageError("--nproc (data-parallel) and --part-config (sharded) exclude each other; "
-                                   "use --num-trainers with --part-config", ctx)
-        _launch_sharded(ctx, part_config, ip_config, num_trainers, num_servers, machine_rank)
-    if nproc > 1 and "WORLD_SIZE" not in os.environ:
-        ctx.exit(launch(nproc, _worker_argv()))
     given = given_options(ctx, options)
     sets = parse_set(set_values)
     try:
@@ -113,6 +120,14 @@ def run(ctx, nproc, part_config, ip_config, num_trainers, num_servers, machine_r
                else RunConfig.from_dict(given, sets))
     except ConfigError as e:
         raise _usage_error(e, given, list(sets), ctx) from None
+    if part_config is not None and PART_CONFIG_ENV not in os.environ:
+        if nproc > 1:
+            raise click.UsageError("--nproc (data-parallel) and --part-config (sharded) exclude each other; "
+                                   "use --num-trainers with --part-config", ctx)
+        _check_partitions(ctx, cfg, part_config)
+        _launch_sharded(ctx, part_config, ip_config, num_trainers, num_servers, machine_rank)
+    if nproc > 1 and "WORLD_SIZE" not in os.environ:
+        ctx.exit(launch(nproc, _worker_argv()))
     from ..data import ChecksumError, DataFormatError, DatasetNotFoundError
     from ..pipeline import RunDiverged, RunInterrupted, run as run_pipeline
     from ..training import CheckpointError

@@ -80,6 +80,7 @@ class ShardedEncoder(Encoder):
                  new_to_orig: Tensor, generator: Optional[torch.Generator] = None, rank: int = 0):
         super().__init__()
         self.store, self.rank = store, rank
+        self._row_optimizers: dict = {}
         self.register_buffer("new_to_orig", new_to_orig.to(torch.long), persistent=False)
         self._num_entities = int(num_entities)
         initial = torch.empty(num_entities, interaction.entity_dim)
@@ -139,7 +140,11 @@ class ShardedEncoder(Encoder):
         if name not in kinds:
             raise ValueError(f"sharded entity embeddings are trained with adagrad or adam (DGL's sparse "
                              f"optimisers), not {name}")
-        return StoreOptimizer(kinds[name]([self.store], lr=lr), self)
+        if name not in self._row_optimizers:  # one per kind: its state tensors are named in the store
+            self._row_optimizers[name] = StoreOptimizer(kinds[name]([self.store], lr=lr), self)
+        optimizer = self._row_optimizers[name]
+        optimizer.optimizer._lr = lr
+        return optimizer
 
     def extra_repr(self) -> str:
         return f"entities={self._num_entities} (sharded), relations={self.relation.shape[0]}"

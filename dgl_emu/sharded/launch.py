@@ -151,10 +151,14 @@ def _wait(trainers: Sequence[subprocess.Popen], servers: Sequence[subprocess.Pop
     """Wait for the trainers; the first failure (or a server that dies early) stops everything."""
     while True:
         codes = [p.poll() for p in trainers]
-        failed = [c for c in codes if c not in (None, 0)]
+        failed = [(rank, c) for rank, c in enumerate(codes) if c not in (None, 0)]
         if failed:
             _end(trainers)
-            return failed[0]
+            rank, code = failed[0]
+            how = f"was killed by signal {-code}" if code < 0 else f"exited with status {code}"
+            print(f"Error: trainer {rank} of this machine {how}; the other trainers and the servers were "
+                  f"stopped (a rerun resumes from the last checkpoint)", file=sys.stderr, flush=True)
+            return 128 - code if code < 0 else code
         if all(c == 0 for c in codes):
             deadline = time.monotonic() + SERVER_GRACE  # servers exit once every trainer disconnected
             while any(p.poll() is None for p in servers) and time.monotonic() < deadline:

@@ -13,6 +13,7 @@ partitioned: the dataset, its sizes, the method).
 """
 from __future__ import annotations
 
+import contextlib
 import enum
 import json
 from dataclasses import asdict, dataclass
@@ -96,12 +97,38 @@ def partition_kg(kg: KnowledgeGraph, num_parts: int, out_dir, *, method: Partiti
     graph.edata["relation"] = train[:, 1].clone()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    node_map, _ = dgl.distributed.partition_graph(graph, graph_name, num_parts, str(out), part_method=method.value,
-                                                  balance_edges=True, return_mapping=True)
+    with _metis_without_parallel_edges(graph, method, num_parts):
+        node_map, _ = dgl.distributed.partition_graph(graph, graph_name, num_parts, str(out), part_method="random",
+                                                      return_mapping=True)
     torch.save({"new_to_orig": node_map.to(torch.long)}, out / NODE_MAP)
     info = PartitionInfo(graph_name, dataset, kg.num_entities, kg.num_relations, len(train), num_parts, method.value)
     atomic_write_json(out / INFO_FILE, asdict(info))
     return out / f"{graph_name}.json"
+
+
+@contextlib.contextmanager
+def _metis_without_parallel_edges(graph, method: PartitionMethod, num_parts: int):
+    """Within it, DGL's partitioner takes METIS's assignment of the entities computed on the
+    graph without parallel edges.
+
+    DGL 1.1.3's METIS corrupts the heap on a graph with parallel edges (measured on UMLS, whose
+    entity pairs are linked by several relations: ``free(): corrupted unsorted chunks``, or an
+    abort at exit). Knowledge graphs have them, so METIS runs on the simple graph (one edge per
+    linked pair, which is also what an edge cut counts), and DGL's partitioner is handed that
+    assignment in place of its random one.
+    """
+    if method is not PartitionMethod.METIS or num_parts == 1:
+        yield
+        return
+    import dgl
+    from dgl.distributed import partition as dgl_partition
+    assignment = dgl.metis_partition_assignment(dgl.to_simple(graph), num_parts)
+    original = dgl_partition.random_choice
+    dgl_partition.random_choice = lambda parts, n: assignment
+    try:
+        yield
+    finally:
+        dgl_partition.random_choice = original
 
 
 def read_info(part_config) -> PartitionInfo:
