@@ -85,7 +85,10 @@ class ShardedContext:
         """``(m, 3)`` this trainer's training triples, in the store's entity numbering."""
         import dgl
         mask = torch.ones(self.graph.num_edges(), dtype=torch.bool)
-        eids = dgl.distributed.edge_split(mask, self.graph.get_partition_book(), force_even=True)
+        # by torch.distributed's rank: DGL's own client rank follows the order in which the
+        # trainers reached the server, so it changes from run to run
+        eids = dgl.distributed.edge_split(mask, self.graph.get_partition_book(), rank=self.shard.rank,
+                                          force_even=True)
         src, dst = self.graph.find_edges(eids)
         relation = self.graph.edata["relation"][eids]
         return torch.stack([src.long(), relation.long(), dst.long()], 1)

@@ -43,10 +43,20 @@ def _pull(tensor, num_rows: int) -> Tensor:
 
 
 def _push(tensor, values: Tensor) -> None:
-    """Write ``values`` (store numbering) into a ``DistTensor``, in chunks."""
+    """Write ``values`` (store numbering) into a ``DistTensor``, in chunks, and return once every
+    server has applied them.
+
+    DGL sends a push to another machine's server without waiting; a pull from the same client
+    travels the same connection and is served after it, so one row pulled from every partition
+    is the receipt (the trainers' own updates need none: DGL routes each row's update to a
+    trainer on the machine that stores it)."""
     for s in range(0, len(values), CHUNK_ROWS):
         ids = torch.arange(s, min(s + CHUNK_ROWS, len(values)))
         tensor[ids] = values[ids]
+    book = tensor.part_policy.partition_book
+    kind = tensor.part_policy.type_name
+    firsts = [book.partid2nids(p, kind)[:1] for p in range(book.num_partitions())]
+    tensor[torch.cat(firsts).long()]
 
 
 class ShardedEncoder(Encoder):
@@ -96,7 +106,10 @@ class ShardedEncoder(Encoder):
         return self._num_entities
 
     def _write(self, table: Tensor) -> None:
-        """Rank 0 writes ``table`` (the dataset's numbering) into the store; all ranks wait."""
+        """Rank 0 writes ``table`` (the dataset's numbering) into the store; all ranks wait, before
+        (every machine's server must know the tensor, which its own trainers register) and after."""
+        if dist.is_initialized():
+            dist.barrier()
         if self.rank == 0:
             _push(self.store._tensor, table[self.new_to_orig])
         if dist.is_initialized():
