@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -220,6 +221,8 @@ def two_machines():
     made = []
     private_shm = ["unshare", "--mount", "--propagation", "private", "sh", "-c", "mount -t tmpfs tmpfs /dev/shm"]
     try:
+        if not (shutil.which("ip") and shutil.which("unshare")):
+            pytest.skip("no ip or unshare here")
         if subprocess.run(private_shm, capture_output=True, timeout=30).returncode != 0:
             pytest.skip("cannot give a process its own /dev/shm here")
         for name in names:
