@@ -20,6 +20,13 @@ class UniformNegativeSampler(NegativeSampler):
         As in :class:`~dgl_emu.sampling.base.NegativeSampler`.
     exclude_true : bool
         Never return the triple's own entity: draw from the other ``E - 1`` uniformly.
+    chunk_size : int, optional
+        Share negatives: consecutive chunks of ``chunk_size`` positives share one draw of ``K``
+        entities (DGL-KE's chunked negatives, PyTorch-BigGraph's batch negatives). A batch of
+        ``B`` then touches ``ceil(B / chunk_size) K`` negative rows instead of ``B K``, so the
+        step of sparse tables stops growing with the table; each positive still gets ``K``
+        uniform negatives (they are no longer independent across the chunk). ``None`` (the
+        default) draws for every positive; not with ``exclude_true``.
 
     Examples
     --------
@@ -27,15 +34,29 @@ class UniformNegativeSampler(NegativeSampler):
     >>> neg = s(torch.tensor([[0, 0, 1], [2, 0, 3]]), Target.TAIL)
     >>> neg.shape, bool((neg != torch.tensor([[1], [3]])).all())
     (torch.Size([2, 3]), True)
+    >>> shared = UniformNegativeSampler(100, 4, chunk_size=2, generator=torch.Generator().manual_seed(0))
+    >>> neg = shared(torch.zeros(5, 3, dtype=torch.long), Target.TAIL)   # chunks: rows 0-1, 2-3, 4
+    >>> neg.shape, torch.equal(neg[0], neg[1]), torch.equal(neg[2], neg[3])
+    (torch.Size([5, 4]), True, True)
     """
 
     def __init__(self, num_entities: int, num_negatives: int, num_relations: Optional[int] = None,
-                 exclude_true: bool = False, generator: Optional[torch.Generator] = None, seed: int = 0):
+                 exclude_true: bool = False, generator: Optional[torch.Generator] = None, seed: int = 0,
+                 chunk_size: Optional[int] = None):
         super().__init__(num_entities, num_negatives, num_relations, generator, seed)
-        self.exclude_true = exclude_true
+        if chunk_size is not None and chunk_size < 1:
+            raise ValueError(f"chunk_size must be positive, got {chunk_size}")
+        if chunk_size is not None and exclude_true:
+            raise ValueError("chunk_size shares negatives between positives, so it cannot exclude each "
+                             "positive's own entity (exclude_true)")
+        self.exclude_true, self.chunk_size = exclude_true, chunk_size
 
     def corrupt(self, hrt: Tensor, target: Target) -> Tensor:
         gen = self.generator(hrt.device)
+        if self.chunk_size is not None:
+            chunks = -(-len(hrt) // self.chunk_size)
+            drawn = uniform_ids((chunks, self.num_negatives), self.num_entities, gen, hrt.device)
+            return drawn.repeat_interleave(self.chunk_size, dim=0)[:len(hrt)]
         if not self.exclude_true:
             return uniform_ids((len(hrt), self.num_negatives), self.num_entities, gen, hrt.device)
         ids = uniform_ids((len(hrt), self.num_negatives), self.num_entities - 1, gen, hrt.device)
@@ -55,8 +76,8 @@ class BernoulliNegativeSampler(UniformNegativeSampler):
     ----------
     triples : Tensor
         ``(N, 3)`` training triples for the statistics.
-    num_entities, num_relations, num_negatives, generator, seed, exclude_true
-        As in :class:`UniformNegativeSampler`.
+    num_entities, num_relations, num_negatives, generator, seed, exclude_true, chunk_size
+        As in :class:`UniformNegativeSampler` (chunks are formed within each side's triples).
 
     Examples
     --------
@@ -67,17 +88,19 @@ class BernoulliNegativeSampler(UniformNegativeSampler):
     """
 
     def __init__(self, triples: Tensor, num_entities: int, num_relations: int, num_negatives: int,
-                 exclude_true: bool = False, generator: Optional[torch.Generator] = None, seed: int = 0):
-        super().__init__(num_entities, num_negatives, num_relations, exclude_true, generator, seed)
+                 exclude_true: bool = False, generator: Optional[torch.Generator] = None, seed: int = 0,
+                 chunk_size: Optional[int] = None):
+        super().__init__(num_entities, num_negatives, num_relations, exclude_true, generator, seed, chunk_size)
         triples = torch.as_tensor(triples, dtype=torch.long)
         self.probabilities = self._head_probabilities(triples, num_relations)
 
     @classmethod
     def from_kg(cls, kg, num_negatives: int, exclude_true: bool = False,
-                generator: Optional[torch.Generator] = None, seed: int = 0) -> "BernoulliNegativeSampler":
+                generator: Optional[torch.Generator] = None, seed: int = 0,
+                chunk_size: Optional[int] = None) -> "BernoulliNegativeSampler":
         """Statistics from ``kg``'s training split (never valid/test)."""
         return cls(kg.splits["train"], kg.num_entities, kg.num_relations, num_negatives, exclude_true,
-                   generator, seed)
+                   generator, seed, chunk_size)
 
     @staticmethod
     def _head_probabilities(triples: Tensor, num_relations: int) -> Tensor:

@@ -1,6 +1,7 @@
 """Every speed.py subcommand runs end to end on the generated KG and prints its JSON last."""
 import json
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -71,3 +72,20 @@ def test_train_step_files_are_named_by_model(speed, tmp_path, monkeypatch):
         torch.set_num_threads(threads)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["speed-train-step-transe.json", "speed-train-step.json"]
     assert json.loads((tmp_path / "speed-train-step-transe.json").read_text())["model"] == "transe"
+
+
+def test_scale_benchmark_runs_its_settings_in_their_own_processes():
+    """``speed.py scale`` on tiny generated graphs (one mode, no evaluation): every setting ran
+    in its own process and the ratios are computed from the settings it printed."""
+    import subprocess
+    import sys
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.run([sys.executable, str(root / "benchmarks" / "speed.py"), "scale", "--entities", "300",
+                           "--entities", "600", "--steps", "1", "--modes", "shared", "--no-eval", "--no-save"],
+                          capture_output=True, text=True, timeout=600, cwd=root)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    settings = {s["entities"]: s for s in out["settings"]}
+    assert set(settings) == {300, 600} and all(s["tables"] == "shared" for s in settings.values())
+    assert out["shared_plain_ratio_600"] == pytest.approx(settings[600]["plain_seconds"] / settings[300]["plain_seconds"],
+                                                         abs=0.01)

@@ -414,3 +414,26 @@ def test_dgl_dataloader_edge_prediction(kg, idtype):
         assert torch.equal(blocks[-1].dstdata[dgl.NID], nid)
         assert torch.equal(input_nodes[:len(nid)], nid)
     assert torch.equal(torch.cat(seen).sort().values, torch.arange(g.num_edges(), dtype=idtype))
+
+
+@pytest.mark.parametrize("target", [Target.HEAD, Target.TAIL])
+def test_shared_negatives_are_the_independent_draw_of_one_row_per_chunk(target):
+    """``chunk_size=c``: positives ``i c .. (i + 1) c - 1`` all get row ``i`` of what the
+    independent sampler with the same seed draws (the same generator stream, ``ceil(B / c)``
+    rows of it), so each positive's K negatives are uniform, and a batch touches at most
+    ``ceil(B / c) K`` distinct negative rows."""
+    hrt = torch.randint(0, 1000, (10, 3), generator=torch.Generator().manual_seed(5))
+    shared = UniformNegativeSampler(1000, 6, chunk_size=4, seed=3)(hrt, target)
+    independent = UniformNegativeSampler(1000, 6, seed=3)(hrt, target)
+    assert shared.shape == (10, 6)
+    for i in range(10):
+        assert torch.equal(shared[i], independent[i // 4]), i
+    assert len(torch.unique(shared)) <= 3 * 6
+    assert not torch.equal(shared[0], shared[4])
+
+
+def test_shared_negatives_refuse_what_they_cannot_do():
+    with pytest.raises(ValueError, match="exclude_true"):
+        UniformNegativeSampler(10, 2, exclude_true=True, chunk_size=4)
+    with pytest.raises(ValueError, match="positive"):
+        UniformNegativeSampler(10, 2, chunk_size=0)

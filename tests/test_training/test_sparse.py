@@ -18,10 +18,11 @@ E, R = KG.num_entities, KG.num_relations
 
 
 def _trainer(sparse, *, name="distmult", sampler="uniform", emu=True, optimizer=None, steps=50,
-             run_dir=None, callbacks=(), batch_size=32):
+             run_dir=None, callbacks=(), batch_size=32, **options):
     inter = INTERACTIONS.get(name)(dim=8)
     model = KGEModel(LookupEncoder(E, R, inter, torch.Generator().manual_seed(0), sparse=sparse), inter)
-    neg = SAMPLERS.make(sampler, {"num_negatives": 8, **({"k": 2, "num_walks": 20} if sampler == "sans" else {})},
+    neg = SAMPLERS.make(sampler, {"num_negatives": 8, **({"k": 2, "num_walks": 20} if sampler == "sans" else {}),
+                                  **options},
                         {"kg": KG, "num_entities": E, "num_relations": R, "seed": 1})
     objective = (Objective(model, EMULoss(0.53, 0.11), EmbeddingMutation(0.39, seed=2)) if emu
                  else Objective(model, CrossEntropyLoss()))
@@ -66,6 +67,15 @@ def test_every_sampler_on_the_sparse_path(sampler):
     dense = _trainer(False, sampler=sampler, steps=5).fit()
     sparse = _trainer(True, sampler=sampler, steps=5).fit()
     torch.testing.assert_close(dense.model.encoder.entity, sparse.model.encoder.entity, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("sampler", ["uniform", "bernoulli"])
+def test_shared_negatives_on_the_sparse_path(sampler):
+    """Chunked (shared) negatives: exact on the sparse path too, and they train."""
+    dense = _trainer(False, sampler=sampler, steps=20, chunk_size=8).fit()
+    sparse = _trainer(True, sampler=sampler, steps=20, chunk_size=8).fit()
+    torch.testing.assert_close(dense.model.encoder.entity, sparse.model.encoder.entity, rtol=1e-5, atol=1e-6)
+    assert not torch.allclose(_trainer(False).model.encoder.entity, sparse.model.encoder.entity)
 
 
 def test_lazy_adam_updates_only_the_rows_of_the_batch():
