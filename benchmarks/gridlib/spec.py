@@ -209,7 +209,8 @@ def run_id(cfg: RunConfig, axes: Sequence[str] = ()) -> str:
     takes the sampler's place, and reciprocal relations add ``rec``; EMU variants other than the
     mutation are named (``mixup``, ``smoothing``), and ``2draws`` marks separate negatives for
     the EMU pass; axes other than dataset, encoder, model, sampler, regime, reciprocal, emu,
-    mutation, separate_negatives, dim and seed add ``<key><value>`` parts (e.g. ``lr0.05``).
+    mutation, separate_negatives, dim and seed add ``<key><value>`` parts (e.g. ``lr0.05``; a
+    section's option by its last name, ``chunk_size256``), except where the value is unset (``null``).
     """
     data = cfg.data
     dataset = Path(data.train).parent.name if data.train else _canonical("dataset", data.dataset)
@@ -230,8 +231,9 @@ def run_id(cfg: RunConfig, axes: Sequence[str] = ()) -> str:
                "separate_negatives", "dim", "seed"}
     view = _view(cfg)
     for key in axes:
-        if key not in covered:
-            parts.append(f"{key}{norm(view.get(key))}")
+        value = view.get(key)
+        if key not in covered and value is not None:  # an unset option names nothing
+            parts.append(f"{key.rsplit('.', 1)[-1]}{norm(value)}")
     return _safe("-".join(parts))
 
 

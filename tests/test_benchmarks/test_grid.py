@@ -91,6 +91,18 @@ def test_per_value_overrides_apply(run_grid, tmp_path):
     assert [r.config.emu_enabled for r in runs] == [False, True, False, True]
 
 
+def test_shared_negatives_grid_names_its_chunks_and_shares_p1_ids(run_grid, tmp_path):
+    """A section option as an axis names the run by its last name (``chunk_size256``); an unset
+    value names nothing, so those runs keep p1-shallow's ids (and its finished results)."""
+    runs = run_grid.expand(run_grid.load_grid(GRIDS / "shared-negatives.yaml"), work_dir=tmp_path)
+    p1 = {r.run_id for r in run_grid.expand(run_grid.load_grid(GRIDS / "p1-shallow.yaml"), work_dir=tmp_path)}
+    chunked = [r for r in runs if r.config.get("sampler.chunk_size") == 256]
+    independent = [r for r in runs if r.config.get("sampler.chunk_size") is None]
+    assert len(chunked) == len(independent) == 12 == len({r.run_id for r in runs}) // 2
+    assert all(r.run_id.endswith("-chunk_size256") for r in chunked)
+    assert {r.run_id for r in independent} <= p1
+
+
 def test_published_grids_expand(run_grid, tmp_path):
     p1 = run_grid.expand(run_grid.load_grid(GRIDS / "p1-shallow.yaml"), work_dir=tmp_path)
     assert len(p1) == 3 * 4 * 2 * 2 * 3 + 3 * 3 == len({r.run_id for r in p1})
