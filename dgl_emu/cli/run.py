@@ -60,8 +60,14 @@ def _worker_argv() -> list:
 
 
 def _check_partitions(ctx, cfg: RunConfig, part_config) -> None:
-    """The partitions must be of the run's dataset (checked before any process starts)."""
+    """The partitions must be of the run's dataset, and the options possible sharded (checked
+    before any process starts)."""
+    from ..sharded.context import check_options
     from ..sharded.partition import read_info
+    try:
+        check_options(cfg)
+    except ConfigError as e:
+        raise click.UsageError(str(e), ctx) from None
     try:
         info = read_info(part_config)
     except FileNotFoundError as e:

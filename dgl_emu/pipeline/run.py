@@ -187,7 +187,7 @@ def run(cfg: RunConfig, *, resume: bool = True,
                       device=device, seed=setup.seed, validate=validate if valid else None,
                       eval_every=cfg.training.eval_every, run_dir=out if shard.main else None,
                       callbacks=callbacks, progress=cfg.progress and shard.main,
-                      max_grad_norm=cfg.optimizer.options["max_grad_norm"], shard=shard,
+                      max_grad_norm=cfg.optimizer.options["max_grad_norm"], shard=setup.shard,
                       regime=setup.regime, reciprocal=cfg.regime.options["reciprocal"])
     if action == "resume" and trainer.resume(out / LAST):
         say(f"resumed {out} at step {trainer.step} of {cfg.training.steps}")

@@ -1,6 +1,6 @@
 """What a run trains: the components built from a configuration for one process or a
 data-parallel rank (:func:`local_setup`), or for a trainer of sharded training
-(:func:`dgl_emu.sharded.pipeline.sharded_setup`)."""
+(:meth:`dgl_emu.sharded.context.ShardedContext.setup`)."""
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -89,10 +89,7 @@ class ShardedEncoder(Encoder):
     def __init__(self, num_entities: int, num_relations: int, interaction: Interaction, store,
                  new_to_orig: Tensor, generator: Optional[torch.Generator] = None, rank: int = 0):
         super().__init__()
-        self.store, self.rank = store, rank
-        self._row_optimizers: dict = {}
-        self.register_buffer("new_to_orig", new_to_orig.to(torch.long), persistent=False)
-        self._num_entities = int(num_entities)
+        self._attach(store, new_to_orig, rank, num_entities)
         initial = torch.empty(num_entities, interaction.entity_dim)
         interaction.init_entities_(initial, generator)  # the draws of a LookupEncoder, in this order
         self.relation = nn.Parameter(torch.empty(num_relations, interaction.relation_dim))
@@ -100,6 +97,12 @@ class ShardedEncoder(Encoder):
         self._write(initial)
         self._register_state_dict_hook(ShardedEncoder._add_entity)
         self._register_load_state_dict_pre_hook(self._take_entity)
+
+    def _attach(self, store, new_to_orig: Tensor, rank: int, num_entities: int) -> None:
+        self.store, self.rank = store, rank
+        self._row_optimizers: dict = {}
+        self.register_buffer("new_to_orig", new_to_orig.to(torch.long), persistent=False)
+        self._num_entities = int(num_entities)
 
     @property
     def num_entities(self) -> int:
@@ -148,8 +151,7 @@ class ShardedEncoder(Encoder):
 
     def row_optimizer(self, name: str, lr: float) -> "StoreOptimizer":
         """The store's optimiser for the phase optimiser ``name`` (``adagrad`` or ``adam``)."""
-        from dgl.distributed.optim import SparseAdam
-        kinds = {"adagrad": store_adagrad(), "adam": SparseAdam}
+        kinds = {"adagrad": store_adagrad(), "adam": store_adam()}
         if name not in kinds:
             raise ValueError(f"sharded entity embeddings are trained with adagrad or adam (DGL's sparse "
                              f"optimisers), not {name}")
@@ -163,9 +165,24 @@ class ShardedEncoder(Encoder):
         return f"entities={self._num_entities} (sharded), relations={self.relation.shape[0]}"
 
 
+def _global_batch_gradient(idx: Tensor, grad: Tensor, world_size: int):
+    """``(rows, values)``: each row's gradient of the global batch, from the rows ``idx (n,)`` and
+    gradients ``grad (n, d)`` the trainers sent to this one.
+
+    Every trainer's loss is the mean over its ``B / W`` positives, so the global batch's gradient
+    of a row is the sum of the trainers' gradients divided by ``W``. (DGL divides by the number of
+    trainers that sent the row instead, which makes a row drawn by one trainer take ``W`` times
+    the step; with ``W = 1`` the two rules agree.)
+    """
+    rows, inverse = torch.unique(idx, return_inverse=True)
+    values = torch.zeros(len(rows), grad.shape[1], dtype=grad.dtype).index_add_(0, inverse, grad)
+    return rows, values / world_size
+
+
 @functools.lru_cache(maxsize=None)
 def store_adagrad():
-    """:class:`dgl.distributed.optim.SparseAdagrad` with its state kept as the sum of squares.
+    """:class:`dgl.distributed.optim.SparseAdagrad` with its state kept as the sum of squares, on
+    the global batch's gradient (:func:`_global_batch_gradient`).
 
     DGL 1.1.3's ``SparseAdagrad.update`` stores ``sqrt(state) + eps`` back as the state when the
     state and the gradients are on the same device: ``grad_state.to("cpu")`` is then the same
@@ -179,14 +196,27 @@ def store_adagrad():
 
     class FixedSparseAdagrad(SparseAdagrad):
         def update(self, idx, grad, emb):
-            rows, inverse, count = torch.unique(idx, return_inverse=True, return_counts=True)
-            values = torch.zeros(len(rows), grad.shape[1], dtype=grad.dtype).index_add_(0, inverse, grad)
-            values = values / count.unsqueeze(1)  # DGL's rule for a row sent by several trainers
+            rows, values = _global_batch_gradient(idx, grad, self._world_size)
             state = self._state[emb.name][rows] + values * values
             self._state[emb.name][rows] = state
             emb._tensor[rows] -= self._lr * values / (state.sqrt() + self._eps)
 
     return FixedSparseAdagrad
+
+
+@functools.lru_cache(maxsize=None)
+def store_adam():
+    """:class:`dgl.distributed.optim.SparseAdam` (lazy Adam) on the global batch's gradient
+    (:func:`_global_batch_gradient`): each row arrives once, so DGL's own averaging is the
+    identity."""
+    from dgl.distributed.optim import SparseAdam
+
+    class GlobalBatchSparseAdam(SparseAdam):
+        def update(self, idx, grad, emb):
+            rows, values = _global_batch_gradient(idx, grad, self._world_size)
+            super().update(rows, values, emb)
+
+    return GlobalBatchSparseAdam
 
 
 class StoreOptimizer:

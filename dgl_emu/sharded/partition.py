@@ -1,7 +1,8 @@
 """``dgl-emu partition``: a knowledge graph cut into DGL partitions for sharded training.
 
 The training triples become a homogeneous DGL graph (entities are nodes, each triple an edge
-``h -> t`` with its relation id in ``edata["relation"]``), cut by
+``h -> t`` with its relation id ``r`` in ``edata["relation"]``, and its inverse edge ``t -> h``
+with ``r + R``, along which GNN encoders pass messages), cut by
 :func:`dgl.distributed.partition_graph` into ``N`` parts by METIS or at random. DGL renumbers the
 entities so that each partition's are contiguous; the maps between the two numberings are kept
 (``node_map.pt``) so that checkpoints are written, and evaluation is done, in the dataset's own
@@ -93,8 +94,9 @@ def partition_kg(kg: KnowledgeGraph, num_parts: int, out_dir, *, method: Partiti
     dataset = dataset or kg.name
     graph_name = graph_name or "".join(c if c.isalnum() else "_" for c in dataset) or "kg"
     train = kg.splits["train"]
-    graph = dgl.graph((train[:, 0], train[:, 2]), num_nodes=kg.num_entities)
-    graph.edata["relation"] = train[:, 1].clone()
+    graph = kg.graph("train", add_inverse=True)  # h -r-> t and t -(r + R)-> h
+    graph = dgl.graph(graph.edges(), num_nodes=kg.num_entities)
+    graph.edata["relation"] = kg.graph("train", add_inverse=True).edata[dgl.ETYPE].clone()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     with _metis_without_parallel_edges(graph, method, num_parts):
@@ -159,7 +161,7 @@ def read_partitions(part_config) -> List[Dict[str, torch.Tensor]]:
     -------
     list of dict
         Per partition: ``entities (n_i,)`` the entities it owns and ``triples (m_i, 3)`` the
-        training triples it holds (those whose edge it owns).
+        training triples it holds (those whose forward edge it owns).
     """
     import dgl
     info = read_info(part_config)
@@ -176,6 +178,7 @@ def read_partitions(part_config) -> List[Dict[str, torch.Tensor]]:
             raise ValueError(f"{part_config}: partition {i} has no relation ids")
         # edge features are stored for the partition's own edges, in the order of its inner edges
         h, t = global_nid[src[inner_edges]], global_nid[dst[inner_edges]]
-        triples = torch.stack([to_orig[h], relation.long(), to_orig[t]], 1)
+        forward = relation.long() < info.num_relations
+        triples = torch.stack([to_orig[h[forward]], relation.long()[forward], to_orig[t[forward]]], 1)
         parts.append({"entities": to_orig[global_nid[inner_nodes]], "triples": triples})
     return parts

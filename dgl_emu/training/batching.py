@@ -135,13 +135,17 @@ class NeighborSampledBatches(BatchStrategy):
                 block.create_formats_()  # atomic adds (COO), so gradients repeat bit for bit
         return input_nodes, pos, neg, blocks
 
+    def features(self, encoder: Encoder, input_nodes: Tensor) -> Tensor:
+        """``(N_src, d)`` the input rows of the first block's source nodes ``input_nodes``."""
+        return encoder.entity[input_nodes]
+
     def gatherer(self, model: KGEModel, generator: torch.Generator) -> Gather:
         encoder = model.encoder
 
         def gather(hrt: Tensor, negatives: Tensor, target: Target) -> Gathered:
             input_nodes, pos, neg, blocks = self.sample(hrt, negatives, target, generator)
             norms = [encoder.edge_norm(b, self.in_degrees) for b in blocks]
-            reps = encoder(blocks, encoder.entity[input_nodes], norms)
+            reps = encoder(blocks, self.features(encoder, input_nodes), norms)
             src, dst = pos.edges()
             ent = reps.entity
             return Gathered(anchor=ent[src.long()].unsqueeze(1),

@@ -39,6 +39,10 @@ class Shard:
     #: ``True``: every rank draws the global batch and takes its part (data-parallel);
     #: ``False``: every rank draws its own batch from its own triples (sharded training)
     splits_batches: bool = True
+    #: the factor of this rank's mean loss in the mean over the ranks: ``W b_r / B`` when rank
+    #: ``r`` draws ``b_r`` of a global batch of ``B`` (sharded training, batches in proportion
+    #: to the ranks' triples), so that averaging the gradients gives the global batch's mean
+    scale: float = 1.0
 
     @property
     def main(self) -> bool:
@@ -65,8 +69,8 @@ class Shard:
     def weight(self, rows: int, batch: int) -> float:
         """The factor of a rank's mean loss over ``rows`` of a ``batch``: ``rows * W / batch``
         when the ranks share the batch (averaging the gradients then gives the batch's mean),
-        else ``rows / batch``."""
-        return rows * (self.world_size if self.shares_batches else 1) / batch
+        else ``rows / batch``; times :attr:`scale`."""
+        return rows * (self.world_size if self.shares_batches else 1) / batch * self.scale
 
 
 def shard_from_env(device: torch.device) -> Shard:

@@ -133,13 +133,16 @@ os._exit(0)  # DGL's standalone store frees its tensors twice at interpreter exi
 """
 
 
-def test_one_trainer_equals_one_process_with_sparse_tables(parts):
+@pytest.mark.parametrize("optimizer", ["adagrad", "adam"])
+def test_one_trainer_equals_one_process_with_sparse_tables(parts, optimizer):
     """DGL's standalone mode (the partition in-process, no server): one sharded trainer starts
     from the one-process draws and takes the same 12 steps as a one-process model with sparse
-    tables (row-wise Adagrad on both sides; DGL's SparseAdagrad with its state bug fixed)."""
+    tables with row-wise Adagrad (DGL's SparseAdagrad with its state bug fixed). Lazy Adam:
+    DGL's SparseAdam counts the bias correction's steps per row, torch's per table, so they
+    agree on the first step and not after it."""
     part_config, ip = parts
     cfg = {"dataset": DATA[1], **({"data_dir": DATA[3]} if UMLS else {}), "model": "distmult", "dim": 16,
-           "num_negatives": 8, "batch_size": 128, "progress": False}
+           "num_negatives": 8, "batch_size": 128, "progress": False, "optimizer": optimizer, "lr": 0.01}
     env = _env(DGL_DIST_MODE="standalone", DGL_IP_CONFIG=str(ip), DGL_EMU_PART_CONFIG=str(part_config),
                RANK="0", WORLD_SIZE="1")
     proc = subprocess.run([sys.executable, "-c", STANDALONE, json.dumps(cfg)], cwd=ROOT, env=env, timeout=300,
@@ -148,8 +151,60 @@ def test_one_trainer_equals_one_process_with_sparse_tables(parts):
     assert lines, proc.stdout + proc.stderr
     out = json.loads(lines[0][len("RESULT "):])
     assert out["init"]
-    assert out["losses"][0] == pytest.approx(out["losses"][1], rel=1e-6)
-    assert out["entity"] < 1e-5 and out["relation"] < 1e-5
+    if optimizer == "adagrad":
+        assert out["losses"][0] == pytest.approx(out["losses"][1], rel=1e-6)
+        assert out["entity"] < 1e-5 and out["relation"] < 1e-5
+    else:
+        assert out["losses"][0][:2] == pytest.approx(out["losses"][1][:2], rel=1e-5)
+        assert out["entity"] > 1e-4  # the rows drawn less often than every step part ways
+
+
+STANDALONE_GNN = r"""
+import json, os, sys, torch
+from dgl_emu.config import RunConfig
+from dgl_emu.pipeline import load_graph
+from dgl_emu.pipeline.setup import local_setup
+from dgl_emu.sharded.context import ShardedContext
+from dgl_emu.training import Trainer
+from dgl_emu.training.distributed import Shard
+cfg = RunConfig.from_dict(json.loads(sys.argv[1]))
+ctx = ShardedContext.from_env(cfg)
+kg = load_graph(cfg)
+sharded = ctx.setup(cfg, kg)
+local = local_setup(cfg, kg, torch.device("cpu"), Shard())
+losses = []
+for s in (sharded, local):
+    t = Trainer(s.objective, s.sampler, s.train, num_steps=8, batch_size=s.batch_size, optimizer=s.schedule,
+                batches=s.batches, seed=s.seed, shard=s.shard, progress=False)
+    losses.append([t.train_step()["loss"] for _ in range(8)])
+a, b = sharded.model.state_dict(), local.model.state_dict()
+out = {"losses": losses, "keys": sorted(a) == sorted(b),
+       "diff": max((a[k] - b[k]).abs().max().item() for k in b)}
+print("RESULT " + json.dumps(out), flush=True)
+os._exit(0)
+"""
+
+
+@pytest.mark.parametrize("encoder", ["rgcn", "compgcn"])
+def test_sharded_gnn_equals_one_process_gnn(parts, encoder):
+    """A GNN over sharded entity rows (DGL's standalone mode, one trainer): blocks sampled from
+    the partitioned graph with its inverse edges, input rows pulled from the store, layer weights
+    on the trainer. With every neighbour (fanouts -1) and Adagrad it takes the one-process GNN's
+    8 steps (same losses, same weights after them), and its state has the one-process keys."""
+    part_config, ip = parts
+    cfg = {"dataset": DATA[1], **({"data_dir": DATA[3]} if UMLS else {}), "encoder": encoder, "model": "distmult",
+           "dim": 16, "num_negatives": 4, "batch_size": 64, "fanouts": [-1, -1], "optimizer": "adagrad",
+           "lr": 0.05, "progress": False}
+    env = _env(DGL_DIST_MODE="standalone", DGL_IP_CONFIG=str(ip), DGL_EMU_PART_CONFIG=str(part_config),
+               RANK="0", WORLD_SIZE="1")
+    proc = subprocess.run([sys.executable, "-c", STANDALONE_GNN, json.dumps(cfg)], cwd=ROOT, env=env, timeout=300,
+                          capture_output=True, text=True)
+    lines = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
+    assert lines, proc.stdout + proc.stderr
+    out = json.loads(lines[0][len("RESULT "):])
+    assert out["keys"]
+    assert out["losses"][0] == pytest.approx(out["losses"][1], rel=1e-5)
+    assert out["diff"] < 1e-4
 
 
 def test_two_trainers_match_one_process_and_their_checkpoint_evaluates(parts, single, tmp_path):
@@ -186,6 +241,27 @@ def test_killed_sharded_run_resumes_to_the_uninterrupted_one(parts, tmp_path):
     assert b["test"] == a["test"]
 
 
+def test_two_trainers_train_a_sharded_rgcn(parts, tmp_path):
+    """R-GCN over sharded entity rows, two trainers, blocks of whole neighbourhoods sampled from
+    the partitioned graph: test MRR within 0.02 of one process at the same total batch and steps,
+    above 0.5 on UMLS (random ranking: ~0.04; one process: 0.66 after these 100 steps), and the
+    gathered checkpoint evaluates in one process. (With fanouts 10,10 each trainer draws its own
+    neighbour sample, so two trainers average two samples a step: measured +0.027 test MRR over
+    3 seeds, beyond this tolerance, and not a defect.)"""
+    gnn = ["--encoder", "rgcn", "--fanouts=-1,-1", "--steps", "100", "--eval-every", "50"]
+    code, text = _cli(["run", *DATA, *ARGS, *gnn, "--output", tmp_path / "one"])
+    assert code == 0, text
+    ref = json.loads((tmp_path / "one" / "metrics.json").read_text())["test"]["both"]["realistic"]["mrr"]
+    code, text = _sharded(parts, tmp_path / "sharded", *gnn)
+    assert code == 0, text
+    mrr = json.loads((tmp_path / "sharded" / "metrics.json").read_text())["test"]["both"]["realistic"]["mrr"]
+    assert abs(mrr - ref) <= 0.02 and mrr > (0.5 if UMLS else 0.1), (mrr, ref)
+    code, text = _cli(["evaluate", tmp_path / "sharded", "--split", "test"])
+    assert code == 0, text
+    again = json.loads((tmp_path / "sharded" / "eval-test.json").read_text())["metrics"]
+    assert again["both"]["realistic"]["mrr"] == pytest.approx(mrr, abs=1e-9)
+
+
 def test_bad_launch_options_are_one_error_line(parts, tmp_path):
     part_config, ip = parts
     cases = [
@@ -199,6 +275,7 @@ def test_bad_launch_options_are_one_error_line(parts, tmp_path):
     bad = tmp_path / "bad.txt"
     bad.write_text("127.0.0.1 port\n")
     cases.append((["--part-config", part_config, "--ip-config", bad], "bad.txt:1"))
+    cases.append((["--part-config", part_config, "--ip-config", ip, "--encoder", "rgcn"], "training.fanouts"))
     for extra, needle in cases:
         code, text = _cli(["run", *DATA, *ARGS, "--output", tmp_path / "run", *map(str, extra)], timeout=120)
         errors = [x for x in text.splitlines() if x.startswith("Error:")]
