@@ -306,15 +306,18 @@ def two_machines():
             if not _ip("netns", "add", name):
                 pytest.skip("cannot make network namespaces here")
             made.append(name)
-        assert _ip("link", "add", links[0], "type", "veth", "peer", "name", links[1])
+        if not _ip("link", "add", links[0], "type", "veth", "peer", "name", links[1]):
+            pytest.skip("cannot make a veth pair here")
         for i, (name, link) in enumerate(zip(names, links)):
-            assert _ip("link", "set", link, "netns", name)
-            assert _ip("-n", name, "addr", "add", f"10.231.0.{i + 1}/24", "dev", link)
-            assert _ip("-n", name, "link", "set", link, "up") and _ip("-n", name, "link", "set", "lo", "up")
+            if not (_ip("link", "set", link, "netns", name)
+                    and _ip("-n", name, "addr", "add", f"10.231.0.{i + 1}/24", "dev", link)
+                    and _ip("-n", name, "link", "set", link, "up") and _ip("-n", name, "link", "set", "lo", "up")):
+                pytest.skip("cannot configure the namespaces' links here")
         yield list(zip(names, links, ["10.231.0.1", "10.231.0.2"]))
     finally:
         for name in made:  # deleting a namespace deletes its end of the veth pair, and so the pair
             _ip("netns", "del", name)
+        _ip("link", "del", links[0])  # a pair left in this namespace by a failed setup (else a no-op)
 
 
 def test_two_machines_in_network_namespaces(two_machines, single, tmp_path):
