@@ -133,16 +133,19 @@ os._exit(0)  # DGL's standalone store frees its tensors twice at interpreter exi
 """
 
 
-@pytest.mark.parametrize("optimizer", ["adagrad", "adam"])
-def test_one_trainer_equals_one_process_with_sparse_tables(parts, optimizer):
+@pytest.mark.parametrize("optimizer, sampler", [("adagrad", "uniform"), ("adam", "uniform"), ("adagrad", "bernoulli"),
+                                                ("adagrad", "sans")])
+def test_one_trainer_equals_one_process_with_sparse_tables(parts, optimizer, sampler):
     """DGL's standalone mode (the partition in-process, no server): one sharded trainer starts
     from the one-process draws and takes the same 12 steps as a one-process model with sparse
     tables with row-wise Adagrad (DGL's SparseAdagrad with its state bug fixed). Lazy Adam:
     DGL's SparseAdam counts the bias correction's steps per row, torch's per table, so they
-    agree on the first step and not after it."""
+    agree on the first step and not after it. The samplers that read the training graph
+    (Bernoulli's statistics, SANS's neighbourhoods) read the trainer's triples, here all of them."""
     part_config, ip = parts
     cfg = {"dataset": DATA[1], **({"data_dir": DATA[3]} if UMLS else {}), "model": "distmult", "dim": 16,
-           "num_negatives": 8, "batch_size": 128, "progress": False, "optimizer": optimizer, "lr": 0.01}
+           "num_negatives": 8, "batch_size": 128, "progress": False, "optimizer": optimizer, "lr": 0.01,
+           "sampler": sampler}
     env = _env(DGL_DIST_MODE="standalone", DGL_IP_CONFIG=str(ip), DGL_EMU_PART_CONFIG=str(part_config),
                RANK="0", WORLD_SIZE="1")
     proc = subprocess.run([sys.executable, "-c", STANDALONE, json.dumps(cfg)], cwd=ROOT, env=env, timeout=300,
