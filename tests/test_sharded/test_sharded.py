@@ -106,6 +106,20 @@ def test_two_partitions_round_trip(tmp_path, method):
     assert sorted(entities.tolist()) == list(range(kg.num_entities))
 
 
+def _standalone(script: str, parts, cfg: dict) -> dict:
+    """Run ``script`` as one trainer in DGL's standalone mode (the partition loaded in-process, no
+    server) with the run options ``cfg``; its ``RESULT {json}`` line."""
+    part_config, ip = parts
+    cfg = {"dataset": DATA[1], **({"data_dir": DATA[3]} if UMLS else {}), "progress": False, **cfg}
+    env = _env(DGL_DIST_MODE="standalone", DGL_IP_CONFIG=str(ip), DGL_EMU_PART_CONFIG=str(part_config),
+               RANK="0", WORLD_SIZE="1")
+    proc = subprocess.run([sys.executable, "-c", script, json.dumps(cfg)], cwd=ROOT, env=env, timeout=300,
+                          capture_output=True, text=True)
+    lines = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
+    assert lines, proc.stdout + proc.stderr
+    return json.loads(lines[0][len("RESULT "):])
+
+
 STANDALONE = r"""
 import json, os, sys, torch
 from dgl_emu.config import RunConfig
@@ -142,17 +156,9 @@ def test_one_trainer_equals_one_process_with_sparse_tables(parts, optimizer, sam
     DGL's SparseAdam counts the bias correction's steps per row, torch's per table, so they
     agree on the first step and not after it. The samplers that read the training graph
     (Bernoulli's statistics, SANS's neighbourhoods) read the trainer's triples, here all of them."""
-    part_config, ip = parts
-    cfg = {"dataset": DATA[1], **({"data_dir": DATA[3]} if UMLS else {}), "model": "distmult", "dim": 16,
-           "num_negatives": 8, "batch_size": 128, "progress": False, "optimizer": optimizer, "lr": 0.01,
-           "sampler": sampler}
-    env = _env(DGL_DIST_MODE="standalone", DGL_IP_CONFIG=str(ip), DGL_EMU_PART_CONFIG=str(part_config),
-               RANK="0", WORLD_SIZE="1")
-    proc = subprocess.run([sys.executable, "-c", STANDALONE, json.dumps(cfg)], cwd=ROOT, env=env, timeout=300,
-                          capture_output=True, text=True)
-    lines = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
-    assert lines, proc.stdout + proc.stderr
-    out = json.loads(lines[0][len("RESULT "):])
+    cfg = {"model": "distmult", "dim": 16, "num_negatives": 8, "batch_size": 128, "optimizer": optimizer,
+           "lr": 0.01, "sampler": sampler}
+    out = _standalone(STANDALONE, parts, cfg)
     assert out["init"]
     if optimizer == "adagrad":
         assert out["losses"][0] == pytest.approx(out["losses"][1], rel=1e-6)
@@ -194,17 +200,9 @@ def test_sharded_gnn_equals_one_process_gnn(parts, encoder):
     the partitioned graph with its inverse edges, input rows pulled from the store, layer weights
     on the trainer. With every neighbour (fanouts -1) and Adagrad it takes the one-process GNN's
     8 steps (same losses, same weights after them), and its state has the one-process keys."""
-    part_config, ip = parts
-    cfg = {"dataset": DATA[1], **({"data_dir": DATA[3]} if UMLS else {}), "encoder": encoder, "model": "distmult",
-           "dim": 16, "num_negatives": 4, "batch_size": 64, "fanouts": [-1, -1], "optimizer": "adagrad",
-           "lr": 0.05, "progress": False}
-    env = _env(DGL_DIST_MODE="standalone", DGL_IP_CONFIG=str(ip), DGL_EMU_PART_CONFIG=str(part_config),
-               RANK="0", WORLD_SIZE="1")
-    proc = subprocess.run([sys.executable, "-c", STANDALONE_GNN, json.dumps(cfg)], cwd=ROOT, env=env, timeout=300,
-                          capture_output=True, text=True)
-    lines = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
-    assert lines, proc.stdout + proc.stderr
-    out = json.loads(lines[0][len("RESULT "):])
+    cfg = {"encoder": encoder, "model": "distmult", "dim": 16, "num_negatives": 4, "batch_size": 64,
+           "fanouts": [-1, -1], "optimizer": "adagrad", "lr": 0.05}
+    out = _standalone(STANDALONE_GNN, parts, cfg)
     assert out["keys"]
     assert out["losses"][0] == pytest.approx(out["losses"][1], rel=1e-5)
     assert out["diff"] < 1e-4
