@@ -66,6 +66,7 @@ ALIASES: Dict[str, Alias] = {
     "sans_k": Alias("sampler.k", "SANS hops k."),
     "sans_walks": Alias("sampler.num_walks", "SANS random walks per entity."),
     "filtered": Alias("sampler.filtered", "Never sample known training triples."),
+    "chunk_size": Alias("sampler.chunk_size", "Share negatives: chunks of this many positives share one draw (uniform, bernoulli)."),
     EMU_SWITCH: Alias("", "Train with EMU (default) or plain negatives."),
     "mutation": Alias("emu.name", "EMU variant."),
     "keep_prob": Alias("emu.keep_prob", "EMU: probability of keeping a negative coordinate (0.39)."),
