@@ -69,8 +69,19 @@ def _slice_stats(model, reps, rows: Tensor, target: Target, sl: slice, bce: bool
     return checkpoint(stats, reps.entity, reps.relation, use_reentrant=False)
 
 
+class _AgainstAllEntities(Regime):
+    """What 1vsAll and KvsAll share: label smoothing and entity slices."""
+
+    all_entities = True
+
+    def __init__(self, label_smoothing: float = 0.0, entity_batch_size: Optional[int] = None):
+        if not 0.0 <= label_smoothing < 1.0:
+            raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
+        self.label_smoothing, self.entity_batch_size = float(label_smoothing), entity_batch_size
+
+
 @REGIMES.register("1vsall")
-class OneVsAll(Regime):
+class OneVsAll(_AgainstAllEntities):
     """Cross-entropy of every query against all ``E`` entities.
 
     Parameters
@@ -80,13 +91,6 @@ class OneVsAll(Regime):
     entity_batch_size : int, optional
         Entities scored at once (default: ``2**24 / B``).
     """
-
-    all_entities = True
-
-    def __init__(self, label_smoothing: float = 0.0, entity_batch_size: Optional[int] = None):
-        if not 0.0 <= label_smoothing < 1.0:
-            raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
-        self.label_smoothing, self.entity_batch_size = float(label_smoothing), entity_batch_size
 
     def parts(self, rows: Tensor, step: int, reciprocal: bool) -> List[Tuple[Target, Tensor]]:
         """Both queries of every triple (LibKGE's 1vsAll), or its tail query when the relations
@@ -108,7 +112,7 @@ class OneVsAll(Regime):
 
 
 @REGIMES.register("kvsall")
-class KvsAll(Regime):
+class KvsAll(_AgainstAllEntities):
     """Binary cross-entropy of every distinct query against its known answers, over all entities.
 
     ``loss = mean_b (1/E) sum_e [softplus(s_be) - y_be s_be]`` with ``y`` the multi-hot vector of
@@ -123,12 +127,8 @@ class KvsAll(Regime):
         Entities scored at once (default: ``2**24 / B``).
     """
 
-    all_entities = True
-
     def __init__(self, label_smoothing: float = 0.0, entity_batch_size: Optional[int] = None):
-        if not 0.0 <= label_smoothing < 1.0:
-            raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
-        self.label_smoothing, self.entity_batch_size = float(label_smoothing), entity_batch_size
+        super().__init__(label_smoothing, entity_batch_size)
         self.known: Optional[FilterIndex] = None
 
     def examples(self, train: Tensor, reciprocal: bool) -> Tensor:
