@@ -43,7 +43,8 @@ from typing import NamedTuple
 import dgl
 import torch
 from torch import nn
-from torch.autograd.function import once_differentiable
+
+from .segment_mm import segment_matmul
 
 Tensor = torch.Tensor
 
@@ -134,50 +135,6 @@ def relation_pairs(g: dgl.DGLGraph, etypes, num_rels: int) -> RelationPairs:
     segments = tuple((r, start, stop) for r, (start, stop) in enumerate(zip([0] + stops[:-1], stops))
                      if stop > start)
     return RelationPairs(graph, pair_dst, pair_rel, segments, num_src, num_dst, num_edges, num_rels)
-
-
-def _block_mm(x: Tensor, w: Tensor, out: Tensor) -> None:
-    """``out = x @ w``; ``w (si, so)`` dense or ``(B, si, so)`` block-diagonal (``x (n, B*si)``)."""
-    if w.dim() == 2:
-        torch.mm(x, w, out=out)
-    else:
-        n, (nb, si, so) = x.shape[0], w.shape
-        blocks = torch.bmm(x.reshape(n, nb, si).transpose(0, 1), w)  # (B, n, so)
-        out.view(n, nb, so).copy_(blocks.transpose(0, 1))
-
-
-class _SegmentMatmul(torch.autograd.Function):
-    """``Y[start:stop] = X[start:stop] @ W[r]`` for each ``(r, start, stop)`` segment."""
-
-    @staticmethod
-    def forward(ctx, x, weight, segments, d_out):
-        ctx.save_for_backward(x, weight)
-        ctx.segments = segments
-        out = x.new_empty(x.shape[0], d_out)  # the segments cover every row
-        for r, start, stop in segments:
-            _block_mm(x[start:stop], weight[r], out[start:stop])
-        return out
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, grad_out):
-        x, weight = ctx.saved_tensors
-        grad_out = grad_out.contiguous()
-        grad_x = torch.empty_like(x) if ctx.needs_input_grad[0] else None
-        grad_w = torch.zeros_like(weight) if ctx.needs_input_grad[1] else None
-        for r, start, stop in ctx.segments:
-            gy, w = grad_out[start:stop], weight[r]
-            if grad_x is not None:
-                _block_mm(gy, w.transpose(-1, -2), grad_x[start:stop])
-            if grad_w is not None:
-                xs = x[start:stop]
-                if w.dim() == 2:
-                    torch.mm(xs.t(), gy, out=grad_w[r])
-                else:
-                    nb, si, so = w.shape
-                    grad_w[r] = torch.bmm(xs.reshape(-1, nb, si).permute(1, 2, 0),
-                                          gy.reshape(-1, nb, so).transpose(0, 1))
-        return grad_x, grad_w, None, None
 
 
 class _RelationWeights(nn.Module):
@@ -396,7 +353,7 @@ class RelationalGraphConv(nn.Module):
                                   num_dst_nodes=pairs.num_dst * nb, idtype=torch.int64)
             z = dgl.ops.u_mul_e_sum(zg, x, coef.to(x.dtype))  # (N_dst B, d_in)
             return z.view(pairs.num_dst, nb * self.in_feat) @ lin.W.reshape(nb * self.in_feat, self.out_feat)
-        y = _SegmentMatmul.apply(x, lin.get_weight(), pairs.segments, self.out_feat)
+        y = segment_matmul(x, lin.get_weight(), pairs.segments, self.out_feat)
         return out.index_add(0, pairs.pair_dst, y)
 
     def extra_repr(self) -> str:
