@@ -129,8 +129,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     return _train(grid, runs, finished, args)
 
 
-def _train(grid: Grid, runs: Sequence[Run], finished: set, args) -> int:
-    """Train the unfinished runs one after the other; returns the exit status."""
+def _train(grid: Grid, runs: Sequence[Run], finished: set, args, hint: Optional[str] = None) -> int:
+    """Train the unfinished runs one after the other; returns the exit status (``hint``: the
+    closing line, default the aggregate command)."""
     n = len(runs)
     width = len(str(n))
     results_dir = runs[0].result_path.parent
@@ -185,7 +186,7 @@ def _train(grid: Grid, runs: Sequence[Run], finished: set, args) -> int:
     if failed:
         print("failed runs: " + ", ".join(failed), file=sys.stderr)
         return 1
-    print(f"aggregate with: python benchmarks/aggregate.py {results_dir}")
+    print(hint or f"aggregate with: python benchmarks/aggregate.py {results_dir}")
     return 0
 
 

@@ -1,0 +1,154 @@
+"""Summary of ``benchmarks/tuned.py``: per cell, each arm's tuning budget and the seed-paired
+differences of the retrained arms (baseline, EMU, smoothing-only control)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Dict, Optional
+
+from .report import fmt_diff
+from .stats import describe, paired_difference, verdict
+
+__all__ = ["cell_summary", "summarize", "format_markdown", "write_summary", "ARM_LABELS", "QUESTIONS"]
+
+ARM_LABELS = {"baseline": "baseline", "emu": "EMU", "smoothing": "smoothing only"}
+#: (label, minuend arm, subtrahend arm) of the seed-paired differences
+QUESTIONS = (("EMU − baseline", "emu", "baseline"), ("EMU − smoothing", "emu", "smoothing"),
+             ("smoothing − baseline", "smoothing", "baseline"))
+
+
+def _test(path: Path) -> Optional[Dict[str, float]]:
+    if not path.exists():
+        return None
+    real = json.loads(path.read_text(encoding="utf-8"))["test"]["both"]["realistic"]
+    return {"mrr": float(real["mrr"]), "hits@1": float(real["hits@1"])}
+
+
+def _best_values(best_yaml: Path, space: Dict[str, Any]) -> Dict[str, Any]:
+    from dgl_emu.config import load_config
+    if not best_yaml.exists():
+        return {}
+    cfg = load_config(best_yaml)
+    return {path: cfg.get(path) for path in space}
+
+
+def cell_summary(spec, cell: str) -> Dict[str, Any]:
+    """The tuning budget per arm (from the study's ``report.json``) and the retrained metrics.
+
+    ``arms[arm]["mrr"]`` maps seed to test MRR (filtered, realistic ties, both sides) read from
+    ``<results>/<cell>-<arm>-s<seed>.json``; ``differences[label]`` is the seed-paired
+    difference with its 95 % t-interval (:func:`agglib.stats.paired_difference`).
+    """
+    report_path = spec.study_dir(cell) / "report.json"
+    report = json.loads(report_path.read_text()) if report_path.exists() else None
+    out: Dict[str, Any] = {"cell": cell, "equal_budgets": bool(report and report["equal_budgets"]),
+                           "trials": spec.trials, "steps_per_trial": spec.cells[cell].training.steps,
+                           "tuning": {}, "arms": {}, "differences": {}}
+    if report is not None:
+        for arm in ("emu", "baseline"):
+            a = report["arms"][arm]
+            out["tuning"][arm] = {
+                "trials_finished": a["trials_finished"], "complete": a["complete"], "pruned": a["pruned"],
+                "diverged": a["diverged"], "steps_trained": a["steps_trained"],
+                "best_valid_mrr": a["best_valid_mrr"],
+                "best_values": _best_values(spec.study_dir(cell) / arm / "best.yaml", a["search_space"])}
+    for arm in ARM_LABELS:
+        by_seed = {s: _test(spec.results_dir / f"{cell}-{arm}-s{s}.json") for s in spec.seeds}
+        by_seed = {s: m for s, m in by_seed.items() if m is not None}
+        out["arms"][arm] = {"mrr": {s: m["mrr"] for s, m in by_seed.items()},
+                            "hits@1": {s: m["hits@1"] for s, m in by_seed.items()},
+                            "stats": describe([m["mrr"] for m in by_seed.values()])}
+    for label, a, b in QUESTIONS:
+        out["differences"][label] = paired_difference(out["arms"][b]["mrr"], out["arms"][a]["mrr"])
+    return out
+
+
+def summarize(spec) -> Dict[str, Any]:
+    """:func:`cell_summary` of every cell of ``spec``."""
+    return {"spec": str(spec.path), "metric": "test MRR (filtered, realistic ties, both sides)",
+            "trials_per_arm": spec.trials, "seeds": spec.seeds,
+            "cells": [cell_summary(spec, cell) for cell in spec.cells]}
+
+
+def _mean(stats: Dict[str, Any]) -> str:
+    if not stats["n"]:
+        return "—"
+    sd = f" ± {stats['std']:.4f}" if stats["std"] is not None else ""
+    return f"{stats['mean']:.4f}{sd} (n={stats['n']})"
+
+
+def _values(values: Dict[str, Any]) -> str:
+    return ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in values.items()) or "—"
+
+
+def format_markdown(summary: Dict[str, Any]) -> str:
+    """The verdict table (one row per cell) and the tuning table (one row per cell and arm)."""
+    head = ["cell", "tuning budget per arm", *ARM_LABELS.values(), *(q for q, _, _ in QUESTIONS)]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for c in summary["cells"]:
+        budget = f"{c['trials']} trials × ≤{c['steps_per_trial']} steps" + ("" if c["equal_budgets"] else " (incomplete)")
+        arms = [_mean(c["arms"][a]["stats"]) for a in ARM_LABELS]
+        diffs = [f"{fmt_diff(c['differences'][q])} {verdict(c['differences'][q])}" if c["differences"][q] else "—"
+                 for q, _, _ in QUESTIONS]
+        lines.append("| " + " | ".join([c["cell"], budget, *arms, *diffs]) + " |")
+    lines += ["", "| cell | arm | trials (complete / pruned / diverged) | steps trained | best valid MRR | "
+              "best values |", "|---|---|---|---:|---:|---|"]
+    for c in summary["cells"]:
+        for arm, t in c["tuning"].items():
+            best = f"{t['best_valid_mrr']:.4f}" if t["best_valid_mrr"] is not None else "—"
+            lines.append(f"| {c['cell']} | {ARM_LABELS[arm]} | {t['trials_finished']} ({t['complete']} / "
+                         f"{t['pruned']} / {t['diverged']}) | {t['steps_trained']} | {best} | "
+                         f"{_values(t['best_values'])} |")
+    return "\n".join(lines) + "\n"
+
+
+def _plot(summary: Dict[str, Any], path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    cells = [c for c in summary["cells"] if any(c["arms"][a]["stats"]["n"] for a in ARM_LABELS)]
+    if not cells:
+        return
+    fig, ax = plt.subplots(figsize=(max(4.0, 1.6 * len(cells)), 3.2))
+    width = 0.27
+    for i, arm in enumerate(ARM_LABELS):
+        stats = [c["arms"][arm]["stats"] for c in cells]
+        xs = [j + (i - 1) * width for j in range(len(cells))]
+        ax.bar(xs, [s["mean"] or 0.0 for s in stats], width, yerr=[s["std"] or 0.0 for s in stats],
+               label=ARM_LABELS[arm], capsize=2)
+    ax.set_xticks(range(len(cells)), [c["cell"] for c in cells], rotation=30, ha="right", fontsize=8)
+    ax.set_ylabel("test MRR (mean ± sd over seeds)")
+    ax.set_title(f"Tuned arms, {summary['trials_per_arm']} trials each", fontsize=9)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def _shown(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path(__file__).resolve().parents[2]))
+    except ValueError:
+        return str(path)
+
+
+def write_summary(spec) -> str:
+    """Write ``summary.md``, ``summary.json`` and ``tuned.png`` into the spec's results folder;
+    returns the markdown tables."""
+    summary = summarize(spec)
+    folder = spec.results_dir
+    folder.mkdir(parents=True, exist_ok=True)
+    text = format_markdown(summary)
+    (folder / "summary.json").write_text(json.dumps(summary, indent=1, default=str) + "\n")
+    (folder / "summary.md").write_text(
+        f"# Tuned cells ({spec.path.name}), {summary['metric']}\n\n"
+        f"Made by `python benchmarks/tuned.py {_shown(spec.path)} --summary`. "
+        "Both arms of a cell were tuned by `dgl-emu tune --compare-emu` with the same number of trials "
+        "of the same steps (the baseline searches the same ranges except EMU's own); each arm's best "
+        f"configuration was then trained with seeds {', '.join(map(str, spec.seeds))}; 'smoothing only' is "
+        "EMU's best configuration with the mutation switched off (its soft labels on un-mutated "
+        "negatives). Differences are seed-paired with 95 % t-intervals; the word says whether the "
+        "interval lies above zero (better), below (worse) or contains it (unclear). Per-cell tuning "
+        "reports: `<cell>-tuning.md`.\n\n" + text)
+    _plot(summary, folder / "tuned.png")
+    return text

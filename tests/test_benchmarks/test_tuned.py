@@ -1,0 +1,104 @@
+"""benchmarks/tuned.py: both arms tuned with equal budgets, best configurations retrained with
+several seeds beside the smoothing-only control, and the seed-paired summary."""
+from __future__ import annotations
+
+import json
+import statistics
+
+import pytest
+import yaml
+
+from dgl_emu.config import RunConfig, load_config
+
+from .conftest import GRIDS, _load
+
+SPEC = {"name": "tiny", "trials": 2, "prune_after": 1, "seeds": [0, 1],
+        "base": {"dataset": "synthetic", "dim": 8, "steps": 20, "eval_every": 10, "batch_size": 64,
+                 "num_negatives": 4, "progress": False},
+        "cells": {"syn-distmult": {"model": "distmult"}}}
+
+
+@pytest.fixture(scope="module")
+def tuned():
+    return _load("tuned")
+
+
+def _write(tmp_path, spec):
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def _mrr(path):
+    return json.loads(path.read_text())["test"]["both"]["realistic"]["mrr"]
+
+
+def test_tune_retrain_and_summary(tuned, tmp_path):
+    spec_path = _write(tmp_path, SPEC)
+    dirs = ["--work-dir", str(tmp_path / "work"), "--results-dir", str(tmp_path / "res")]
+    assert tuned.main([str(spec_path), *dirs, "--threads", "1"]) == 0
+    res, study = tmp_path / "res", tmp_path / "work" / "syn-distmult" / "study"
+    report = json.loads((study / "report.json").read_text())
+    assert report["equal_budgets"] and report["arms"]["emu"]["trials_finished"] == 2
+    assert report["arms"]["baseline"]["trials_finished"] == 2
+    assert (res / "syn-distmult-tuning.md").read_text() == (study / "report.md").read_text()
+
+    # the retrained arms are the studies' best configurations, only seed and output changed
+    for arm in ("emu", "baseline"):
+        best = load_config(study / arm / "best.yaml").to_dict()
+        for seed in (0, 1):
+            ran = RunConfig.from_dict(json.loads((res / f"syn-distmult-{arm}-s{seed}.json").read_text())["config"])
+            got = ran.to_dict()
+            assert got["seed"] == seed
+            for key in ("seed", "output", "progress"):
+                got.pop(key, None), best.pop(key, None)
+            assert got == best, arm
+    # the control: EMU's best configuration with the mutation off, the same soft labels
+    emu = load_config(study / "emu" / "best.yaml").to_dict()
+    smooth = RunConfig.from_dict(json.loads((res / "syn-distmult-smoothing-s0.json").read_text())["config"]).to_dict()
+    assert smooth["emu"] == {"name": "smoothing", "negative_label": emu["emu"]["negative_label"],
+                             "plain_weight": emu["emu"]["plain_weight"],
+                             "separate_negatives": emu["emu"]["separate_negatives"]}
+    assert smooth["optimizer"] == emu["optimizer"] and smooth["regularizer"] == emu["regularizer"]
+
+    # the summary's differences are the means of the per-seed differences read from the files
+    assert tuned.main([str(spec_path), *dirs, "--summary"]) == 0
+    summary = json.loads((res / "summary.json").read_text())
+    (cell,) = summary["cells"]
+    for label, a, b in (("EMU − baseline", "emu", "baseline"), ("EMU − smoothing", "emu", "smoothing"),
+                        ("smoothing − baseline", "smoothing", "baseline")):
+        by_hand = statistics.fmean(_mrr(res / f"syn-distmult-{a}-s{s}.json") - _mrr(res / f"syn-distmult-{b}-s{s}.json")
+                                   for s in (0, 1))
+        assert cell["differences"][label]["mean"] == pytest.approx(by_hand, abs=1e-12)
+        assert cell["differences"][label]["n"] == 2
+    assert cell["tuning"]["emu"]["best_valid_mrr"] == report["arms"]["emu"]["best_valid_mrr"]
+    assert "syn-distmult | 2 trials × ≤20 steps" in (res / "summary.md").read_text()
+    assert (res / "tuned.png").stat().st_size > 0
+
+    # a second invocation trains nothing: no new trial, no rewritten result
+    stamps = {p.name: p.stat().st_mtime_ns for p in res.glob("syn-distmult-*-s*.json")}
+    assert tuned.main([str(spec_path), *dirs, "--threads", "1"]) == 0
+    assert {p.name: p.stat().st_mtime_ns for p in res.glob("syn-distmult-*-s*.json")} == stamps
+    assert json.loads((study / "report.json").read_text())["arms"]["emu"]["trials_finished"] == 2
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"colour": 1}, "unknown key(s) colour"),
+    ({"trials": 0}, "trials: expected an integer >= 1"),
+    ({"seeds": []}, "seeds: expected a non-empty list"),
+    ({"cells": {"a": {"model": "distmul"}}}, "cells.a: "),
+    ({"cells": {"a": {"seed": 3}}}, "cells.a: seed:"),
+])
+def test_bad_spec_is_one_error_line(tuned, tmp_path, capsys, change, message):
+    path = _write(tmp_path, {**SPEC, **change})
+    assert tuned.main([str(path), "--work-dir", str(tmp_path / "w"), "--results-dir", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"Error: {path}: ") and message in err[0], err
+    assert not (tmp_path / "w").exists() and not (tmp_path / "r").exists()
+
+
+def test_shipped_spec_loads(tuned):
+    spec = tuned.load_spec(GRIDS / "tuned.yaml")
+    assert spec.trials == 8 and spec.seeds == [0, 1, 2]
+    assert {c.encoder.name for c in spec.cells.values()} == {"lookup", "rgcn", "compgcn"}
+    assert all(c.emu_enabled for c in spec.cells.values())
