@@ -45,11 +45,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
-import yaml
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from gridlib.spec import BENCHMARKS, REPO, Grid, GridError, Run  # noqa: E402
+from gridlib.spec import BENCHMARKS, REPO, Grid, GridError, Run, read_mapping  # noqa: E402
 from gridlib.state import finished_metrics  # noqa: E402
 
 from dgl_emu.config import ConfigError, RunConfig, load_config  # noqa: E402
@@ -93,15 +91,7 @@ def load_spec(path, work_dir: Optional[Path] = None, results_dir: Optional[Path]
     ``benchmarks/results/<name>``.
     """
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as e:
-        raise GridError(f"{path}: cannot read the spec ({e})") from None
-    if not isinstance(data, dict):
-        raise GridError(f"{path}: expected a mapping with name, trials, seeds, base, cells")
-    unknown = sorted(set(data) - SPEC_KEYS)
-    if unknown:
-        raise GridError(f"{path}: unknown key(s) {', '.join(unknown)} (allowed: {', '.join(sorted(SPEC_KEYS))})")
+    data = read_mapping(path, SPEC_KEYS, "spec", "name, trials, seeds, base, cells")
     for key, low in (("trials", 1), ("prune_after", 0)):
         value = data.get(key, 1 if key == "trials" else 5)
         if not isinstance(value, int) or isinstance(value, bool) or value < low:

@@ -20,7 +20,7 @@ RESERVED = {"output"}
 PATH_FIELDS = ("data_dir", "train", "valid", "test", "data.data_dir", "data.train", "data.valid", "data.test")
 GRID_KEYS = {"name", "description", "base", "axes", "per_value", "exclude"}
 
-__all__ = ["GridError", "Grid", "Run", "load_grid", "expand", "run_id", "REPO", "BENCHMARKS", "norm"]
+__all__ = ["GridError", "Grid", "Run", "load_grid", "read_mapping", "expand", "run_id", "REPO", "BENCHMARKS", "norm"]
 
 
 class GridError(ValueError):
@@ -92,6 +92,22 @@ def _check_fields(path: Path, where: str, mapping: Any, *, allow_reserved: bool 
     return dict(mapping)
 
 
+def read_mapping(path: Path, allowed: Sequence[str], what: str, expected: str) -> Dict[str, Any]:
+    """The YAML mapping in ``path``, with only ``allowed`` top-level keys (:class:`GridError`
+    naming the file otherwise; ``what`` and ``expected`` word the messages)."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as e:
+        raise GridError(f"{path}: cannot read the {what} ({e})") from None
+    if not isinstance(data, dict):
+        raise GridError(f"{path}: expected a mapping with {expected}")
+    unknown = sorted(set(data) - set(allowed))
+    if unknown:
+        raise GridError(f"{path}: unknown top-level key(s): {', '.join(map(str, unknown))} "
+                        f"(allowed: {', '.join(sorted(allowed))})")
+    return data
+
+
 def load_grid(path) -> Grid:
     """Read and structurally check a grid file (values are checked by :func:`expand`).
 
@@ -101,16 +117,7 @@ def load_grid(path) -> Grid:
         Naming ``path`` and the offending key.
     """
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as e:
-        raise GridError(f"{path}: cannot read the grid file ({e})") from None
-    if not isinstance(data, dict):
-        raise GridError(f"{path}: expected a mapping with name, base, axes")
-    unknown = sorted(set(data) - GRID_KEYS)
-    if unknown:
-        raise GridError(f"{path}: unknown top-level key(s): {', '.join(map(str, unknown))} "
-                        f"(allowed: {', '.join(sorted(GRID_KEYS))})")
+    data = read_mapping(path, GRID_KEYS, "grid file", "name, base, axes")
     name = str(data.get("name") or path.stem)
     if not name.replace("-", "").replace("_", "").replace(".", "").isalnum():
         raise GridError(f"{path}: name: {name!r} must be letters, digits, '-', '_' or '.'")

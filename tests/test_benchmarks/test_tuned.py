@@ -83,7 +83,7 @@ def test_tune_retrain_and_summary(tuned, tmp_path):
 
 
 @pytest.mark.parametrize("change, message", [
-    ({"colour": 1}, "unknown key(s) colour"),
+    ({"colour": 1}, "unknown top-level key(s): colour"),
     ({"trials": 0}, "trials: expected an integer >= 1"),
     ({"seeds": []}, "seeds: expected a non-empty list"),
     ({"cells": {"a": {"model": "distmul"}}}, "cells.a: "),
