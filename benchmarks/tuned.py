@@ -29,9 +29,15 @@ Spec file (YAML)::
     prune_after: 4              # complete trials before the median rule prunes
     seeds: [0, 1, 2]            # seeds of the retraining runs
     base: {data_dir: ../shared/datasets, progress: false}
+    search: {regularizer.weight: null}       # optional: ranges changed for every cell
     templates: {short: &short {steps: 500}}   # optional: YAML anchors for the cells
     cells:
       codex-s-distmult: {<<: *short, dataset: codex-s, model: distmult}
+      umls-rgcn: {encoder: rgcn, search: {optimizer.lr: {low: 0.001, high: 0.1}}}
+
+``search`` (top level, and per cell on top of it) changes the declared ranges as
+``dgl-emu tune --search`` does: ``{low, high[, log]}``, a list of choices, or ``null`` to fix the
+option at the cell's value.
 
 Results: ``<cell>-<arm>-s<seed>.json`` (arm: ``baseline``, ``emu``, ``smoothing``) and
 ``<cell>-tuning.md`` (the comparison's report) per cell.
@@ -51,10 +57,11 @@ from gridlib.spec import BENCHMARKS, REPO, Grid, GridError, Run, read_mapping  #
 from gridlib.state import finished_metrics  # noqa: E402
 
 from dgl_emu.config import ConfigError, RunConfig, load_config  # noqa: E402
+from dgl_emu.tuning.compare import arm_configs, arm_spaces  # noqa: E402
 
 __all__ = ["Spec", "load_spec", "retrain_runs", "smoothing_config", "ARMS", "main"]
 
-SPEC_KEYS = {"name", "trials", "prune_after", "seeds", "base", "templates", "cells"}
+SPEC_KEYS = {"name", "trials", "prune_after", "seeds", "base", "search", "templates", "cells"}
 #: retrained arms: the two tuned studies, and the control built from EMU's best configuration
 ARMS = ("baseline", "emu", "smoothing")
 
@@ -69,6 +76,7 @@ class Spec:
     prune_after: int
     seeds: List[int]
     cells: Dict[str, RunConfig]
+    search: Dict[str, Dict[str, Any]]  # per cell: search-range overrides (``dgl-emu tune --search``)
     work_dir: Path
     results_dir: Path
 
@@ -103,7 +111,10 @@ def load_spec(path, work_dir: Optional[Path] = None, results_dir: Optional[Path]
     if not isinstance(cells, dict) or not cells:
         raise GridError(f"{path}: cells: expected a mapping CELL: {{option: value}}")
     base = data.get("base") or {}
-    configs = {}
+    shared_search = data.get("search") or {}
+    if not isinstance(shared_search, dict):
+        raise GridError(f"{path}: search: expected a mapping of option: range")
+    configs, searches = {}, {}
     for cell, options in cells.items():
         if not str(cell).replace("-", "").replace("_", "").isalnum():
             raise GridError(f"{path}: cells.{cell}: a cell name is letters, digits, '-' and '_'")
@@ -112,14 +123,20 @@ def load_spec(path, work_dir: Optional[Path] = None, results_dir: Optional[Path]
         if "seed" in (options or {}) or "seed" in base:
             raise GridError(f"{path}: cells.{cell}: seed: the tuning runs from seed 0 and the "
                             f"retraining from `seeds`; remove it")
+        options = dict(options or {})
+        search = options.pop("search", None) or {}
+        if not isinstance(search, dict):
+            raise GridError(f"{path}: cells.{cell}.search: expected a mapping of option: range")
         try:
-            cfg = RunConfig.from_dict(_resolve(base), _resolve(options or {}), {"emu": True})
+            cfg = RunConfig.from_dict(_resolve(base), _resolve(options), {"emu": True})
+            search = {**shared_search, **search}
+            arm_spaces(arm_configs(cfg), search, "")  # every range checked against the cell
         except ConfigError as e:
             raise GridError(f"{path}: cells.{cell}: {e}") from None
-        configs[str(cell)] = cfg
+        configs[str(cell)], searches[str(cell)] = cfg, search
     name = str(data.get("name") or path.stem)
     return Spec(path, name, int(data.get("trials", 1)), int(data.get("prune_after", 5)), [int(s) for s in seeds],
-                configs, Path(work_dir or BENCHMARKS / "work" / name).resolve(),
+                configs, searches, Path(work_dir or BENCHMARKS / "work" / name).resolve(),
                 Path(results_dir or BENCHMARKS / "results" / name).resolve())
 
 
@@ -165,7 +182,8 @@ def _tune(spec: Spec, cell: str) -> bool:
     print(f"{cell}: tuning, {spec.trials} trials per arm ({spec.study_dir(cell)})", flush=True)
     try:
         compare_emu(spec.cells[cell], spec.study_dir(cell), trials=spec.trials, prune_after=spec.prune_after,
-                    progress=False, notify=lambda m: print(f"  {cell} {m}", flush=True))
+                    overrides=spec.search[cell], where=f"{spec.path}: cells.{cell}: ", progress=False,
+                    notify=lambda m: print(f"  {cell} {m}", flush=True))
     except StudyLocked:
         print(f"{cell}: another runner is tuning it; skipped", flush=True)
         return False

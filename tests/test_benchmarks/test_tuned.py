@@ -15,7 +15,8 @@ from .conftest import GRIDS, _load
 SPEC = {"name": "tiny", "trials": 2, "prune_after": 1, "seeds": [0, 1],
         "base": {"dataset": "synthetic", "dim": 8, "steps": 20, "eval_every": 10, "batch_size": 64,
                  "num_negatives": 4, "progress": False},
-        "cells": {"syn-distmult": {"model": "distmult"}}}
+        "cells": {"syn-distmult": {"model": "distmult", "search": {"emu.keep_prob": None,
+                                                                 "optimizer.lr": {"low": 0.01, "high": 0.2}}}}}
 
 
 @pytest.fixture(scope="module")
@@ -41,6 +42,11 @@ def test_tune_retrain_and_summary(tuned, tmp_path):
     report = json.loads((study / "report.json").read_text())
     assert report["equal_budgets"] and report["arms"]["emu"]["trials_finished"] == 2
     assert report["arms"]["baseline"]["trials_finished"] == 2
+    # the cell's search overrides reach both studies: keep_prob fixed, lr narrowed
+    assert "emu.keep_prob" not in report["arms"]["emu"]["search_space"]
+    for arm in ("emu", "baseline"):
+        assert report["arms"][arm]["search_space"]["optimizer.lr"].startswith("float in [0.01, 0.2]")
+        assert 0.01 <= load_config(study / arm / "best.yaml").get("optimizer.lr") <= 0.2
     assert (res / "syn-distmult-tuning.md").read_text() == (study / "report.md").read_text()
 
     # the retrained arms are the studies' best configurations, only seed and output changed
@@ -88,6 +94,8 @@ def test_tune_retrain_and_summary(tuned, tmp_path):
     ({"seeds": []}, "seeds: expected a non-empty list"),
     ({"cells": {"a": {"model": "distmul"}}}, "cells.a: "),
     ({"cells": {"a": {"seed": 3}}}, "cells.a: seed:"),
+    ({"cells": {"a": {"search": {"optimizer.lr": {"low": -1.0}}}}}, "cells.a: "),
+    ({"search": {"no.such": {"low": 1}}}, "cells.syn-distmult: "),
 ])
 def test_bad_spec_is_one_error_line(tuned, tmp_path, capsys, change, message):
     path = _write(tmp_path, {**SPEC, **change})
@@ -102,3 +110,5 @@ def test_shipped_spec_loads(tuned):
     assert spec.trials == 8 and spec.seeds == [0, 1, 2]
     assert {c.encoder.name for c in spec.cells.values()} == {"lookup", "rgcn", "compgcn"}
     assert all(c.emu_enabled for c in spec.cells.values())
+    assert spec.search["umls-rgcn"] == {"optimizer.lr": {"low": 0.001, "high": 0.1}}
+    assert spec.search["codex-s-distmult"] == {}
