@@ -53,7 +53,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from gridlib.spec import BENCHMARKS, REPO, Grid, GridError, Run, read_mapping  # noqa: E402
+from gridlib.spec import BENCHMARKS, Grid, GridError, Run, _resolve_paths, read_mapping  # noqa: E402
 from gridlib.state import finished_metrics  # noqa: E402
 
 from dgl_emu.config import ConfigError, RunConfig, load_config  # noqa: E402
@@ -82,14 +82,6 @@ class Spec:
 
     def study_dir(self, cell: str) -> Path:
         return self.work_dir / cell / "study"
-
-
-def _resolve(options: Dict[str, Any]) -> Dict[str, Any]:
-    out = dict(options)
-    for key in ("data_dir", "train", "valid", "test"):
-        if out.get(key) is not None and not Path(str(out[key])).is_absolute():
-            out[key] = str((REPO / str(out[key])).resolve())
-    return out
 
 
 def load_spec(path, work_dir: Optional[Path] = None, results_dir: Optional[Path] = None) -> Spec:
@@ -128,7 +120,7 @@ def load_spec(path, work_dir: Optional[Path] = None, results_dir: Optional[Path]
         if not isinstance(search, dict):
             raise GridError(f"{path}: cells.{cell}.search: expected a mapping of option: range")
         try:
-            cfg = RunConfig.from_dict(_resolve(base), _resolve(options), {"emu": True})
+            cfg = RunConfig.from_dict(_resolve_paths(base), _resolve_paths(options), {"emu": True})
             search = {**shared_search, **search}
             arm_spaces(arm_configs(cfg), search, "")  # every range checked against the cell
         except ConfigError as e:
