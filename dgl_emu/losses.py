@@ -11,10 +11,10 @@ from .registry import Registry
 from .tuning.space import FloatRange, Param
 from .typing import Tensor
 
-__all__ = ["LOSSES", "REGULARIZERS", "Loss", "SoftplusLoss", "MarginRankingLoss", "CrossEntropyLoss",
+__all__ = ["LOSSES", "REGULARIZERS", "Loss", "SoftplusLoss", "BCELoss", "MarginRankingLoss", "CrossEntropyLoss",
            "EMULoss", "soft_cross_entropy", "LpRegularizer", "TableLpRegularizer"]
 
-#: plain losses by name (softplus, margin, ce); the EMU loss wraps one of them
+#: plain losses by name (softplus, bce, margin, ce); the EMU loss wraps one of them
 LOSSES: Registry = Registry("loss")
 #: regularisers by name (lp: the batch's embeddings; table: whole tables)
 REGULARIZERS: Registry = Registry("regularizer")
@@ -60,6 +60,32 @@ class SoftplusLoss(Loss):
         pos, neg = scores[:, 0], scores[:, 1:]
         neg_term = (self.negative_weights(neg) * F.softplus(neg)).sum(1)
         return 0.5 * (F.softplus(-pos) + neg_term).mean()
+
+
+@LOSSES.register("bce")
+class BCELoss(Loss):
+    r"""Binary cross-entropy averaged over **every** score, the R-GCN paper's loss.
+
+    .. math:: L = \frac{1}{B(1+K)} \sum_{b=1}^{B}\Big(\log\big(1 + e^{-s_{b0}}\big)
+              + \sum_{k=1}^{K} \log\big(1 + e^{s_{bk}}\big)\Big)
+
+    The positive of a row weighs ``1/(1+K)`` of it and the negatives ``K/(1+K)``, where
+    :class:`SoftplusLoss` gives each side one half. Scores are ``(B, 1 + K)``, column 0 the
+    positive (label 1), the rest label 0.
+
+    Examples
+    --------
+    >>> s = torch.tensor([[0., 0., 0.]])
+    >>> round(BCELoss()(s).item(), 4)          # log 2
+    0.6931
+    >>> round(BCELoss()(torch.tensor([[2., 0.]])).item(), 4)   # (log(1+e^-2) + log 2) / 2
+    0.41
+    """
+
+    def forward(self, scores: Tensor) -> Tensor:
+        labels = torch.zeros_like(scores)
+        labels[:, 0] = 1.0
+        return F.binary_cross_entropy_with_logits(scores, labels)
 
 
 @LOSSES.register("margin")

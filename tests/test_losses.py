@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from dgl_emu.losses import (LOSSES, CrossEntropyLoss, EMULoss, LpRegularizer, MarginRankingLoss,
+from dgl_emu.losses import (LOSSES, BCELoss, CrossEntropyLoss, EMULoss, LpRegularizer, MarginRankingLoss,
                             SoftplusLoss, soft_cross_entropy)
 
 
@@ -201,6 +201,25 @@ def test_emu_loss_default_plain_loss_is_cross_entropy():
     torch.testing.assert_close(a, b)
 
 
+# ----------------------------------------------------------------------------- bce
+def test_bce_hand_formula():
+    """mean over all B(1+K) scores of log(1+e^-s) for the positive and log(1+e^s) for negatives."""
+    s = torch.tensor([[2.0, 0.0, -1.0], [0.5, 3.0, 1.0]])
+    terms = [math.log1p(math.exp(-2.0)), math.log1p(1.0), math.log1p(math.exp(-1.0)),
+             math.log1p(math.exp(-0.5)), math.log1p(math.exp(3.0)), math.log1p(math.exp(1.0))]
+    assert BCELoss()(s).item() == pytest.approx(sum(terms) / 6, rel=1e-6)
+
+
+def test_bce_is_softplus_with_the_papers_weights():
+    """BCE = (positive term + K * mean negative term) / (1 + K), where softplus takes halves."""
+    g = torch.Generator().manual_seed(0)
+    s = torch.randn(5, 1 + 7, generator=g)
+    pos = torch.nn.functional.softplus(-s[:, 0]).mean()
+    neg = torch.nn.functional.softplus(s[:, 1:]).mean(1).mean()
+    torch.testing.assert_close(BCELoss()(s), (pos + 7 * neg) / 8)
+    torch.testing.assert_close(SoftplusLoss()(s), 0.5 * (pos + neg))
+
+
 # ----------------------------------------------------------------------------- regulariser
 def test_lp_regularizer_exact():
     x = torch.tensor([[1.0, -2.0], [3.0, 0.0]])          # row sums of |x|^3: 9, 27 -> mean 18
@@ -211,6 +230,7 @@ def test_lp_regularizer_exact():
 
 
 def test_loss_registry_names():
-    for name, cls in [("softplus", SoftplusLoss), ("margin", MarginRankingLoss), ("ce", CrossEntropyLoss)]:
+    for name, cls in [("softplus", SoftplusLoss), ("bce", BCELoss), ("margin", MarginRankingLoss),
+                      ("ce", CrossEntropyLoss)]:
         assert LOSSES.get(name) is cls
     assert "emu" not in LOSSES  # the EMU loss wraps a plain loss; it is built from the emu section
