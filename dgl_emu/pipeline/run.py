@@ -191,8 +191,9 @@ def run(cfg: RunConfig, *, resume: bool = True,
                       regime=setup.regime, reciprocal=cfg.regime.options["reciprocal"])
     if action == "resume" and trainer.resume(out / LAST):
         say(f"resumed {out} at step {trainer.step} of {cfg.training.steps}")
+    setup_seconds = time.perf_counter() - started  # the fit is counted by the trainer, over resumes
     _fit(trainer, rundir, watch, cfg, out)
-    return _finish(cfg, kg, setup, trainer, out, device, time.perf_counter() - started, evaluator)
+    return _finish(cfg, kg, setup, trainer, out, device, setup_seconds, evaluator)
 
 
 def _fit(trainer: Trainer, rundir: RunDirectory, watch: _Watch, cfg: RunConfig, out: Path) -> None:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from dgl_emu.losses import CrossEntropyLoss, EMULoss, LpRegularizer, MarginRanki
 from dgl_emu.nn.emu import EmbeddingMixup, EmbeddingMutation
 from dgl_emu.pipeline import (build_model, build_objective, build_sampler, default_output, evaluate,
                               load_run, run)
+from dgl_emu.training import Callback
 from dgl_emu.sampling import BernoulliNegativeSampler, FilteredNegativeSampler, UniformNegativeSampler
 
 
@@ -130,3 +132,21 @@ def test_default_output_and_config_validation(tmp_path):
         run(tiny(out))
     (out / "metrics.json").unlink()            # no checkpoint: a failed start does not block
     assert run(tiny(out)).metrics["steps"] == 30
+
+
+class _SlowSteps(Callback):
+    """Sleeps after every step, so the fit dominates the run's time."""
+
+    def on_step_end(self, trainer, record):
+        time.sleep(0.1)
+
+
+def test_wall_seconds_counts_the_fit_once(tmp_path):
+    """wall_seconds = fit (over invocations) + this invocation's set-up and final evaluation: it
+    holds the 30 x 0.1 s slept inside the fit, and never more than the call really took (the fit
+    was once counted twice, as set-up and as fit)."""
+    started = time.perf_counter()
+    metrics = run(tiny(tmp_path / "run"), callbacks=[_SlowSteps()]).metrics
+    elapsed = time.perf_counter() - started
+    assert 3.0 <= metrics["wall_seconds"] <= elapsed
+    assert metrics["train_seconds"] <= metrics["wall_seconds"]
