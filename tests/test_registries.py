@@ -46,6 +46,13 @@ class TestSoftplus(LossCase):
              ([[1.0, -1.0, 2.0]], 0.5 * (math.log1p(math.exp(-1)) + (math.log1p(math.exp(-1)) + math.log1p(math.exp(2))) / 2))]
 
 
+class TestBCE(LossCase):
+    name = "bce"
+    # mean over all 1 + K scores of softplus(-s0) and softplus(s_k)
+    known = [([[0.0, 0.0, 0.0]], math.log(2)),
+             ([[1.0, -1.0, 2.0]], (math.log1p(math.exp(-1)) + math.log1p(math.exp(-1)) + math.log1p(math.exp(2))) / 3)]
+
+
 class TestSoftplusSelfAdversarial(LossCase):
     name = "softplus"
     options = {"adversarial_temperature": 1.0}
