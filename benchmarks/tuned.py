@@ -53,7 +53,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from gridlib.spec import BENCHMARKS, Grid, GridError, Run, _resolve_paths, read_mapping  # noqa: E402
+from gridlib.spec import BENCHMARKS, Grid, GridError, Run, resolve_paths, read_mapping  # noqa: E402
 from gridlib.state import finished_metrics  # noqa: E402
 
 from dgl_emu.config import ConfigError, RunConfig, load_config  # noqa: E402
@@ -120,7 +120,7 @@ def load_spec(path, work_dir: Optional[Path] = None, results_dir: Optional[Path]
         if not isinstance(search, dict):
             raise GridError(f"{path}: cells.{cell}.search: expected a mapping of option: range")
         try:
-            cfg = RunConfig.from_dict(_resolve_paths(base), _resolve_paths(options), {"emu": True})
+            cfg = RunConfig.from_dict(resolve_paths(base), resolve_paths(options), {"emu": True})
             search = {**shared_search, **search}
             arm_spaces(arm_configs(cfg), search, "")  # every range checked against the cell
         except ConfigError as e:

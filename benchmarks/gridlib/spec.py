@@ -20,7 +20,7 @@ RESERVED = {"output"}
 PATH_FIELDS = ("data_dir", "train", "valid", "test", "data.data_dir", "data.train", "data.valid", "data.test")
 GRID_KEYS = {"name", "description", "base", "axes", "per_value", "exclude"}
 
-__all__ = ["GridError", "Grid", "Run", "load_grid", "read_mapping", "expand", "run_id", "REPO", "BENCHMARKS", "norm"]
+__all__ = ["GridError", "Grid", "Run", "load_grid", "read_mapping", "resolve_paths", "expand", "run_id", "REPO", "BENCHMARKS", "norm"]
 
 
 class GridError(ValueError):
@@ -161,7 +161,9 @@ def load_grid(path) -> Grid:
     return Grid(path, name, base, axes, per_value, exclude)
 
 
-def _resolve_paths(values: Dict[str, Any]) -> Dict[str, Any]:
+def resolve_paths(values: Dict[str, Any]) -> Dict[str, Any]:
+    """``values`` with its path fields (``PATH_FIELDS``) made absolute, relative paths
+    read from the repository root."""
     out = dict(values)
     for key in PATH_FIELDS:
         if out.get(key) is not None:
@@ -198,7 +200,7 @@ def _layers(path: Path, merged: Dict[str, Any]) -> List[Dict[str, Any]]:
     fields = dict(merged)
     file = fields.pop(CONFIG_KEY, None)
     if file is None:
-        return [_resolve_paths(fields)]
+        return [resolve_paths(fields)]
     where = REPO / file
     try:
         data = yaml.safe_load(where.read_text(encoding="utf-8")) or {}
@@ -206,7 +208,7 @@ def _layers(path: Path, merged: Dict[str, Any]) -> List[Dict[str, Any]]:
         raise GridError(f"{path}: config: cannot read {file} ({e})") from None
     if not isinstance(data, dict):
         raise GridError(f"{path}: config: {file} is not a mapping of options")
-    return [_resolve_paths(data), _resolve_paths(fields)]
+    return [resolve_paths(data), resolve_paths(fields)]
 
 
 def run_id(cfg: RunConfig, axes: Sequence[str] = ()) -> str:
