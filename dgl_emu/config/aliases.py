@@ -85,6 +85,7 @@ ALIASES: Dict[str, Alias] = {
     "lr": Alias("optimizer.lr", "Learning rate (default 0.1 for lookup tables, 0.01 for GNN encoders)."),
     "switch_to_adam": Alias("optimizer.switch_to_adam", "Published schedule: Adam at lr/10 after half the steps."),
     "max_grad_norm": Alias("optimizer.max_grad_norm", "Clip the gradients' 2-norm to this before each step."),
+    "decay_from": Alias("optimizer.decay_from", "Decay the learning rate linearly from this step to 0 at the last step."),
     "eval_every": Alias("training.eval_every", "Steps between validations/checkpoints."),
     "patience": Alias("training.patience", "Early stopping after this many validations without improvement."),
     "eval_batch_size": Alias("training.eval_batch_size", "Queries per evaluation batch."),

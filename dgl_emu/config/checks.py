@@ -132,6 +132,10 @@ def _check_ranges(cfg: "RunConfig") -> None:
         if len(fanouts) != layers or any(f == 0 or f < -1 for f in fanouts):
             raise ConfigError(f"training.fanouts: need one positive count (or -1 = all) per encoder "
                               f"layer ({layers}), got {fanouts}", "training.fanouts")
+    decay = cfg.get("optimizer.decay_from")
+    if decay is not None and not 0 <= decay < cfg.training.steps:
+        raise ConfigError(f"optimizer.decay_from: must be a step in [0, training.steps = "
+                          f"{cfg.training.steps}), got {decay}", "optimizer.decay_from")
     data = cfg.plain["data"]
     if data["train"] is None and (data["valid"] or data["test"]):
         raise ConfigError("data.valid: given without data.train", "data.valid")

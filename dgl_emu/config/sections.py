@@ -129,7 +129,8 @@ COMPONENTS: Dict[str, ComponentSpec] = {s.section: s for s in (
     ComponentSpec("loss", _losses, "ce"),
     ComponentSpec("regularizer", _regularizers, "lp"),
     ComponentSpec("optimizer", _optimizers, None, wrapper=_wrap(switch_to_adam=(bool, False),
-                                                                  max_grad_norm=(Optional[float], None)),
+                                                                  max_grad_norm=(Optional[float], None),
+                                                                  decay_from=(Optional[int], None)),
                   search_space={"lr": FloatRange(1e-3, 1.0, log=True)}),
     ComponentSpec("evaluator", _evaluators, "filtered"),
 )}

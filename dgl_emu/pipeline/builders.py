@@ -103,11 +103,15 @@ def build_objective(cfg: RunConfig, model: KGEModel) -> Objective:
 
 
 def build_schedule(cfg: RunConfig) -> OptimizerSchedule:
-    """The ``optimizer`` section as a schedule (Adam at lr/10 from half-way if asked)."""
+    """The ``optimizer`` section as a schedule (Adam at lr/10 from half-way if asked; a linear
+    decay to 0 at the last step from ``decay_from`` if given)."""
     opts = _own(cfg, "optimizer")
     lr = opts.pop("lr")
-    switch = cfg.training.steps // 2 if cfg.optimizer.options["switch_to_adam"] else None
-    return OptimizerSchedule(cfg.optimizer.name, lr, opts, switch_step=switch)
+    steps = cfg.training.steps
+    switch = steps // 2 if cfg.optimizer.options["switch_to_adam"] else None
+    decay = cfg.optimizer.options["decay_from"]
+    return OptimizerSchedule(cfg.optimizer.name, lr, opts, switch_step=switch, decay_start=decay,
+                             decay_end=None if decay is None else steps)
 
 
 def build_evaluator(cfg: RunConfig, kg: KnowledgeGraph):

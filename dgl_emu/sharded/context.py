@@ -197,6 +197,8 @@ def check_options(cfg: RunConfig) -> None:
                                     "a whole-table penalty pulls every shard each step"),
                "optimizer.max_grad_norm": (cfg.get("optimizer.max_grad_norm") is not None,
                                            "the entity rows' gradients are not all on one trainer"),
+               "optimizer.decay_from": (cfg.get("optimizer.decay_from") is not None,
+                                        "the store's optimiser keeps its own learning rate"),
                "device": (cfg.device != "cpu", "the store's rows are served on CPU")}
     for path, (bad, why) in refused.items():
         if bad:

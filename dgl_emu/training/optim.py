@@ -1,4 +1,5 @@
-"""Optimisers by name, and the published two-phase schedule (Adagrad, then Adam at lr/10).
+"""Optimisers by name, the published two-phase schedule (Adagrad, then Adam at lr/10) and a
+linear learning-rate decay over the last steps.
 
 Sparse (row) gradients from lookup tables (:attr:`LookupEncoder.sparse
 <dgl_emu.nn.encoders.LookupEncoder>`) are updated row by row: torch's Adagrad and SGD do that
@@ -81,10 +82,16 @@ class CombinedOptimizer:
 
 @dataclass(frozen=True)
 class OptimizerSchedule:
-    """An optimiser, optionally switched to another at a given step.
+    """An optimiser, optionally switched to another at a given step, and its learning rate.
 
     The EMU paper trains with Adagrad and switches to Adam at a tenth of the learning rate after
     half the steps: ``OptimizerSchedule("adagrad", 0.1, switch_step=num_steps // 2)``.
+
+    With ``decay_start`` and ``decay_end`` the learning rate of step ``t`` (0-based) is multiplied
+    by ``(decay_end - t) / (decay_end - decay_start)`` for ``decay_start <= t < decay_end``: it
+    stays constant until ``decay_start`` and falls linearly towards 0, the last step
+    (``decay_end - 1``) taking ``1 / (decay_end - decay_start)`` of it. The rate is a function of
+    the step alone, so a resumed run takes the same steps.
 
     Parameters
     ----------
@@ -100,6 +107,11 @@ class OptimizerSchedule:
         Optimiser of the second phase (its defaults, at ``lr * switch_lr_factor``).
     switch_lr_factor : float
         Second-phase learning rate as a fraction of ``lr``.
+    decay_start : int, optional
+        First step of the linear decay (``None``: no decay).
+    decay_end : int, optional
+        Step at which the decayed rate would reach 0 (the number of steps); needed with
+        ``decay_start``.
 
     Examples
     --------
@@ -108,6 +120,9 @@ class OptimizerSchedule:
     (0, 1, 0.01)
     >>> type(s.build([torch.zeros(1, requires_grad=True)], 50)).__name__
     'Adam'
+    >>> d = OptimizerSchedule("adam", 0.01, decay_start=6, decay_end=10)
+    >>> [round(d.lr_at(t), 6) for t in (0, 5, 6, 7, 9)]
+    [0.01, 0.01, 0.01, 0.0075, 0.0025]
     """
 
     name: str = "adagrad"
@@ -116,10 +131,16 @@ class OptimizerSchedule:
     switch_step: Optional[int] = None
     switch_name: str = "adam"
     switch_lr_factor: float = 0.1
+    decay_start: Optional[int] = None
+    decay_end: Optional[int] = None
 
     def __post_init__(self):
         if not self.lr > 0:
             raise ValueError(f"lr must be positive, got {self.lr}")
+        if (self.decay_start is None) != (self.decay_end is None):
+            raise ValueError("decay_start and decay_end go together")
+        if self.decays and not 0 <= self.decay_start < self.decay_end:
+            raise ValueError(f"need 0 <= decay_start < decay_end, got {self.decay_start}, {self.decay_end}")
         OPTIMIZERS.get(self.name)
         OPTIMIZERS.get(self.switch_name)
 
@@ -127,9 +148,17 @@ class OptimizerSchedule:
         """0 before ``switch_step``, 1 from it on."""
         return int(self.switch_step is not None and step >= self.switch_step)
 
+    @property
+    def decays(self) -> bool:
+        """Whether the learning rate decays (then it is set before every step)."""
+        return self.decay_start is not None
+
     def lr_at(self, step: int) -> float:
-        """Learning rate in force at ``step``."""
-        return self.lr * (self.switch_lr_factor if self.phase(step) else 1.0)
+        """Learning rate in force at ``step`` (0-based)."""
+        lr = self.lr * (self.switch_lr_factor if self.phase(step) else 1.0)
+        if self.decays and step >= self.decay_start:
+            lr *= max(self.decay_end - step, 0) / (self.decay_end - self.decay_start)
+        return lr
 
     def build(self, params: Iterable[torch.nn.Parameter], step: int,
               sparse: Sequence[torch.nn.Parameter] = ()):

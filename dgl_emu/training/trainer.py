@@ -201,10 +201,13 @@ class Trainer:
         """Draw the next batch, take one step and advance the counter; returns the step's record.
 
         The record holds ``step``, ``loss``, ``lr`` and ``seconds``; the optimiser is switched
-        when the schedule says so.
+        and its learning rate set when the schedule says so.
         """
         if self.schedule.phase(self.step) != self.schedule.phase(max(self.step - 1, 0)):
             self.optimizer = self.build_optimizer(self.step)
+        if self.schedule.decays:
+            for group in self.optimizer.param_groups:
+                group["lr"] = self.schedule.lr_at(self.step)
         start = time.perf_counter()
         loss = self.training_step(self.next_batch())
         self.step += 1

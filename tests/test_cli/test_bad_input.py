@@ -108,6 +108,7 @@ OPTION_ROWS = {
     "negative label nan": (["--negative-label", "nan"], ["--negative-label", "finite"]),
     "keep prob out of range": (["--keep-prob", "1.5"], ["--keep-prob", "[0, 1]"]),
     "dim zero": (["--dim", "0"], ["--dim", "positive"]),
+    "decay after the last step": (["--decay-from", "40"], ["--decay-from", "[0, training.steps = 40)"]),
     "misspelt sampler": (["--set", "sampler.name=unifrom"], ["sampler", "did you mean 'uniform'"]),
     "unknown path": (["--set", "sampler.kk=3"], ["--set sampler.kk", "not an option"]),
     "option of another component": (["--sans-k", "2"], ["--sans-k", "not an option of sampler 'uniform'"]),

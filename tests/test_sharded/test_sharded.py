@@ -277,6 +277,7 @@ def test_bad_launch_options_are_one_error_line(parts, tmp_path):
     bad.write_text("127.0.0.1 port\n")
     cases.append((["--part-config", part_config, "--ip-config", bad], "bad.txt:1"))
     cases.append((["--part-config", part_config, "--ip-config", ip, "--encoder", "rgcn"], "training.fanouts"))
+    cases.append((["--part-config", part_config, "--ip-config", ip, "--decay-from", "1"], "optimizer.decay_from"))
     for extra, needle in cases:
         code, text = _cli(["run", *DATA, *ARGS, "--output", tmp_path / "run", *map(str, extra)], timeout=120)
         errors = [x for x in text.splitlines() if x.startswith("Error:")]
