@@ -29,6 +29,10 @@ and writes, atomically, into ``--out`` (default: the results folder itself):
     Validation MRR against the step for every run, baseline and EMU, one panel per dataset /
     model / sampler (at most 24 panels; the switch to Adam is marked).
 
+``--arm-field FIELD`` (repeatable) names a config field that belongs to an arm, not a row, e.g.
+``regularizer`` when the baselines carry the published penalty and EMU runs without: it does not
+split rows, and a column gives its value for the baseline and the EMU side.
+
 Metrics: the test split, both sides (head and tail queries), filtered ranks, realistic ties —
 ``metrics["test"]["both"]["realistic"]``. Config fields other than dataset, encoder, model,
 sampler, dim, emu and seed that differ between results (e.g. an ``lr`` or ``keep_prob`` axis)
@@ -53,14 +57,16 @@ __all__ = ["load_results", "summarize", "format_table", "paired_difference", "de
            "aggregate", "main", "AggregateError", "fmt_diff"]
 
 
-def aggregate(results_dir, out_dir=None) -> Tuple[Dict[str, Any], str]:
-    """Read ``results_dir``, write summary.md/.rst/.json and plots into ``out_dir``; returns (summary, table)."""
+def aggregate(results_dir, out_dir=None, arm_fields: Sequence[str] = ()) -> Tuple[Dict[str, Any], str]:
+    """Read ``results_dir``, write summary.md/.rst/.json and plots into ``out_dir``; returns (summary, table).
+
+    ``arm_fields``: config fields that belong to an arm (see :func:`agglib.stats.summarize`)."""
     results_dir = Path(results_dir)
     out_dir = Path(out_dir) if out_dir is not None else results_dir
     records = load_results(results_dir)
     if not records:
         raise AggregateError(f"{results_dir}: no run result JSONs found")
-    summary = summarize(records)
+    summary = summarize(records, arm_fields)
     summary["source"] = str(results_dir)
     summary["files"] = len(records)
     markdown = format_markdown(summary, results_dir.name)
@@ -70,7 +76,7 @@ def aggregate(results_dir, out_dir=None) -> Tuple[Dict[str, Any], str]:
     written = [out_dir / "summary.md", out_dir / "summary.rst", out_dir / "summary.json",
                plot_bars(summary, out_dir / "mrr_hits1.png")]
     extra_plots = [plot_differences(summary, out_dir / "differences.png"),
-                   plot_dimension(summary, out_dir / "dimension.png"), plot_curves(records, out_dir / "curves.png")]
+                   plot_dimension(summary, out_dir / "dimension.png"), plot_curves(records, out_dir / "curves.png", arm_fields)]
     summary["written"] = [str(w) for w in written + [x for x in extra_plots if x]]
     return summary, format_table(summary)
 
@@ -80,12 +86,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p = argparse.ArgumentParser(prog="aggregate.py", description=__doc__.split("\n\n")[0])
     p.add_argument("results", type=Path, help="folder of result JSONs, e.g. benchmarks/results/p1-shallow")
     p.add_argument("--out", type=Path, default=None, help="where summary.* and the plots go (default: RESULTS)")
+    p.add_argument("--arm-field", action="append", default=[], metavar="FIELD",
+                   help="a config field of the arms, not the rows (repeat), e.g. regularizer")
     args = p.parse_args(argv)
     if not args.results.is_dir():
         print(f"error: {args.results}: not a folder", file=sys.stderr)
         return 2
     try:
-        summary, table = aggregate(args.results, args.out)
+        summary, table = aggregate(args.results, args.out, args.arm_field)
     except AggregateError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

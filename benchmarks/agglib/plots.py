@@ -186,10 +186,10 @@ def plot_dimension(summary: Dict[str, Any], path: Path) -> Optional[Path]:
 MAX_CURVE_PANELS = 24
 
 
-def plot_curves(records: Sequence[Dict[str, Any]], path: Path) -> Optional[Path]:
+def plot_curves(records: Sequence[Dict[str, Any]], path: Path, arm_fields: Sequence[str] = ()) -> Optional[Path]:
     """``curves.png``: validation MRR against the step, baseline and EMU, one panel per group.
 
-    A group is a (dataset, encoder, model, sampler, extra fields) combination; every run is one
+    A group is a (dataset, encoder, model, sampler, extra fields but ``arm_fields``) combination; every run is one
     line (baseline blue, EMU orange; solid at the group's smallest dimension, dashed at larger
     ones), and a dotted vertical line marks the switch to Adam. Nothing is written when no run
     recorded validations, or when there are more than :data:`MAX_CURVE_PANELS` groups.
@@ -197,7 +197,7 @@ def plot_curves(records: Sequence[Dict[str, Any]], path: Path) -> Optional[Path]
     runs = [r for r in records if r["validations"]]
     if not runs:
         return None
-    extras = extra_fields(runs)
+    extras = [f for f in extra_fields(runs) if f not in arm_fields]
     groups: "OrderedDict[str, List[Dict[str, Any]]]" = OrderedDict()
     for r in sorted(runs, key=lambda r: sort_key({**r, "extras": {k: r["config"].get(k) for k in extras}})):
         name = " ".join([r["dataset"]] + ([r["encoder"]] if r["encoder"] != "lookup" else [])

@@ -29,8 +29,9 @@ def _fmt_extra(value: Any) -> str:
 
 def format_table(summary: Dict[str, Any]) -> str:
     """The Markdown table of :func:`summarize` (rows, then the dimension comparison if any)."""
-    extras = summary["extra_fields"]
-    head = ["dataset", "encoder", "model", "sampler", "dim", *extras, "seeds (base/EMU)"]
+    extras, arms = summary["extra_fields"], summary.get("arm_fields", [])
+    head = ["dataset", "encoder", "model", "sampler", "dim", *extras, *[f"{f} (base / EMU)" for f in arms],
+            "seeds (base/EMU)"]
     for m in METRICS:
         lab = METRIC_LABELS[m]
         head += [f"{lab} baseline", f"{lab} EMU", f"Δ{lab} EMU − base [95% CI]"]
@@ -40,7 +41,9 @@ def format_table(summary: Dict[str, Any]) -> str:
         n_b = row["baseline"]["n"] if row["baseline"] else 0
         n_e = row["emu"]["n"] if row["emu"] else 0
         cells = [row["dataset"], row["encoder"], row["model"], row["sampler"], str(row["dim"]),
-                 *[_fmt_extra(row["extras"][f]) for f in extras], f"{n_b}/{n_e}"]
+                 *[_fmt_extra(row["extras"][f]) for f in extras],
+                 *[" / ".join(_fmt_extra(row["arm_settings"][side][f]) if row["arm_settings"][side] else "—"
+                              for side in ("baseline", "emu")) for f in arms], f"{n_b}/{n_e}"]
         for m in METRICS:
             cells += [_fmt_stat(row["baseline"][m] if row["baseline"] else None),
                       _fmt_stat(row["emu"][m] if row["emu"] else None),
@@ -68,6 +71,9 @@ def format_markdown(summary: Dict[str, Any], source: str) -> str:
     """The full ``summary.md``."""
     extra = (f" Extra columns: config fields that differ between runs ({', '.join(summary['extra_fields'])})."
              if summary["extra_fields"] else "")
+    if summary.get("arm_fields"):
+        extra += (f" Arm columns: settings of each arm, baseline / EMU ({', '.join(summary['arm_fields'])});"
+                  " the two arms of a row differ in them.")
     return (f"# Results: {source}\n\n"
             "Test split, both sides (head and tail queries), filtered ranks (train + valid + test), "
             "realistic ties. Baseline and EMU: mean ± sample standard deviation over seeds. "

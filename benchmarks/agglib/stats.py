@@ -81,17 +81,26 @@ def extra_fields(records: Sequence[Dict[str, Any]]) -> List[str]:
             if len({json.dumps(r["config"][f], sort_keys=True) for r in records if f in r["config"]}) > 1]
 
 
-def summarize(records: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
+def summarize(records: Sequence[Dict[str, Any]], arm_fields: Sequence[str] = ()) -> Dict[str, Any]:
     """Rows of baseline/EMU statistics and paired differences, plus the dimension comparison.
+
+    ``arm_fields`` are config fields that belong to an arm rather than to a row (e.g. the
+    published baselines' regulariser, which EMU runs without): they do not split rows, and each
+    row reports their value for the baseline and the EMU side (``row["arm_settings"]``).
 
     Raises
     ------
     AggregateError
-        If two results are the same run (same row, EMU flag and seed).
+        If two results are the same run (same row, EMU flag and seed), if an arm field is in no
+        result's configuration, or if it takes two values within one side of a row.
     """
     if not records:
         raise AggregateError("no run results to aggregate")
-    extras = extra_fields(records)
+    arm_fields = list(arm_fields)
+    for f in arm_fields:
+        if not any(f in r["config"] for r in records):
+            raise AggregateError(f"--arm-field {f}: no result's configuration has this field")
+    extras = [f for f in extra_fields(records) if f not in arm_fields]
     groups: "OrderedDict[Any, Dict[str, Any]]" = OrderedDict()
     for r in records:
         key = {k: r[k] for k in KEY}
@@ -114,6 +123,7 @@ def summarize(records: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
             seeds = sorted(runs)
             row[side] = {"n": len(seeds), "seeds": seeds,
                          **{m: describe([runs[s][m] for s in seeds]) for m in METRICS}}
+        row["arm_settings"] = {side: _arm_settings(g[side], arm_fields, side) for side in ("baseline", "emu")}
         row["difference"] = None
         if g["baseline"] and g["emu"]:
             row["difference"] = {m: paired_difference({s: r[m] for s, r in g["baseline"].items()},
@@ -124,7 +134,22 @@ def summarize(records: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
     return {"metric_source": "test split, both sides, filtered ranks, realistic ties",
             "std": "sample standard deviation over seeds (ddof 1)",
             "difference": "EMU - baseline over paired seeds: mean ± t(0.975, n-1)·sd/sqrt(n)",
-            "extra_fields": extras, "rows": rows, "dimension": _dimension_comparison(rows)}
+            "extra_fields": extras, "arm_fields": arm_fields, "rows": rows,
+            "dimension": _dimension_comparison(rows)}
+
+
+def _arm_settings(runs: Dict[int, Dict[str, Any]], fields: Sequence[str], side: str) -> Optional[Dict[str, Any]]:
+    """The one value each arm field takes in ``runs`` (a row's side, by seed); None without runs."""
+    if not runs:
+        return None
+    out = {}
+    for f in fields:
+        values = {json.dumps(r["config"].get(f), sort_keys=True) for r in runs.values()}
+        if len(values) > 1:
+            raise AggregateError(f"--arm-field {f}: the {side} runs of one row differ in it "
+                                 f"({', '.join(sorted(values))}); they would be averaged together")
+        out[f] = next(iter(runs.values()))["config"].get(f)
+    return out
 
 
 def _dimension_comparison(rows: Sequence[Dict[str, Any]]) -> List[Dict[str, Any]]:
