@@ -191,7 +191,8 @@ def plot_curves(records: Sequence[Dict[str, Any]], path: Path, arm_fields: Seque
 
     A group is a (dataset, encoder, model, sampler, extra fields but ``arm_fields``) combination; every run is one
     line (baseline blue, EMU orange; solid at the group's smallest dimension, dashed at larger
-    ones), and a dotted vertical line marks the switch to Adam. Nothing is written when no run
+    ones), a dotted vertical line marks the switch to Adam and a dash-dotted one the start of a
+    learning-rate decay. Nothing is written when no run
     recorded validations, or when there are more than :data:`MAX_CURVE_PANELS` groups.
     """
     runs = [r for r in records if r["validations"]]
@@ -223,6 +224,8 @@ def plot_curves(records: Sequence[Dict[str, Any]], path: Path, arm_fields: Seque
         cfg = grun[0]["config"]
         if cfg.get("switch_to_adam") and cfg.get("steps"):
             ax.axvline(int(cfg["steps"]) // 2, color="grey", linestyle=":", linewidth=1)
+        if cfg.get("decay_from") is not None:  # the learning rate decays linearly from here
+            ax.axvline(int(cfg["decay_from"]), color="grey", linestyle="-.", linewidth=1)
         ax.set_title(name, fontsize=9)
         ax.set_xlabel("step", fontsize=8)
         ax.set_ylabel("valid MRR", fontsize=8)
