@@ -198,7 +198,7 @@ def plot_curves(records: Sequence[Dict[str, Any]], path: Path, arm_fields: Seque
     runs = [r for r in records if r["validations"]]
     if not runs:
         return None
-    extras = [f for f in extra_fields(runs) if f not in arm_fields]
+    extras = extra_fields(runs, arm_fields)
     groups: "OrderedDict[str, List[Dict[str, Any]]]" = OrderedDict()
     for r in sorted(runs, key=lambda r: sort_key({**r, "extras": {k: r["config"].get(k) for k in extras}})):
         name = " ".join([r["dataset"]] + ([r["encoder"]] if r["encoder"] != "lookup" else [])

@@ -70,13 +70,14 @@ def verdict(diff: Optional[Dict[str, Any]]) -> str:
     return "better" if lo > 0 else "worse" if hi < 0 else "unclear"
 
 
-def extra_fields(records: Sequence[Dict[str, Any]]) -> List[str]:
-    """Config fields beyond :data:`KEY` and :data:`IGNORED` that vary between records: they split rows.
+def extra_fields(records: Sequence[Dict[str, Any]], arm_fields: Sequence[str] = ()) -> List[str]:
+    """Config fields beyond :data:`KEY`, :data:`IGNORED` and ``arm_fields`` that vary between
+    records: they split rows.
 
     A field only some records have (an option of a component the others do not use, e.g.
     ``sans_k``) varies only if it takes two values where it exists.
     """
-    fields = sorted({k for r in records for k in r["config"]} - set(KEY) - IGNORED)
+    fields = sorted({k for r in records for k in r["config"]} - set(KEY) - IGNORED - set(arm_fields))
     return [f for f in fields
             if len({json.dumps(r["config"][f], sort_keys=True) for r in records if f in r["config"]}) > 1]
 
@@ -100,7 +101,7 @@ def summarize(records: Sequence[Dict[str, Any]], arm_fields: Sequence[str] = ())
     for f in arm_fields:
         if not any(f in r["config"] for r in records):
             raise AggregateError(f"--arm-field {f}: no result's configuration has this field")
-    extras = [f for f in extra_fields(records) if f not in arm_fields]
+    extras = extra_fields(records, arm_fields)
     groups: "OrderedDict[Any, Dict[str, Any]]" = OrderedDict()
     for r in records:
         key = {k: r[k] for k in KEY}
