@@ -27,6 +27,7 @@ Spec file (YAML)::
     name: tuned                 # work in benchmarks/work/<name>/, results in benchmarks/results/<name>/
     trials: 8                   # finished trials per arm
     prune_after: 4              # complete trials before the median rule prunes
+    prune_warmup: 0.25          # fraction of a trial's steps before which it is never pruned
     seeds: [0, 1, 2]            # seeds of the retraining runs
     base: {data_dir: ../shared/datasets, progress: false}
     search: {regularizer.weight: null}       # optional: ranges changed for every cell
@@ -58,10 +59,11 @@ from gridlib.state import finished_metrics  # noqa: E402
 
 from dgl_emu.config import ConfigError, RunConfig, load_config  # noqa: E402
 from dgl_emu.tuning.compare import arm_configs, arm_spaces  # noqa: E402
+from dgl_emu.tuning.pruning import MedianRule  # noqa: E402
 
 __all__ = ["Spec", "load_spec", "retrain_runs", "smoothing_config", "ARMS", "main"]
 
-SPEC_KEYS = {"name", "trials", "prune_after", "seeds", "base", "search", "templates", "cells"}
+SPEC_KEYS = {"name", "trials", "prune_after", "prune_warmup", "seeds", "base", "search", "templates", "cells"}
 #: retrained arms: the two tuned studies, and the control built from EMU's best configuration
 ARMS = ("baseline", "emu", "smoothing")
 
@@ -73,7 +75,7 @@ class Spec:
     path: Path
     name: str
     trials: int
-    prune_after: int
+    pruning: MedianRule
     seeds: List[int]
     cells: Dict[str, RunConfig]
     search: Dict[str, Dict[str, Any]]  # per cell: search-range overrides (``dgl-emu tune --search``)
@@ -96,6 +98,10 @@ def load_spec(path, work_dir: Optional[Path] = None, results_dir: Optional[Path]
         value = data.get(key, 1 if key == "trials" else 5)
         if not isinstance(value, int) or isinstance(value, bool) or value < low:
             raise GridError(f"{path}: {key}: expected an integer >= {low}, got {value!r}")
+    try:
+        pruning = MedianRule(int(data.get("prune_after", 5)), data.get("prune_warmup", 0.25))
+    except ConfigError as e:
+        raise GridError(f"{path}: {e}") from None
     seeds = data.get("seeds", [0])
     if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) for s in seeds):
         raise GridError(f"{path}: seeds: expected a non-empty list of integers, got {seeds!r}")
@@ -127,7 +133,7 @@ def load_spec(path, work_dir: Optional[Path] = None, results_dir: Optional[Path]
             raise GridError(f"{path}: cells.{cell}: {e}") from None
         configs[str(cell)], searches[str(cell)] = cfg, search
     name = str(data.get("name") or path.stem)
-    return Spec(path, name, int(data.get("trials", 1)), int(data.get("prune_after", 5)), [int(s) for s in seeds],
+    return Spec(path, name, int(data.get("trials", 1)), pruning, [int(s) for s in seeds],
                 configs, searches, Path(work_dir or BENCHMARKS / "work" / name).resolve(),
                 Path(results_dir or BENCHMARKS / "results" / name).resolve())
 
@@ -173,7 +179,7 @@ def _tune(spec: Spec, cell: str) -> bool:
     from dgl_emu.tuning.lock import StudyLocked
     print(f"{cell}: tuning, {spec.trials} trials per arm ({spec.study_dir(cell)})", flush=True)
     try:
-        compare_emu(spec.cells[cell], spec.study_dir(cell), trials=spec.trials, prune_after=spec.prune_after,
+        compare_emu(spec.cells[cell], spec.study_dir(cell), trials=spec.trials, pruning=spec.pruning,
                     overrides=spec.search[cell], where=f"{spec.path}: cells.{cell}: ", progress=False,
                     notify=lambda m: print(f"  {cell} {m}", flush=True))
     except StudyLocked:

@@ -60,12 +60,16 @@ def _summary(result, out_dir: Path) -> None:
                    "'emu.keep_prob: {low: 0.2, high: 0.6}'.")
 @click.option("--prune-after", type=click.IntRange(min=0), default=5, show_default=True,
               help="Complete trials before the median rule starts pruning.")
+@click.option("--prune-warmup", type=click.FloatRange(min=0, max=1, max_open=True), default=0.25,
+              show_default=True, metavar="FRACTION",
+              help="Fraction of a trial's steps before which it is never pruned.")
 @click.option("--compare-emu", is_flag=True,
               help="Tune EMU and the plain baseline (emu: none) with equal budgets, in OUTPUT/emu and "
                    "OUTPUT/baseline; writes OUTPUT/report.md.")
 @run_options
 @click.pass_context
-def tune(ctx, config_file, trials, timeout, search_file, prune_after, compare_emu, set_values, **options):
+def tune(ctx, config_file, trials, timeout, search_file, prune_after, prune_warmup, compare_emu, set_values,
+         **options):
     """Search hyper-parameters with Optuna: each trial is a dgl-emu run, pruned on validation MRR.
 
     The study lives in OUTPUT/study.db (default OUTPUT: tunes/<name>); re-running the same
@@ -91,17 +95,19 @@ def tune(ctx, config_file, trials, timeout, search_file, prune_after, compare_em
     from ..tuning.study import default_study_dir
     out_dir = Path(out_dir) if out_dir else default_study_dir(cfg)
     fixed = _fixed_paths(given, sets)
+    from ..tuning.pruning import MedianRule
+    pruning = MedianRule(after=prune_after, warmup=prune_warmup)
     try:
         space, overrides, where = _space(cfg, search_file, fixed)
         if compare_emu:
             from ..tuning.compare import compare_emu as run_comparison
             comparison = run_comparison(cfg, out_dir, trials=trials, timeout=timeout, overrides=overrides,
-                                        where=where, fixed=fixed, prune_after=prune_after,
+                                        where=where, fixed=fixed, pruning=pruning,
                                         notify=click.echo)
         else:
             from ..tuning.study import tune as run_study
             result = run_study(cfg, out_dir, trials=trials, timeout=timeout, space=space,
-                               prune_after=prune_after, notify=click.echo)
+                               pruning=pruning, notify=click.echo)
     except ConfigError as e:
         raise click.UsageError(str(e), ctx) from None
     except (StudyLocked, DataFormatError, DatasetNotFoundError, ChecksumError, CheckpointError) as e:

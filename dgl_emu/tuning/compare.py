@@ -17,6 +17,7 @@ from typing import Any, Callable, Collection, Dict, Mapping, Optional
 
 from ..config import NONE, ConfigError, RunConfig
 from ..utils import atomic_write_json, atomic_write_text
+from .pruning import TPE_STARTUP, MedianRule
 from .report import best_metrics
 from .space import Param, apply_overrides, describe_space, read_overrides, search_space
 from .study import Tuner, TuneResult, default_study_dir, finished_trials
@@ -77,7 +78,7 @@ class Comparison:
 
 def compare_emu(cfg: RunConfig, out_dir=None, *, trials: int, timeout: Optional[float] = None,
                 overrides: Optional[Mapping[str, Any]] = None, where: str = "", fixed: Collection[str] = (),
-                prune_after: int = 5, progress: Optional[bool] = None,
+                pruning: Optional[MedianRule] = None, progress: Optional[bool] = None,
                 notify: Optional[Callable[[str], None]] = None) -> Comparison:
     """Tune EMU and the plain baseline with equal budgets; write ``report.md`` and ``report.json``.
 
@@ -89,13 +90,14 @@ def compare_emu(cfg: RunConfig, out_dir=None, *, trials: int, timeout: Optional[
     """
     from tqdm.auto import tqdm
     out_dir = Path(out_dir) if out_dir is not None else default_study_dir(cfg)
+    pruning = pruning if pruning is not None else MedianRule()
     arms = arm_configs(cfg)
     spaces = arm_spaces(arms, overrides, where, fixed)
     say = notify or (lambda message: None)
     show = cfg.progress if progress is None else progress
     started, stopped = time.monotonic(), None
     with contextlib.ExitStack() as stack:
-        tuners = {arm: stack.enter_context(Tuner(arms[arm], out_dir / arm, spaces[arm], prune_after=prune_after,
+        tuners = {arm: stack.enter_context(Tuner(arms[arm], out_dir / arm, spaces[arm], pruning=pruning,
                                                  notify=lambda m, a=arm: say(f"{a}: {m}")))
                   for arm in ARMS}
 
@@ -122,12 +124,12 @@ def compare_emu(cfg: RunConfig, out_dir=None, *, trials: int, timeout: Optional[
         for arm in ARMS:
             note = tuners[arm].write_outputs(trials)
             results[arm] = tuners[arm].result(trials, stopped, note)
-        report = _report(out_dir, tuners, results, trials, prune_after, stopped)
+        report = _report(out_dir, tuners, results, trials, pruning, stopped)
     return Comparison(out_dir, results, report)
 
 
 def _report(out_dir: Path, tuners: Mapping[str, Tuner], results: Mapping[str, TuneResult], trials: int,
-            prune_after: int, stopped: Optional[str]) -> Dict[str, Any]:
+            pruning: MedianRule, stopped: Optional[str]) -> Dict[str, Any]:
     cfg = tuners["emu"].cfg
     arms = {}
     for arm in ARMS:
@@ -139,11 +141,13 @@ def _report(out_dir: Path, tuners: Mapping[str, Tuner], results: Mapping[str, Tu
                      "best_config": str(out_dir / arm / "best.yaml") if r.best_number is not None else None}
     equal = arms["emu"]["trials_finished"] == arms["baseline"]["trials_finished"] == trials
     only_emu = sorted(set(arms["emu"]["search_space"]) - set(arms["baseline"]["search_space"]))
+    sampler = (f"TPE, whose first {TPE_STARTUP} trials are random: with {trials} trials per arm a random search"
+               if trials <= TPE_STARTUP else f"TPE, after {TPE_STARTUP} random trials")
     budget = (f"both arms ran {trials} trials of at most {cfg.training.steps} steps each "
               f"({cfg.training.batch_size} positives and {cfg.sampler.options['num_negatives']} negatives "
               f"per step, validation every {cfg.training.eval_every} steps), from seed {cfg.seed}, with "
-              f"the same sampler (TPE) and pruning rule (median of the complete trials, after "
-              f"{prune_after}); the baseline searches the same ranges except EMU's own "
+              f"the same sampler ({sampler}) and pruning rule ({pruning.describe(cfg.training.steps)}); "
+              f"the baseline searches the same ranges except EMU's own "
               f"({', '.join(only_emu) or 'none'})")
     if equal:
         statement = f"The budgets are equal: {budget}."
@@ -154,7 +158,8 @@ def _report(out_dir: Path, tuners: Mapping[str, Tuner], results: Mapping[str, Tu
     pruned = (f"Pruning stops poor trials early under the same rule in both arms, so the steps actually "
               f"trained differ: EMU {arms['emu']['steps_trained']}, baseline {arms['baseline']['steps_trained']}.")
     report = {"equal_budgets": equal, "budget": statement, "pruning": pruned, "trials": trials,
-              "steps_per_trial": cfg.training.steps, "seed": cfg.seed, "prune_after": prune_after,
+              "steps_per_trial": cfg.training.steps, "seed": cfg.seed, "pruning_rule": pruning.to_dict(),
+              "sampler": sampler,
               "stopped": stopped, "arms": arms}
     atomic_write_json(out_dir / "report.json", report)
     atomic_write_text(out_dir / "report.md", format_report(report))

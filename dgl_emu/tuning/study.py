@@ -3,14 +3,18 @@
 The study lives in ``STUDY_DIR/study.db`` (SQLite). Each trial is an ordinary run directory,
 ``STUDY_DIR/trials/<number>/``, trained by :func:`dgl_emu.pipeline.run` with the trial's values,
 reporting its validation MRR to Optuna at every validation; a :class:`~optuna.pruners.MedianPruner`
-stops trials that fall below the median of the completed ones at the same step.
+stops trials that fall below the median of the completed ones at the same step, after a warm-up
+(:class:`~dgl_emu.tuning.pruning.MedianRule`).
 
 **Resume.** One tuner works in a directory at a time (``tune.lock`` holds its PID). A study that
 was killed leaves its trial ``RUNNING`` in the database; the next invocation marks it ``FAIL``
 and enqueues its values again, and the new trial takes over the killed trial's run directory and
 resumes it from its ``last.pt``. Complete and pruned trials are never repeated: ``trials`` counts
 finished trials in total. The sampler (TPE) is seeded from the configuration's seed and the number
-of finished trials, so a killed and resumed study proposes what an uninterrupted one would.
+of finished trials, so a killed and resumed study proposes what an uninterrupted one would. TPE
+draws its first :data:`~dgl_emu.tuning.pruning.TPE_STARTUP` trials at random: a study of that many
+trials or fewer is a random search. The study stores its configuration, search space and pruning
+rule, and a resumed study must have the same ones.
 """
 from __future__ import annotations
 
@@ -28,6 +32,7 @@ from ..pipeline import RunDiverged, RunInterrupted, default_output, run
 from ..pipeline.rundir import config_differences
 from ..training import Callback
 from .lock import DirectoryLock
+from .pruning import TPE_STARTUP, MedianRule
 from .space import Param, describe_space, search_space, space_to_dict
 
 __all__ = ["tune", "Tuner", "TuneResult", "PruningCallback", "default_study_dir", "finished_trials",
@@ -111,21 +116,22 @@ class Tuner:
         The study directory.
     space : dict of str to Param, optional
         Default: :func:`~dgl_emu.tuning.space.search_space` of ``cfg``.
-    prune_after : int
-        Complete trials before the median rule starts pruning.
+    pruning : MedianRule, optional
+        The pruning rule (default ``MedianRule()``: after 5 complete trials, not before a quarter
+        of the steps).
     notify : callable, optional
         Receives one line per trial.
     """
 
     def __init__(self, cfg: RunConfig, out_dir, space: Optional[Mapping[str, Param]] = None, *,
-                 prune_after: int = 5, notify: Optional[Callable[[str], None]] = None):
+                 pruning: Optional[MedianRule] = None, notify: Optional[Callable[[str], None]] = None):
         self.cfg = cfg.validate()
         self.out_dir = Path(out_dir)
         self.space = dict(search_space(cfg) if space is None else space)
         if not self.space:
             raise ConfigError("search: nothing to tune: the chosen components declare no ranges and no "
                               "--search file adds any", "search")
-        self.prune_after = prune_after
+        self.pruning = pruning if pruning is not None else MedianRule()
         self.notify = notify or (lambda message: None)
         self.lock = DirectoryLock(self.out_dir / LOCK)
         self.study: Optional[optuna.Study] = None
@@ -141,7 +147,7 @@ class Tuner:
             self.study = optuna.create_study(
                 storage=f"sqlite:///{(self.out_dir / DATABASE).resolve()}", study_name=STUDY_NAME,
                 load_if_exists=True, direction="maximize",
-                pruner=optuna.pruners.MedianPruner(n_startup_trials=self.prune_after))
+                pruner=self.pruning.pruner(self.cfg.training.steps))
             self._check_same_study()
             self._requeue_stale()
         except BaseException:
@@ -157,12 +163,19 @@ class Tuner:
         if "config" not in attrs:
             self.study.set_user_attr("config", self.cfg.to_dict())
             self.study.set_user_attr("space", space_to_dict(self.space))
+            self.study.set_user_attr("pruning", self.pruning.to_dict())
             return
         diff = config_differences(attrs["config"], self.cfg)
         saved = attrs.get("space", {})
         mine = space_to_dict(self.space)
         diff += [f"search.{k}: {saved.get(k)} -> {mine.get(k)}" for k in sorted(set(saved) | set(mine))
                  if saved.get(k) != mine.get(k)]
+        rule = self.pruning.to_dict()
+        if "pruning" not in attrs:  # a study made before the rule was stored: it takes this one
+            self.study.set_user_attr("pruning", rule)
+        elif attrs["pruning"] != rule:
+            diff += [f"pruning.{k}: {attrs['pruning'].get(k)} -> {v}" for k, v in rule.items()
+                     if attrs["pruning"].get(k) != v]
         if diff:
             shown = "; ".join(diff[:4]) + (f"; and {len(diff) - 4} more" if len(diff) > 4 else "")
             raise ConfigError(f"output: {self.out_dir} holds a study of another configuration ({shown}); "
@@ -197,7 +210,7 @@ class Tuner:
     def sampler(self) -> optuna.samplers.BaseSampler:
         """TPE seeded from the configuration's seed and the number of finished trials."""
         seed = int(np.random.SeedSequence([self.cfg.seed, self.finished]).generate_state(1)[0])
-        return optuna.samplers.TPESampler(seed=seed)
+        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=TPE_STARTUP)
 
     def run_trial(self) -> FrozenTrial:
         """Ask for a trial, train it in its run directory, tell the study; returns the trial."""
@@ -281,7 +294,7 @@ class Tuner:
 
 
 def tune(cfg: RunConfig, out_dir=None, *, trials: int, timeout: Optional[float] = None,
-         space: Optional[Mapping[str, Param]] = None, prune_after: int = 5,
+         space: Optional[Mapping[str, Param]] = None, pruning: Optional[MedianRule] = None,
          progress: Optional[bool] = None, notify: Optional[Callable[[str], None]] = None) -> TuneResult:
     """Run (or resume) a study until ``trials`` trials have finished, or ``timeout`` seconds.
 
@@ -298,8 +311,8 @@ def tune(cfg: RunConfig, out_dir=None, *, trials: int, timeout: Optional[float] 
         Seconds after which no new trial starts (the running one finishes).
     space : dict of str to Param, optional
         Default: the ranges the chosen components declare.
-    prune_after : int
-        Complete trials before pruning starts.
+    pruning : MedianRule, optional
+        The pruning rule (default ``MedianRule()``).
     progress : bool, optional
         A progress bar over trials (default ``cfg.progress``).
     notify : callable, optional
@@ -320,7 +333,7 @@ def tune(cfg: RunConfig, out_dir=None, *, trials: int, timeout: Optional[float] 
     out_dir = Path(out_dir) if out_dir is not None else default_study_dir(cfg)
     show = cfg.progress if progress is None else progress
     started, stopped = time.monotonic(), None
-    with Tuner(cfg, out_dir, space, prune_after=prune_after, notify=notify) as tuner:
+    with Tuner(cfg, out_dir, space, pruning=pruning, notify=notify) as tuner:
         bar = tqdm(total=trials, initial=min(tuner.finished, trials), disable=not show, desc="tune",
                    unit="trial", dynamic_ncols=True)
         if show:

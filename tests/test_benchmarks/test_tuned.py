@@ -91,6 +91,7 @@ def test_tune_retrain_and_summary(tuned, tmp_path):
 @pytest.mark.parametrize("change, message", [
     ({"colour": 1}, "unknown top-level key(s): colour"),
     ({"trials": 0}, "trials: expected an integer >= 1"),
+    ({"prune_warmup": 1.5}, "prune_warmup: expected a fraction of the steps in [0, 1), got 1.5"),
     ({"seeds": []}, "seeds: expected a non-empty list"),
     ({"cells": {"a": {"model": "distmul"}}}, "cells.a: "),
     ({"cells": {"a": {"seed": 3}}}, "cells.a: seed:"),
@@ -108,6 +109,7 @@ def test_bad_spec_is_one_error_line(tuned, tmp_path, capsys, change, message):
 def test_shipped_spec_loads(tuned):
     spec = tuned.load_spec(GRIDS / "tuned.yaml")
     assert spec.trials == 8 and spec.seeds == [0, 1, 2]
+    assert spec.pruning.to_dict() == {"after": 4, "warmup": 0.25}
     assert {c.encoder.name for c in spec.cells.values()} == {"lookup", "rgcn", "compgcn"}
     assert all(c.emu_enabled for c in spec.cells.values())
     assert spec.search["umls-rgcn"] == {"optimizer.lr": {"low": 0.001, "high": 0.1}}

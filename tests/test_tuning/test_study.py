@@ -18,6 +18,7 @@ from dgl_emu.config import ConfigError, RunConfig
 from dgl_emu.tuning import FloatRange
 from dgl_emu.tuning.compare import compare_emu
 from dgl_emu.tuning.lock import DirectoryLock, StudyLocked
+from dgl_emu.tuning.pruning import MedianRule
 from dgl_emu.tuning.study import DATABASE, STUDY_NAME, PruningCallback, Tuner, tune
 from test_cli.clihelp import invoke
 
@@ -216,19 +217,34 @@ def test_the_pruning_callback_stops_a_trial_below_the_median():
     assert resumed.pruned_at == 20 and trainer.reason
 
 
-def test_a_study_prunes_a_trial_that_falls_below_the_median(tmp_path):
+def test_the_warmup_keeps_a_trial_from_being_pruned_before_its_fraction_of_the_steps():
+    rule = MedianRule(after=1, warmup=0.5)
+    assert rule.warmup_steps(60) == 30 and rule.warmup_steps(2000) == 1000 and MedianRule(warmup=0).warmup_steps(7) == 0
+    study = optuna.create_study(direction="maximize", pruner=rule.pruner(60))
+    study.add_trial(optuna.trial.create_trial(value=0.3, intermediate_values={20: 0.1, 40: 0.3}))
+    late, trainer = PruningCallback(study.ask()), _Trainer(20)
+    late.on_validation_end(trainer, 0.05, True)  # below the median at step 20 < 30: kept
+    assert late.pruned_at is None and trainer.reason is None
+    trainer.step = 40
+    late.on_validation_end(trainer, 0.1, True)  # still below it at step 40: pruned
+    assert late.pruned_at == 40 and "at step 40" in trainer.reason
+
+
+@pytest.mark.parametrize("warmup, pruned_at", [(0.0, 20), (0.5, 40)])
+def test_a_study_prunes_a_trial_that_falls_below_the_median(tmp_path, warmup, pruned_at):
     out = tmp_path / "study"
     out.mkdir()
     study = optuna.create_study(study_name=STUDY_NAME, storage=f"sqlite:///{out / DATABASE}", direction="maximize")
     study.enqueue_trial({"optimizer.lr": 0.3})
     study.enqueue_trial({"optimizer.lr": 1e-4})  # learns nothing in 60 steps
     space = {"optimizer.lr": FloatRange(1e-5, 1.0, log=True)}
-    result = tune(_cfg(), out, trials=2, space=space, prune_after=1)
+    result = tune(_cfg(), out, trials=2, space=space, pruning=MedianRule(after=1, warmup=warmup))
     assert result.counts == {"complete": 1, "pruned": 1, "diverged": 0}
     states = [t.state for t in _study(out).trials]
     assert states == [TrialState.COMPLETE, TrialState.PRUNED]
     pruned = json.loads((out / "trials" / "1" / "metrics.json").read_text())
-    assert pruned["steps"] == 20 and "pruned" in pruned["stop_reason"]
+    # validations every 20 steps; the first one at or after warmup * 60 steps may prune
+    assert pruned["steps"] == pruned_at and f"pruned by the median rule at step {pruned_at}" in pruned["stop_reason"]
     assert json.loads((out / "trials" / "0" / "metrics.json").read_text())["steps"] == 60
     assert "Parameter importance: not computed: needs 2 complete trials" in (out / "trials.md").read_text()
 
@@ -244,6 +260,24 @@ def test_a_live_tuner_locks_its_directory_and_a_dead_ones_lock_is_taken_over(tmp
     with DirectoryLock(tmp_path / "tune.lock"):
         assert int((tmp_path / "tune.lock").read_text()) == os.getpid()
     assert not (tmp_path / "tune.lock").exists()
+
+
+def test_a_study_keeps_its_pruning_rule(tmp_path):
+    with Tuner(_cfg(), tmp_path, pruning=MedianRule(after=3, warmup=0.25)):
+        pass
+    assert _study(tmp_path).user_attrs["pruning"] == {"after": 3, "warmup": 0.25}
+    with pytest.raises(ConfigError, match=r"holds a study of another configuration \(pruning.warmup: 0.25 -> 0.5\)"):
+        Tuner(_cfg(), tmp_path, pruning=MedianRule(after=3, warmup=0.5)).__enter__()
+    assert not (tmp_path / "tune.lock").exists()  # the refused tuner let go of the directory
+    with Tuner(_cfg(), tmp_path, pruning=MedianRule(after=3, warmup=0.25)):  # the same rule resumes
+        pass
+
+
+@pytest.mark.parametrize("kw, option", [({"after": -1}, "prune_after"), ({"warmup": 1.0}, "prune_warmup"),
+                                        ({"warmup": -0.1}, "prune_warmup")])
+def test_a_bad_pruning_rule_names_its_option(kw, option):
+    with pytest.raises(ConfigError, match=f"^{option}: expected"):
+        MedianRule(**kw)
 
 
 def test_timeout_stops_starting_trials(tmp_path):
@@ -263,7 +297,12 @@ def test_compare_emu_gives_both_arms_the_same_budget(tmp_path):
     assert emu["steps_per_trial"] == base["steps_per_trial"] == 40
     assert set(emu["search_space"]) == {"emu.keep_prob", "emu.negative_label", "emu.plain_weight", "regularizer.weight"}
     assert set(base["search_space"]) == {"regularizer.weight"}  # --lr fixes the learning rate in both
-    assert "The budgets are equal: both arms ran 2 trials of at most 40 steps each" in (out / "report.md").read_text()
+    text = (out / "report.md").read_text()
+    assert "The budgets are equal: both arms ran 2 trials of at most 40 steps each" in text
+    assert ("the same sampler (TPE, whose first 10 trials are random: with 2 trials per arm a random search) and "
+            "pruning rule (median of the complete trials at the same step, once 5 trials are complete, never "
+            "before step 10)") in text
+    assert report["pruning_rule"] == {"after": 5, "warmup": 0.25}
     assert yaml.safe_load((out / "baseline" / "best.yaml").read_text())["emu"]["name"] == "none"
     assert isinstance(emu["test_mrr"], float) and isinstance(base["test_hits@1"], float)
 
@@ -281,6 +320,7 @@ def test_a_comparison_cut_short_says_its_budgets_are_not_equal(tmp_path):
     (["--search", "{search}", "--keep-prob", "0.5"],
      "Error: {search}: search.emu.keep_prob: fixed by --keep-prob on the command line and searched by the file"),
     (["--trials", "0"], "Error: Invalid value for '--trials'"),
+    (["--prune-warmup", "1"], "Error: Invalid value for '--prune-warmup'"),
 ])
 def test_bad_input_is_one_error_line(tmp_path, args, message):
     search = tmp_path / "search.yaml"
