@@ -539,6 +539,9 @@ def test_new_grids_expand_with_config_files_and_shared_runs(run_grid, tmp_path):
     assert p2["wn18rr-rotate-uniform-plain-d100-s0"].get("regularizer.weight") == 1e-3
     assert p2["wn18rr-rotate-uniform-plain-d100-s0"].get("optimizer.lr") == 0.05
     emu = p2["fb15k-237-distmult-uniform-emu-d100-s0"]
+    control = p2["wn18rr-rotate-uniform-smoothing-d100-s0"]  # EMU's soft labels and r = 0, no mutation
+    assert len(p2) == 14 and control.emu.name == "smoothing" and control.get("regularizer.weight") == 0.0
+    assert (control.get("emu.negative_label"), control.get("emu.plain_weight")) == (0.53, 0.11)
     large = {r.run_id: r.config for r in run_grid.expand(run_grid.load_grid(GRIDS / "p2-large.yaml"),
                                                            work_dir=tmp_path)}
     assert emu.flat() | {"output": None} == large["fb15k-237-distmult-uniform-emu-d100-s0"].flat() | {"output": None}
