@@ -175,8 +175,10 @@ def retrain_runs(spec: Spec, cell: str) -> List[Run]:
 
 def _tune(spec: Spec, cell: str) -> bool:
     """Run (or resume) the comparison of ``cell``; False when another runner holds it."""
+    import optuna
     from dgl_emu.tuning.compare import compare_emu
     from dgl_emu.tuning.lock import StudyLocked
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # one line per trial is ours
     print(f"{cell}: tuning, {spec.trials} trials per arm ({spec.study_dir(cell)})", flush=True)
     try:
         compare_emu(spec.cells[cell], spec.study_dir(cell), trials=spec.trials, pruning=spec.pruning,
