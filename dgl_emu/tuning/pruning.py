@@ -49,6 +49,8 @@ class MedianRule:
     500
     >>> rule.describe(2000)
     'median of the complete trials at the same step, once 4 trials are complete, never before step 500'
+    >>> MedianRule(after=4, warmup=0).describe(2000)
+    'median of the complete trials at the same step, once 4 trials are complete, from the first validation'
     """
 
     after: int = 5
@@ -72,8 +74,9 @@ class MedianRule:
 
     def describe(self, steps: int) -> str:
         """The rule in words, for trials of ``steps`` steps."""
+        first = self.warmup_steps(steps)
         return (f"median of the complete trials at the same step, once {self.after} trials are complete, "
-                f"never before step {self.warmup_steps(steps)}")
+                + (f"never before step {first}" if first else "from the first validation"))
 
     def to_dict(self) -> Dict[str, float]:
         """``{"after": ..., "warmup": ...}``, as a study stores it."""
