@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any, Dict, Optional
 
-from .report import fmt_diff
+from .report import fmt_diff, rst_table
 from .stats import describe, paired_difference, verdict
 
 __all__ = ["cell_summary", "summarize", "format_markdown", "write_summary", "ARM_LABELS", "QUESTIONS"]
@@ -133,8 +133,8 @@ def _shown(path: Path) -> str:
 
 
 def write_summary(spec) -> str:
-    """Write ``summary.md``, ``summary.json`` and ``tuned.png`` into the spec's results folder;
-    returns the markdown tables."""
+    """Write ``summary.md``, ``summary.rst`` (the tables, for the docs), ``summary.json`` and
+    ``tuned.png`` into the spec's results folder; returns the markdown tables."""
     summary = summarize(spec)
     folder = spec.results_dir
     folder.mkdir(parents=True, exist_ok=True)
@@ -150,5 +150,6 @@ def write_summary(spec) -> str:
         "negatives). Differences are seed-paired with 95 % t-intervals; the word says whether the "
         "interval lies above zero (better), below (worse) or contains it (unclear). Per-cell tuning "
         "reports: `<cell>-tuning.md`.\n\n" + text)
+    (folder / "summary.rst").write_text(rst_table(text))
     _plot(summary, folder / "tuned.png")
     return text

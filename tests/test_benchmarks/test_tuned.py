@@ -79,6 +79,8 @@ def test_tune_retrain_and_summary(tuned, tmp_path):
         assert cell["differences"][label]["n"] == 2
     assert cell["tuning"]["emu"]["best_valid_mrr"] == report["arms"]["emu"]["best_valid_mrr"]
     assert "syn-distmult | 2 trials × ≤20 steps" in (res / "summary.md").read_text()
+    rst = (res / "summary.rst").read_text()  # the same tables for the docs: two csv-tables
+    assert rst.count(".. csv-table::") == 2 and '"syn-distmult", "2 trials × ≤20 steps"' in rst
     assert (res / "tuned.png").stat().st_size > 0
 
     # a second invocation trains nothing: no new trial, no rewritten result
