@@ -176,6 +176,7 @@ def retrain_runs(spec: Spec, cell: str) -> List[Run]:
 def _tune(spec: Spec, cell: str) -> bool:
     """Run (or resume) the comparison of ``cell``; False when another runner holds it."""
     import optuna
+    from dgl_emu.pipeline import RunInterrupted
     from dgl_emu.tuning.compare import compare_emu
     from dgl_emu.tuning.lock import StudyLocked
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # one line per trial is ours
@@ -187,7 +188,16 @@ def _tune(spec: Spec, cell: str) -> bool:
     except StudyLocked:
         print(f"{cell}: another runner is tuning it; skipped", flush=True)
         return False
+    except RunInterrupted as e:
+        raise Interrupted(f"{cell}: interrupted at step {e.step} of {e.run_dir}; re-run the same command "
+                          f"to resume the study") from None
+    except KeyboardInterrupt:
+        raise Interrupted(f"{cell}: interrupted; re-run the same command to resume the study") from None
     return True
+
+
+class Interrupted(Exception):
+    """Ctrl-C (SIGINT) or SIGTERM while a cell was being tuned: its trial is queued again."""
 
 
 def run(spec: Spec, only: Sequence[str] = (), threads: Optional[int] = None) -> int:
@@ -207,6 +217,9 @@ def run(spec: Spec, only: Sequence[str] = (), threads: Optional[int] = None) -> 
         except ConfigError as e:
             print(f"Error: {spec.path}: cells.{cell}: {e}", file=sys.stderr)
             return 2
+        except Interrupted as e:
+            print(str(e), flush=True)
+            return 130
         if not _tuned(spec, cell):
             print(f"{cell}: tuning incomplete (see {spec.study_dir(cell)}/report.md); not retrained", flush=True)
             status = 1

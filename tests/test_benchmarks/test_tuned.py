@@ -90,6 +90,21 @@ def test_tune_retrain_and_summary(tuned, tmp_path):
     assert json.loads((study / "report.json").read_text())["arms"]["emu"]["trials_finished"] == 2
 
 
+def test_ctrl_c_while_tuning_is_one_line_and_the_next_invocation_resumes(tuned, tmp_path, capsys, monkeypatch):
+    spec_path = _write(tmp_path, {**SPEC, "seeds": [0]})
+    dirs = ["--work-dir", str(tmp_path / "work"), "--results-dir", str(tmp_path / "res")]
+    monkeypatch.setenv("DGL_EMU_TEST_SIGNAL", "SIGINT@15")  # Ctrl-C after step 15 of the first trial
+    assert tuned.main([str(spec_path), *dirs]) == 130
+    out = capsys.readouterr()
+    assert "Traceback" not in out.out + out.err
+    assert "syn-distmult: interrupted at step 15 of " in out.out and "re-run the same command" in out.out
+    monkeypatch.delenv("DGL_EMU_TEST_SIGNAL")
+    assert tuned.main([str(spec_path), *dirs]) == 0
+    rows = json.loads((tmp_path / "work" / "syn-distmult" / "study" / "emu" / "trials.json").read_text())["trials"]
+    assert rows[0]["state"] == "FAIL" and {r["state"] for r in rows[1:]} <= {"COMPLETE", "PRUNED"} and len(rows) == 3
+    assert rows[1]["note"] == "resumes the run of trial 0 from step 15" and rows[1]["params"] == rows[0]["params"]
+
+
 @pytest.mark.parametrize("change, message", [
     ({"colour": 1}, "unknown top-level key(s): colour"),
     ({"trials": 0}, "trials: expected an integer >= 1"),
