@@ -94,12 +94,11 @@ def load_spec(path, work_dir: Optional[Path] = None, results_dir: Optional[Path]
     """
     path = Path(path)
     data = read_mapping(path, SPEC_KEYS, "spec", "name, trials, seeds, base, cells")
-    for key, low in (("trials", 1), ("prune_after", 0)):
-        value = data.get(key, 1 if key == "trials" else 5)
-        if not isinstance(value, int) or isinstance(value, bool) or value < low:
-            raise GridError(f"{path}: {key}: expected an integer >= {low}, got {value!r}")
+    trials = data.get("trials", 1)
+    if not isinstance(trials, int) or isinstance(trials, bool) or trials < 1:
+        raise GridError(f"{path}: trials: expected an integer >= 1, got {trials!r}")
     try:
-        pruning = MedianRule(int(data.get("prune_after", 5)), data.get("prune_warmup", 0.25))
+        pruning = MedianRule(data.get("prune_after", 5), data.get("prune_warmup", 0.25))
     except ConfigError as e:
         raise GridError(f"{path}: {e}") from None
     seeds = data.get("seeds", [0])
@@ -133,7 +132,7 @@ def load_spec(path, work_dir: Optional[Path] = None, results_dir: Optional[Path]
             raise GridError(f"{path}: cells.{cell}: {e}") from None
         configs[str(cell)], searches[str(cell)] = cfg, search
     name = str(data.get("name") or path.stem)
-    return Spec(path, name, int(data.get("trials", 1)), pruning, [int(s) for s in seeds],
+    return Spec(path, name, trials, pruning, [int(s) for s in seeds],
                 configs, searches, Path(work_dir or BENCHMARKS / "work" / name).resolve(),
                 Path(results_dir or BENCHMARKS / "results" / name).resolve())
 
@@ -173,6 +172,10 @@ def retrain_runs(spec: Spec, cell: str) -> List[Run]:
     return runs
 
 
+class Interrupted(Exception):
+    """Ctrl-C (SIGINT) or SIGTERM while a cell was being tuned: its trial is queued again."""
+
+
 def _tune(spec: Spec, cell: str) -> bool:
     """Run (or resume) the comparison of ``cell``; False when another runner holds it."""
     import optuna
@@ -194,10 +197,6 @@ def _tune(spec: Spec, cell: str) -> bool:
     except KeyboardInterrupt:
         raise Interrupted(f"{cell}: interrupted; re-run the same command to resume the study") from None
     return True
-
-
-class Interrupted(Exception):
-    """Ctrl-C (SIGINT) or SIGTERM while a cell was being tuned: its trial is queued again."""
 
 
 def run(spec: Spec, only: Sequence[str] = (), threads: Optional[int] = None) -> int:

@@ -78,7 +78,7 @@ class Comparison:
 
 def compare_emu(cfg: RunConfig, out_dir=None, *, trials: int, timeout: Optional[float] = None,
                 overrides: Optional[Mapping[str, Any]] = None, where: str = "", fixed: Collection[str] = (),
-                pruning: Optional[MedianRule] = None, progress: Optional[bool] = None,
+                pruning: MedianRule = MedianRule(), progress: Optional[bool] = None,
                 notify: Optional[Callable[[str], None]] = None) -> Comparison:
     """Tune EMU and the plain baseline with equal budgets; write ``report.md`` and ``report.json``.
 
@@ -90,7 +90,6 @@ def compare_emu(cfg: RunConfig, out_dir=None, *, trials: int, timeout: Optional[
     """
     from tqdm.auto import tqdm
     out_dir = Path(out_dir) if out_dir is not None else default_study_dir(cfg)
-    pruning = pruning if pruning is not None else MedianRule()
     arms = arm_configs(cfg)
     spaces = arm_spaces(arms, overrides, where, fixed)
     say = notify or (lambda message: None)

@@ -57,7 +57,7 @@ class MedianRule:
     warmup: float = 0.25
 
     def __post_init__(self):
-        if not (isinstance(self.after, int) and self.after >= 0):
+        if not (isinstance(self.after, int) and not isinstance(self.after, bool) and self.after >= 0):
             raise ConfigError(f"prune_after: expected an integer >= 0, got {self.after!r}", "prune_after")
         if not (isinstance(self.warmup, (int, float)) and 0 <= self.warmup < 1):
             raise ConfigError(f"prune_warmup: expected a fraction of the steps in [0, 1), got {self.warmup!r}",

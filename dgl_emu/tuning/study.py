@@ -116,22 +116,21 @@ class Tuner:
         The study directory.
     space : dict of str to Param, optional
         Default: :func:`~dgl_emu.tuning.space.search_space` of ``cfg``.
-    pruning : MedianRule, optional
-        The pruning rule (default ``MedianRule()``: after 5 complete trials, not before a quarter
-        of the steps).
+    pruning : MedianRule
+        The pruning rule (default: after 5 complete trials, not before a quarter of the steps).
     notify : callable, optional
         Receives one line per trial.
     """
 
     def __init__(self, cfg: RunConfig, out_dir, space: Optional[Mapping[str, Param]] = None, *,
-                 pruning: Optional[MedianRule] = None, notify: Optional[Callable[[str], None]] = None):
+                 pruning: MedianRule = MedianRule(), notify: Optional[Callable[[str], None]] = None):
         self.cfg = cfg.validate()
         self.out_dir = Path(out_dir)
         self.space = dict(search_space(cfg) if space is None else space)
         if not self.space:
             raise ConfigError("search: nothing to tune: the chosen components declare no ranges and no "
                               "--search file adds any", "search")
-        self.pruning = pruning if pruning is not None else MedianRule()
+        self.pruning = pruning
         self.notify = notify or (lambda message: None)
         self.lock = DirectoryLock(self.out_dir / LOCK)
         self.study: Optional[optuna.Study] = None
@@ -160,22 +159,20 @@ class Tuner:
 
     def _check_same_study(self) -> None:
         attrs = self.study.user_attrs
-        if "config" not in attrs:
+        mine = {"space": space_to_dict(self.space), "pruning": self.pruning.to_dict()}
+        new = "config" not in attrs
+        if new:
             self.study.set_user_attr("config", self.cfg.to_dict())
-            self.study.set_user_attr("space", space_to_dict(self.space))
-            self.study.set_user_attr("pruning", self.pruning.to_dict())
+        for key, value in mine.items():  # a study made before the pruning rule was stored takes this one
+            if key not in attrs:
+                self.study.set_user_attr(key, value)
+        if new:
             return
         diff = config_differences(attrs["config"], self.cfg)
-        saved = attrs.get("space", {})
-        mine = space_to_dict(self.space)
-        diff += [f"search.{k}: {saved.get(k)} -> {mine.get(k)}" for k in sorted(set(saved) | set(mine))
-                 if saved.get(k) != mine.get(k)]
-        rule = self.pruning.to_dict()
-        if "pruning" not in attrs:  # a study made before the rule was stored: it takes this one
-            self.study.set_user_attr("pruning", rule)
-        elif attrs["pruning"] != rule:
-            diff += [f"pruning.{k}: {attrs['pruning'].get(k)} -> {v}" for k, v in rule.items()
-                     if attrs["pruning"].get(k) != v]
+        for key, prefix in (("space", "search"), ("pruning", "pruning")):
+            saved, current = attrs.get(key, mine[key]), mine[key]
+            diff += [f"{prefix}.{k}: {saved.get(k)} -> {current.get(k)}" for k in sorted(set(saved) | set(current))
+                     if saved.get(k) != current.get(k)]
         if diff:
             shown = "; ".join(diff[:4]) + (f"; and {len(diff) - 4} more" if len(diff) > 4 else "")
             raise ConfigError(f"output: {self.out_dir} holds a study of another configuration ({shown}); "
@@ -294,7 +291,7 @@ class Tuner:
 
 
 def tune(cfg: RunConfig, out_dir=None, *, trials: int, timeout: Optional[float] = None,
-         space: Optional[Mapping[str, Param]] = None, pruning: Optional[MedianRule] = None,
+         space: Optional[Mapping[str, Param]] = None, pruning: MedianRule = MedianRule(),
          progress: Optional[bool] = None, notify: Optional[Callable[[str], None]] = None) -> TuneResult:
     """Run (or resume) a study until ``trials`` trials have finished, or ``timeout`` seconds.
 
@@ -311,7 +308,7 @@ def tune(cfg: RunConfig, out_dir=None, *, trials: int, timeout: Optional[float] 
         Seconds after which no new trial starts (the running one finishes).
     space : dict of str to Param, optional
         Default: the ranges the chosen components declare.
-    pruning : MedianRule, optional
+    pruning : MedianRule
         The pruning rule (default ``MedianRule()``).
     progress : bool, optional
         A progress bar over trials (default ``cfg.progress``).
