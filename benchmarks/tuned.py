@@ -19,7 +19,8 @@ For every cell of a spec file:
     python benchmarks/tuned.py benchmarks/grids/tuned.yaml --summary       # tables and plot
 
 Re-run the same command to resume: finished trials and runs are kept, an interrupted trial or
-run resumes from its checkpoint. Several runners (one per core) can share a spec: a cell's
+run resumes from its checkpoint (a tuned cell's study is re-read and its report rewritten, no
+trial is repeated). Several runners (one per core) can share a spec: a cell's
 studies and each retraining run are locked, and a runner skips what another holds.
 
 Spec file (YAML)::
@@ -183,7 +184,8 @@ def _tune(spec: Spec, cell: str) -> bool:
     from dgl_emu.tuning.compare import compare_emu
     from dgl_emu.tuning.lock import StudyLocked
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # one line per trial is ours
-    print(f"{cell}: tuning, {spec.trials} trials per arm ({spec.study_dir(cell)})", flush=True)
+    done = "tuned: rewriting its report" if _tuned(spec, cell) else f"tuning, {spec.trials} trials per arm"
+    print(f"{cell}: {done} ({spec.study_dir(cell)})", flush=True)
     try:
         compare_emu(spec.cells[cell], spec.study_dir(cell), trials=spec.trials, pruning=spec.pruning,
                     overrides=spec.search[cell], where=f"{spec.path}: cells.{cell}: ", progress=False,
@@ -211,7 +213,7 @@ def run(spec: Spec, only: Sequence[str] = (), threads: Optional[int] = None) -> 
         if only and cell not in only:
             continue
         try:
-            if not _tuned(spec, cell) and not _tune(spec, cell):
+            if not _tune(spec, cell):  # a tuned cell's study is only re-read: its report is rewritten
                 continue
         except ConfigError as e:
             print(f"Error: {spec.path}: cells.{cell}: {e}", file=sys.stderr)

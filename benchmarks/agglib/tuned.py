@@ -50,6 +50,7 @@ def cell_summary(spec, cell: str) -> Dict[str, Any]:
             out["tuning"][arm] = {
                 "trials_finished": a["trials_finished"], "complete": a["complete"], "pruned": a["pruned"],
                 "diverged": a["diverged"], "steps_trained": a["steps_trained"],
+                "seconds_trained": a.get("seconds_trained"),
                 "best_valid_mrr": a["best_valid_mrr"],
                 "best_values": _best_values(spec.study_dir(cell) / arm / "best.yaml", a["search_space"])}
     for arm in ARM_LABELS:
@@ -91,13 +92,14 @@ def format_markdown(summary: Dict[str, Any]) -> str:
         diffs = [f"{fmt_diff(c['differences'][q])} {verdict(c['differences'][q])}" if c["differences"][q] else "—"
                  for q, _, _ in QUESTIONS]
         lines.append("| " + " | ".join([c["cell"], budget, *arms, *diffs]) + " |")
-    lines += ["", "| cell | arm | trials (complete / pruned / diverged) | steps trained | best valid MRR | "
-              "best values |", "|---|---|---|---:|---:|---|"]
+    lines += ["", "| cell | arm | trials (complete / pruned / diverged) | steps trained | hours of trials "
+              "| best valid MRR | best values |", "|---|---|---|---:|---:|---:|---|"]
     for c in summary["cells"]:
         for arm, t in c["tuning"].items():
             best = f"{t['best_valid_mrr']:.4f}" if t["best_valid_mrr"] is not None else "—"
+            hours = f"{t['seconds_trained'] / 3600:.2f}" if t["seconds_trained"] is not None else "—"
             lines.append(f"| {c['cell']} | {ARM_LABELS[arm]} | {t['trials_finished']} ({t['complete']} / "
-                         f"{t['pruned']} / {t['diverged']}) | {t['steps_trained']} | {best} | "
+                         f"{t['pruned']} / {t['diverged']}) | {t['steps_trained']} | {hours} | {best} | "
                          f"{_values(t['best_values'])} |")
     return "\n".join(lines) + "\n"
 

@@ -133,9 +133,12 @@ def _report(out_dir: Path, tuners: Mapping[str, Tuner], results: Mapping[str, Tu
     arms = {}
     for arm in ARMS:
         t, r = tuners[arm], results[arm]
-        steps = [x.user_attrs.get("steps") or 0 for x in finished_trials(t.study)]
+        done = finished_trials(t.study)
+        steps = [x.user_attrs.get("steps") or 0 for x in done]
+        seconds = [x.user_attrs.get("seconds") or 0.0 for x in done]
         arms[arm] = {"directory": str(out_dir / arm), "trials_finished": r.finished, **r.counts,
                      "steps_per_trial": t.cfg.training.steps, "steps_trained": sum(steps),
+                     "seconds_trained": round(sum(seconds), 1),
                      "search_space": describe_space(t.space), **best_metrics(t.out_dir, t.study),
                      "best_config": str(out_dir / arm / "best.yaml") if r.best_number is not None else None}
     equal = arms["emu"]["trials_finished"] == arms["baseline"]["trials_finished"] == trials
@@ -155,7 +158,10 @@ def _report(out_dir: Path, tuners: Mapping[str, Tuner], results: Mapping[str, Tu
                      f"baseline {arms['baseline']['trials_finished']} of {trials} trials"
                      f"{' (' + stopped + ')' if stopped else ''}; re-run the same command to complete both.")
     pruned = (f"Pruning stops poor trials early under the same rule in both arms, so the steps actually "
-              f"trained differ: EMU {arms['emu']['steps_trained']}, baseline {arms['baseline']['steps_trained']}.")
+              f"trained differ: EMU {arms['emu']['steps_trained']}, baseline {arms['baseline']['steps_trained']}. "
+              f"Equal trials are not equal time: EMU's trials took {arms['emu']['seconds_trained']:.0f} s and "
+              f"the baseline's {arms['baseline']['seconds_trained']:.0f} s (wall time of every trial on the "
+              f"machine that ran it, set-up and evaluation included).")
     report = {"equal_budgets": equal, "budget": statement, "pruning": pruned, "trials": trials,
               "steps_per_trial": cfg.training.steps, "seed": cfg.seed, "pruning_rule": pruning.to_dict(),
               "sampler": sampler,
@@ -173,11 +179,12 @@ def format_report(report: Mapping[str, Any]) -> str:
     """``report.md``: one row per arm, the search spaces and the budget statement."""
     lines = ["# EMU against the plain baseline, tuned with equal budgets", "", report["budget"], "",
              report["pruning"], "",
-             "| arm | trials (complete / pruned / diverged) | steps per trial | steps trained | best valid MRR "
-             "| test MRR | test Hits@1 | best trial |", "|---|---|---:|---:|---:|---:|---:|---:|"]
+             "| arm | trials (complete / pruned / diverged) | steps per trial | steps trained | seconds "
+             "| best valid MRR | test MRR | test Hits@1 | best trial |", "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     for arm, a in report["arms"].items():
         lines.append(f"| {arm} | {a['trials_finished']} ({a['complete']} / {a['pruned']} / {a['diverged']}) | "
-                     f"{a['steps_per_trial']} | {a['steps_trained']} | {_f(a['best_valid_mrr'])} | "
+                     f"{a['steps_per_trial']} | {a['steps_trained']} | {a['seconds_trained']:.0f} | "
+                     f"{_f(a['best_valid_mrr'])} | "
                      f"{_f(a['test_mrr'])} | {_f(a['test_hits@1'])} | {_f(a['best_trial'])} |")
     for arm, a in report["arms"].items():
         lines += ["", f"Search space of {arm} (`{arm}/trials.md`, best configuration `{arm}/best.yaml`):", ""]

@@ -78,14 +78,18 @@ def test_tune_retrain_and_summary(tuned, tmp_path):
         assert cell["differences"][label]["mean"] == pytest.approx(by_hand, abs=1e-12)
         assert cell["differences"][label]["n"] == 2
     assert cell["tuning"]["emu"]["best_valid_mrr"] == report["arms"]["emu"]["best_valid_mrr"]
+    assert cell["tuning"]["baseline"]["seconds_trained"] == report["arms"]["baseline"]["seconds_trained"] > 0
     assert "syn-distmult | 2 trials × ≤20 steps" in (res / "summary.md").read_text()
     rst = (res / "summary.rst").read_text()  # the same tables for the docs: two csv-tables
     assert rst.count(".. csv-table::") == 2 and '"syn-distmult", "2 trials × ≤20 steps"' in rst
     assert (res / "tuned.png").stat().st_size > 0
 
-    # a second invocation trains nothing: no new trial, no rewritten result
+    # a second invocation trains nothing: no new trial, no rewritten result; it rewrites the report
+    # (one written by an older version is replaced)
     stamps = {p.name: p.stat().st_mtime_ns for p in res.glob("syn-distmult-*-s*.json")}
+    (study / "report.md").write_text("stale\n")
     assert tuned.main([str(spec_path), *dirs, "--threads", "1"]) == 0
+    assert (res / "syn-distmult-tuning.md").read_text() == (study / "report.md").read_text() != "stale\n"
     assert {p.name: p.stat().st_mtime_ns for p in res.glob("syn-distmult-*-s*.json")} == stamps
     assert json.loads((study / "report.json").read_text())["arms"]["emu"]["trials_finished"] == 2
 

@@ -305,6 +305,12 @@ def test_compare_emu_gives_both_arms_the_same_budget(tmp_path):
     assert report["pruning_rule"] == {"after": 5, "warmup": 0.25}
     assert yaml.safe_load((out / "baseline" / "best.yaml").read_text())["emu"]["name"] == "none"
     assert isinstance(emu["test_mrr"], float) and isinstance(base["test_hits@1"], float)
+    for arm, a in (("emu", emu), ("baseline", base)):  # the time each arm's trials took, summed
+        trials = json.loads((out / arm / "trials.json").read_text())["trials"]
+        assert a["seconds_trained"] > 0
+        assert a["seconds_trained"] == pytest.approx(sum(t["seconds"] or 0 for t in trials), abs=0.05)
+    assert (f"EMU's trials took {emu['seconds_trained']:.0f} s and the baseline's "
+            f"{base['seconds_trained']:.0f} s") in text
 
 
 def test_a_comparison_cut_short_says_its_budgets_are_not_equal(tmp_path):
