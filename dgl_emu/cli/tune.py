@@ -63,13 +63,17 @@ def _summary(result, out_dir: Path) -> None:
 @click.option("--prune-warmup", type=click.FloatRange(min=0, max=1, max_open=True), default=0.25,
               show_default=True, metavar="FRACTION",
               help="Fraction of a trial's steps before which it is never pruned.")
+@click.option("--config-first", is_flag=True,
+              help="A new study's first trial uses the configuration's own values of the searched "
+                   "parameters (from --config and the options, else the defaults), so the search starts "
+                   "from them.")
 @click.option("--compare-emu", is_flag=True,
               help="Tune EMU and the plain baseline (emu: none) with equal budgets, in OUTPUT/emu and "
                    "OUTPUT/baseline; writes OUTPUT/report.md.")
 @run_options
 @click.pass_context
-def tune(ctx, config_file, trials, timeout, search_file, prune_after, prune_warmup, compare_emu, set_values,
-         **options):
+def tune(ctx, config_file, trials, timeout, search_file, prune_after, prune_warmup, config_first, compare_emu,
+         set_values, **options):
     """Search hyper-parameters with Optuna: each trial is a dgl-emu run, pruned on validation MRR.
 
     The study lives in OUTPUT/study.db (default OUTPUT: tunes/<name>); re-running the same
@@ -103,11 +107,11 @@ def tune(ctx, config_file, trials, timeout, search_file, prune_after, prune_warm
             from ..tuning.compare import compare_emu as run_comparison
             comparison = run_comparison(cfg, out_dir, trials=trials, timeout=timeout, overrides=overrides,
                                         where=where, fixed=fixed, pruning=pruning,
-                                        notify=click.echo)
+                                        config_first=config_first, notify=click.echo)
         else:
             from ..tuning.study import tune as run_study
             result = run_study(cfg, out_dir, trials=trials, timeout=timeout, space=space,
-                               pruning=pruning, notify=click.echo)
+                               pruning=pruning, config_first=config_first, notify=click.echo)
     except ConfigError as e:
         raise click.UsageError(str(e), ctx) from None
     except (StudyLocked, DataFormatError, DatasetNotFoundError, ChecksumError, CheckpointError) as e:

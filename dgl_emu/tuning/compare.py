@@ -78,7 +78,7 @@ class Comparison:
 
 def compare_emu(cfg: RunConfig, out_dir=None, *, trials: int, timeout: Optional[float] = None,
                 overrides: Optional[Mapping[str, Any]] = None, where: str = "", fixed: Collection[str] = (),
-                pruning: MedianRule = MedianRule(), progress: Optional[bool] = None,
+                pruning: MedianRule = MedianRule(), config_first: bool = False, progress: Optional[bool] = None,
                 notify: Optional[Callable[[str], None]] = None) -> Comparison:
     """Tune EMU and the plain baseline with equal budgets; write ``report.md`` and ``report.json``.
 
@@ -95,10 +95,12 @@ def compare_emu(cfg: RunConfig, out_dir=None, *, trials: int, timeout: Optional[
     say = notify or (lambda message: None)
     show = cfg.progress if progress is None else progress
     started, stopped = time.monotonic(), None
+    tuners = {arm: Tuner(arms[arm], out_dir / arm, spaces[arm], pruning=pruning, config_first=config_first,
+                         notify=lambda m, a=arm: say(f"{a}: {m}"))
+              for arm in ARMS}  # both checked before either study is opened
     with contextlib.ExitStack() as stack:
-        tuners = {arm: stack.enter_context(Tuner(arms[arm], out_dir / arm, spaces[arm], pruning=pruning,
-                                                 notify=lambda m, a=arm: say(f"{a}: {m}")))
-                  for arm in ARMS}
+        for tuner in tuners.values():
+            stack.enter_context(tuner)
 
         def done() -> int:
             return sum(min(t.finished, trials) for t in tuners.values())
@@ -145,11 +147,12 @@ def _report(out_dir: Path, tuners: Mapping[str, Tuner], results: Mapping[str, Tu
     only_emu = sorted(set(arms["emu"]["search_space"]) - set(arms["baseline"]["search_space"]))
     sampler = (f"TPE, whose first {TPE_STARTUP} trials are random: with {trials} trials per arm a random search"
                if trials <= TPE_STARTUP else f"TPE, after {TPE_STARTUP} random trials")
+    first = "each arm's first trial is its configuration's own values; " if tuners["emu"].config_first else ""
     budget = (f"both arms ran {trials} trials of at most {cfg.training.steps} steps each "
               f"({cfg.training.batch_size} positives and {cfg.sampler.options['num_negatives']} negatives "
               f"per step, validation every {cfg.training.eval_every} steps), from seed {cfg.seed}, with "
               f"the same sampler ({sampler}) and pruning rule ({pruning.describe(cfg.training.steps)}); "
-              f"the baseline searches the same ranges except EMU's own "
+              f"{first}the baseline searches the same ranges except EMU's own "
               f"({', '.join(only_emu) or 'none'})")
     if equal:
         statement = f"The budgets are equal: {budget}."

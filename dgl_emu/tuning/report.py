@@ -30,7 +30,7 @@ def trial_rows(study: "optuna.Study") -> List[Dict[str, Any]]:
     rows = []
     for t in study.get_trials(deepcopy=False):
         a = t.user_attrs
-        notes = []
+        notes = ["the configuration's own values"] if a.get("from_config") else []
         if "pruned_at" in a:
             notes.append(f"pruned at step {a['pruned_at']}")
         if "diverged" in a:

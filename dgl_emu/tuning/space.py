@@ -75,6 +75,14 @@ class FloatRange:
         """The extreme values (checked against the configuration before a study starts)."""
         return float(self.low), float(self.high)
 
+    def contains(self, value: Any) -> bool:
+        """Whether ``value`` is a number in ``[low, high]``.
+
+        >>> FloatRange(1e-3, 1.0).contains(0.5), FloatRange(1e-3, 1.0).contains(2), FloatRange(0, 1).contains(True)
+        (True, False, False)
+        """
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and self.low <= value <= self.high
+
     def describe(self) -> str:
         """One line for reports."""
         return f"float in [{self.low:g}, {self.high:g}]" + (" (log)" if self.log else "")
@@ -119,6 +127,14 @@ class IntRange:
         """The extreme values."""
         return self.low, self.high
 
+    def contains(self, value: Any) -> bool:
+        """Whether ``value`` is an integer in ``[low, high]``.
+
+        >>> IntRange(1, 4).contains(4), IntRange(1, 4).contains(2.5)
+        (True, False)
+        """
+        return isinstance(value, int) and not isinstance(value, bool) and self.low <= value <= self.high
+
     def describe(self) -> str:
         """One line for reports."""
         return f"integer in [{self.low}, {self.high}]" + (" (log)" if self.log else "")
@@ -157,6 +173,14 @@ class Choice:
     def bounds(self) -> Tuple[Any, ...]:
         """Every value."""
         return tuple(self.values)
+
+    def contains(self, value: Any) -> bool:
+        """Whether ``value`` is one of the values (``True`` is not ``1``).
+
+        >>> Choice((16, 32)).contains(32), Choice((0, 1)).contains(True)
+        (True, False)
+        """
+        return any(type(v) is type(value) and v == value for v in self.values)
 
     def describe(self) -> str:
         """One line for reports."""

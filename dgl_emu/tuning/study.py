@@ -13,15 +13,16 @@ resumes it from its ``last.pt``. Complete and pruned trials are never repeated: 
 finished trials in total. The sampler (TPE) is seeded from the configuration's seed and the number
 of finished trials, so a killed and resumed study proposes what an uninterrupted one would. TPE
 draws its first :data:`~dgl_emu.tuning.pruning.TPE_STARTUP` trials at random: a study of that many
-trials or fewer is a random search. The study stores its configuration, search space and pruning
-rule, and a resumed study must have the same ones.
+trials or fewer is a random search. With ``config_first`` a new study's first trial is the
+configuration's own values instead, so the search starts where the user stands. The study stores
+its configuration, search space, pruning rule and start, and a resumed study must have the same ones.
 """
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Mapping, Optional
+from typing import Any, Callable, Dict, List, Mapping, Optional
 
 import numpy as np
 import optuna
@@ -118,12 +119,21 @@ class Tuner:
         Default: :func:`~dgl_emu.tuning.space.search_space` of ``cfg``.
     pruning : MedianRule
         The pruning rule (default: after 5 complete trials, not before a quarter of the steps).
+    config_first : bool
+        Whether a new study's first trial is ``cfg``'s own values of the searched parameters
+        (:meth:`config_values`) rather than the sampler's.
     notify : callable, optional
         Receives one line per trial.
+
+    Raises
+    ------
+    ConfigError
+        An empty space, or (``config_first``) a value of ``cfg`` outside its range.
     """
 
     def __init__(self, cfg: RunConfig, out_dir, space: Optional[Mapping[str, Param]] = None, *,
-                 pruning: MedianRule = MedianRule(), notify: Optional[Callable[[str], None]] = None):
+                 pruning: MedianRule = MedianRule(), config_first: bool = False,
+                 notify: Optional[Callable[[str], None]] = None):
         self.cfg = cfg.validate()
         self.out_dir = Path(out_dir)
         self.space = dict(search_space(cfg) if space is None else space)
@@ -131,6 +141,8 @@ class Tuner:
             raise ConfigError("search: nothing to tune: the chosen components declare no ranges and no "
                               "--search file adds any", "search")
         self.pruning = pruning
+        self.config_first = bool(config_first)
+        self.first_values = self.config_values() if self.config_first else None
         self.notify = notify or (lambda message: None)
         self.lock = DirectoryLock(self.out_dir / LOCK)
         self.study: Optional[optuna.Study] = None
@@ -149,6 +161,8 @@ class Tuner:
                 pruner=self.pruning.pruner(self.cfg.training.steps))
             self._check_same_study()
             self._requeue_stale()
+            if self.first_values is not None and not self.study.get_trials(deepcopy=False):
+                self.study.enqueue_trial(self.first_values, user_attrs={"from_config": True})
         except BaseException:
             self.lock.__exit__()
             raise
@@ -157,20 +171,45 @@ class Tuner:
     def __exit__(self, *exc) -> None:
         self.lock.__exit__()
 
+    def config_values(self) -> Dict[str, Any]:
+        """The configuration's own value of every searched parameter: given in ``cfg``, else the
+        component's default.
+
+        Raises
+        ------
+        ConfigError
+            A value outside its range, naming the parameter.
+        """
+        from ..config.checks import resolved_options
+        values = {}
+        for path, param in self.space.items():
+            section, _, key = path.partition(".")
+            comp = self.cfg.components.get(section)
+            value = resolved_options(section, comp).get(key) if comp is not None else self.cfg.get(path)
+            if not param.contains(value):
+                raise ConfigError(f"search.{path}: the configuration's value {value!r} is outside the searched "
+                                  f"range ({param.describe()}), so the first trial cannot start from it; set "
+                                  f"it inside the range, fix it on the command line or change the range "
+                                  f"with --search", path)
+            values[path] = value
+        return values
+
     def _check_same_study(self) -> None:
-        attrs = self.study.user_attrs
-        mine = {"space": space_to_dict(self.space), "pruning": self.pruning.to_dict()}
+        attrs = dict(self.study.user_attrs)
+        mine = {"space": space_to_dict(self.space), "pruning": self.pruning.to_dict(),
+                "start": {"config_first": self.config_first}}
         new = "config" not in attrs
         if new:
             self.study.set_user_attr("config", self.cfg.to_dict())
-        for key, value in mine.items():  # a study made before the pruning rule was stored takes this one
-            if key not in attrs:
-                self.study.set_user_attr(key, value)
+        for key, value in mine.items():  # a study made before a key was stored: it used no config-first
+            if key not in attrs:           # trial, and takes this pruning rule
+                attrs[key] = value if new or key != "start" else {"config_first": False}
+                self.study.set_user_attr(key, attrs[key])
         if new:
             return
         diff = config_differences(attrs["config"], self.cfg)
-        for key, prefix in (("space", "search"), ("pruning", "pruning")):
-            saved, current = attrs.get(key, mine[key]), mine[key]
+        for key, prefix in (("space", "search"), ("pruning", "pruning"), ("start", "start")):
+            saved, current = attrs[key], mine[key]
             diff += [f"{prefix}.{k}: {saved.get(k)} -> {current.get(k)}" for k in sorted(set(saved) | set(current))
                      if saved.get(k) != current.get(k)]
         if diff:
@@ -189,8 +228,10 @@ class Tuner:
         if not any(w.user_attrs.get("resumes") == t.number for w in waiting):
             own = self.trial_dir(t.number)
             source = own if own.exists() else self.out_dir / str(t.user_attrs.get("resumes_dir", own))
-            self.study.enqueue_trial(dict(t.params), user_attrs={
-                "resumes": t.number, "resumes_dir": str(source.relative_to(self.out_dir))})
+            attrs = {"resumes": t.number, "resumes_dir": str(source.relative_to(self.out_dir))}
+            if t.user_attrs.get("from_config"):
+                attrs["from_config"] = True
+            self.study.enqueue_trial(dict(t.params), user_attrs=attrs)
         self.study.tell(t.number, state=TrialState.FAIL)
         self.notify(f"trial {t.number} was interrupted: its values are queued again, to resume its run")
 
@@ -292,7 +333,8 @@ class Tuner:
 
 def tune(cfg: RunConfig, out_dir=None, *, trials: int, timeout: Optional[float] = None,
          space: Optional[Mapping[str, Param]] = None, pruning: MedianRule = MedianRule(),
-         progress: Optional[bool] = None, notify: Optional[Callable[[str], None]] = None) -> TuneResult:
+         config_first: bool = False, progress: Optional[bool] = None,
+         notify: Optional[Callable[[str], None]] = None) -> TuneResult:
     """Run (or resume) a study until ``trials`` trials have finished, or ``timeout`` seconds.
 
     Parameters
@@ -310,6 +352,9 @@ def tune(cfg: RunConfig, out_dir=None, *, trials: int, timeout: Optional[float] 
         Default: the ranges the chosen components declare.
     pruning : MedianRule
         The pruning rule (default ``MedianRule()``).
+    config_first : bool
+        A new study's first trial is ``cfg``'s own values (:meth:`Tuner.config_values`), so the
+        search starts from the configuration it was given.
     progress : bool, optional
         A progress bar over trials (default ``cfg.progress``).
     notify : callable, optional
@@ -330,7 +375,7 @@ def tune(cfg: RunConfig, out_dir=None, *, trials: int, timeout: Optional[float] 
     out_dir = Path(out_dir) if out_dir is not None else default_study_dir(cfg)
     show = cfg.progress if progress is None else progress
     started, stopped = time.monotonic(), None
-    with Tuner(cfg, out_dir, space, pruning=pruning, notify=notify) as tuner:
+    with Tuner(cfg, out_dir, space, pruning=pruning, config_first=config_first, notify=notify) as tuner:
         bar = tqdm(total=trials, initial=min(tuner.finished, trials), disable=not show, desc="tune",
                    unit="trial", dynamic_ncols=True)
         if show:
