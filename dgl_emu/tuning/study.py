@@ -141,8 +141,8 @@ class Tuner:
             raise ConfigError("search: nothing to tune: the chosen components declare no ranges and no "
                               "--search file adds any", "search")
         self.pruning = pruning
-        self.config_first = bool(config_first)
-        self.first_values = self.config_values() if self.config_first else None
+        #: the first trial's values (``config_first``), checked here before any study is opened
+        self.first_values = self.config_values() if config_first else None
         self.notify = notify or (lambda message: None)
         self.lock = DirectoryLock(self.out_dir / LOCK)
         self.study: Optional[optuna.Study] = None
@@ -171,21 +171,24 @@ class Tuner:
     def __exit__(self, *exc) -> None:
         self.lock.__exit__()
 
+    @property
+    def config_first(self) -> bool:
+        """Whether a new study's first trial is the configuration's own values."""
+        return self.first_values is not None
+
     def config_values(self) -> Dict[str, Any]:
         """The configuration's own value of every searched parameter: given in ``cfg``, else the
-        component's default.
+        component's default (:meth:`RunConfig.flat <dgl_emu.config.RunConfig.flat>`).
 
         Raises
         ------
         ConfigError
             A value outside its range, naming the parameter.
         """
-        from ..config.checks import resolved_options
+        resolved = self.cfg.flat()
         values = {}
         for path, param in self.space.items():
-            section, _, key = path.partition(".")
-            comp = self.cfg.components.get(section)
-            value = resolved_options(section, comp).get(key) if comp is not None else self.cfg.get(path)
+            value = resolved.get(path)
             if not param.contains(value):
                 raise ConfigError(f"search.{path}: the configuration's value {value!r} is outside the searched "
                                   f"range ({param.describe()}), so the first trial cannot start from it; set "
