@@ -1,4 +1,4 @@
-"""Small process-level helpers: atomic writes and CPU allocator tuning."""
+"""Small process-level helpers: atomic writes, CPU allocator tuning and the software/hardware record."""
 from __future__ import annotations
 
 import ctypes
@@ -6,11 +6,15 @@ import ctypes.util
 import json
 import math
 import os
+import platform
 import tempfile
 from pathlib import Path
-from typing import Any, Union
+from typing import TYPE_CHECKING, Any, Union
 
-__all__ = ["atomic_write_bytes", "atomic_write_text", "atomic_write_json", "tune_cpu_allocator"]
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["atomic_write_bytes", "atomic_write_text", "atomic_write_json", "tune_cpu_allocator", "environment"]
 
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
 _TUNED = False
@@ -89,3 +93,39 @@ def tune_cpu_allocator(threshold: int = 1 << 34) -> bool:
         return False
     _TUNED = bool(ok)
     return _TUNED
+
+
+def environment(device: "torch.device") -> dict:
+    """What a run's numbers depend on besides its configuration: versions, CPU kernels, device.
+
+    The same seed gives bit-identical metrics on the same machine with the same packages; another
+    CPU may pick other PyTorch kernels (``cpu_capability``: ``"AVX2"``, ``"AVX512"``, ...) that
+    round differently, so every ``metrics.json`` records this next to the results.
+
+    Parameters
+    ----------
+    device : torch.device
+        The training device.
+
+    Returns
+    -------
+    dict
+        ``python``, ``torch``, ``dgl`` (versions), ``cpu_capability``, ``threads`` (torch intra-op
+        threads), ``device`` (its type) and, on CUDA, ``device_name``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> env = environment(torch.device("cpu"))
+    >>> env["torch"] == torch.__version__, env["device"], env["threads"] == torch.get_num_threads()
+    (True, 'cpu', True)
+    """
+    import dgl
+    import torch
+
+    record = {"python": platform.python_version(), "torch": torch.__version__, "dgl": dgl.__version__,
+              "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+              "threads": torch.get_num_threads(), "device": device.type}
+    if device.type == "cuda":
+        record["device_name"] = torch.cuda.get_device_name(device)
+    return record

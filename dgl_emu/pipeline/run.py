@@ -22,7 +22,7 @@ from ..training import Callback, EarlyStopping, JsonLinesLogger, Trainer, Traini
 from ..training.callbacks import TensorBoardLogger
 from ..training.checkpoint import LAST, CheckpointError, load_checkpoint, save_atomic
 from ..training.distributed import Shard, gather_objects, shard_from_env
-from ..utils import atomic_write_json, atomic_write_text, tune_cpu_allocator
+from ..utils import atomic_write_json, atomic_write_text, environment, tune_cpu_allocator
 from ..sharded.context import ShardedContext
 from .builders import build_evaluator, build_model, default_output, device_of, load_graph, training_graph
 from .setup import Setup, local_setup
@@ -234,6 +234,7 @@ def _finish(cfg: RunConfig, kg: KnowledgeGraph, setup: Setup, trainer: Trainer, 
     # fit time over every invocation, plus this invocation's set-up and final evaluation
     metrics["wall_seconds"] = trainer.fit_seconds + overhead + (time.perf_counter() - started)
     metrics["world_size"] = shard.world_size
+    metrics["environment"] = environment(device)
     if shard.main:
         atomic_write_json(out / "metrics.json", metrics)
         from ..plotting import plot_training_curve

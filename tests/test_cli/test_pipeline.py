@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import platform
 import time
 from pathlib import Path
 
@@ -61,6 +62,12 @@ def test_written_metrics_equal_fresh_evaluation_of_best(tmp_path, emu):
         assert roundtrip(evaluate(model, kg, split).metrics()) == written[split]
     # the best validation MRR recorded is the one that the best weights give
     assert written["valid"]["both"]["realistic"]["mrr"] == pytest.approx(best["valid_mrr"], abs=1e-12)
+    # what else the numbers depend on: versions and the CPU kernels PyTorch picked
+    import dgl
+    assert written["environment"] == {
+        "python": platform.python_version(), "torch": torch.__version__, "dgl": dgl.__version__,
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(), "threads": torch.get_num_threads(),
+        "device": "cpu"}
 
 
 def _write_tsv(path: Path, kg, split: str) -> Path:
