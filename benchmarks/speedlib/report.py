@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 import torch
 
-from dgl_emu.utils import atomic_write_json
+from dgl_emu.utils import atomic_write_json, environment
 
 __all__ = ["RESULTS", "SECONDS_DIGITS", "machine", "emit", "secs", "ratio"]
 
@@ -17,10 +17,11 @@ RESULTS = Path(__file__).resolve().parents[1] / "results"
 
 
 def machine() -> dict:
-    """What the numbers were measured on."""
-    return {"cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "platform": platform.platform(), "torch": torch.__version__,
-            "processor": platform.processor() or platform.machine()}
+    """What the numbers were measured on: a training run's :func:`~dgl_emu.utils.environment`
+    (versions, CPU capability, threads) plus the core count, platform and processor."""
+    env = environment(torch.device("cpu"))
+    return {"cpu_count": os.cpu_count(), "torch_threads": env.pop("threads"),
+            "platform": platform.platform(), "processor": platform.processor() or platform.machine(), **env}
 
 
 def emit(name: str, result: dict, save: bool) -> None:
