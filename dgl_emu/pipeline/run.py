@@ -235,6 +235,7 @@ def _finish(cfg: RunConfig, kg: KnowledgeGraph, setup: Setup, trainer: Trainer, 
     metrics["wall_seconds"] = trainer.fit_seconds + overhead + (time.perf_counter() - started)
     metrics["world_size"] = shard.world_size
     metrics["environment"] = environment(device)
+    metrics["environments"] = trainer.environments  # per invocation that trained, from which step
     if shard.main:
         atomic_write_json(out / "metrics.json", metrics)
         from ..plotting import plot_training_curve

@@ -61,6 +61,7 @@ def trainer_state(trainer: "Trainer") -> dict:
         "perm": trainer.perm, "cursor": trainer.cursor, "best_metric": trainer.best_metric,
         "best_step": trainer.best_step, "validations": trainer.validations,
         "train_seconds": trainer.train_seconds, "fit_seconds": trainer.fit_seconds,
+        "environments": trainer.environments,
         "callbacks": [cb.state_dict() for cb in trainer.callbacks],
     }
 
@@ -100,5 +101,6 @@ def restore_trainer_state(trainer: "Trainer", state: dict) -> None:
     trainer.validations = list(state["validations"])
     trainer.train_seconds = state.get("train_seconds", 0.0)
     trainer.fit_seconds = state.get("fit_seconds", trainer.train_seconds)
+    trainer.environments = list(state.get("environments", []))  # older checkpoints: none
     for cb, s in zip(trainer.callbacks, state["callbacks"]):
         cb.load_state_dict(s)

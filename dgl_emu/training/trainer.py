@@ -11,6 +11,7 @@ from tqdm.auto import tqdm
 
 from ..sampling.base import NegativeSampler
 from ..typing import Target, Tensor
+from ..utils import environment
 from .batching import BatchStrategy, FullGraphBatches
 from .callbacks import Callback
 from .checkpoint import BEST, LAST, load_checkpoint, rank_state, restore_trainer_state, save_atomic, trainer_state
@@ -34,6 +35,10 @@ class Trainer:
     ``eval_every`` steps ``validate(model)`` gives the validation MRR; the best model is saved to
     ``run_dir/best.pt`` and a resumable ``run_dir/last.pt`` holds everything needed to continue
     bit-identically on CPU.
+
+    ``environments`` lists, for each :meth:`fit` that trained, the step it started from and the
+    :func:`~dgl_emu.utils.environment` it ran in (threads, CPU kernels, versions), kept across
+    resumes: a run resumed on another machine or thread count says which steps ran where.
 
     Parameters
     ----------
@@ -134,6 +139,8 @@ class Trainer:
         self.stop_reason: Optional[str] = None
         self.train_seconds = 0.0  # wall time of training steps, summed over resumes
         self.fit_seconds = 0.0  # wall time inside fit (steps, validations, checkpoints), over resumes
+        # where each fit() that trained ran: {"from_step": first step's index, **environment()}
+        self.environments: List[Dict[str, object]] = []
         self.perm = torch.empty(0, dtype=torch.long)
         self.cursor = 0
         self.optimizer = self.build_optimizer(0)
@@ -217,6 +224,8 @@ class Trainer:
 
     def fit(self) -> "Trainer":
         """Train until ``num_steps`` (or a callback stops it); returns ``self``."""
+        if self.step < self.num_steps and self.stop_reason is None:
+            self.environments.append({"from_step": self.step, **environment(self.device)})
         for cb in self.callbacks:
             cb.on_fit_start(self)
         bar = tqdm(total=self.num_steps, initial=self.step, disable=not self.progress,

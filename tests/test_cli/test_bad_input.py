@@ -270,6 +270,9 @@ def test_interrupted_run_resumes_to_the_same_result(tmp_path, straight, how):
     a, b = (json.loads((d / "metrics.json").read_text()) for d in (out, straight))
     assert a["test"] == b["test"] and a["validations"] == b["validations"]
     assert a["wall_seconds"] > 0 and a["train_seconds"] > 0
+    resumed_at = 13 if how == "SIGINT" else 10  # each invocation that trained, from its first step
+    assert [e["from_step"] for e in a["environments"]] == [0, resumed_at]
+    assert [e["from_step"] for e in b["environments"]] == [0]
 
 
 def test_interrupted_fresh_run_mixes_nothing(tmp_path, straight):

@@ -68,6 +68,7 @@ def test_written_metrics_equal_fresh_evaluation_of_best(tmp_path, emu):
         "python": platform.python_version(), "torch": torch.__version__, "dgl": dgl.__version__,
         "cpu_capability": torch.backends.cpu.get_cpu_capability(), "threads": torch.get_num_threads(),
         "device": "cpu"}
+    assert written["environments"] == [{"from_step": 0, **written["environment"]}]  # one invocation
 
 
 def _write_tsv(path: Path, kg, split: str) -> Path:

@@ -205,6 +205,31 @@ def test_resume_after_graceful_stop(tmp_path):
     assert read_log(tmp_path / "a" / "log.jsonl") == read_log(tmp_path / "b" / "log.jsonl")
 
 
+def test_a_resumed_run_records_which_steps_ran_in_which_environment(tmp_path):
+    """Killed at step 21 on two threads (checkpoint at 20), resumed on one: two records, each
+    equal to :func:`~dgl_emu.utils.environment` of its part; a finished run adds none."""
+    from dgl_emu.utils import environment
+
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        first = environment(torch.device("cpu"))
+        with pytest.raises(KeyboardInterrupt):
+            make_trainer(run_dir=tmp_path, callbacks=[Interrupt(21)]).fit()
+        torch.set_num_threads(1)
+        second = environment(torch.device("cpu"))
+        b = make_trainer(run_dir=tmp_path)
+        assert b.resume() and b.step == 20
+        b.fit()
+    finally:
+        torch.set_num_threads(threads)
+    assert first["threads"] == 2 and second["threads"] == 1
+    assert b.environments == [{"from_step": 0, **first}, {"from_step": 20, **second}]
+    c = make_trainer(run_dir=tmp_path)  # the finished run, resumed: nothing trains, nothing added
+    assert c.resume() and c.fit().step == 40
+    assert c.environments == b.environments
+
+
 def test_resume_without_checkpoint_returns_false(tmp_path):
     assert make_trainer(run_dir=tmp_path).resume() is False
     assert make_trainer().resume() is False           # no run_dir at all
