@@ -224,10 +224,10 @@ class Trainer:
 
     def fit(self) -> "Trainer":
         """Train until ``num_steps`` (or a callback stops it); returns ``self``."""
+        for cb in self.callbacks:
+            cb.on_fit_start(self)  # early stopping may end a resumed run here
         if self.step < self.num_steps and self.stop_reason is None:
             self.environments.append({"from_step": self.step, **environment(self.device)})
-        for cb in self.callbacks:
-            cb.on_fit_start(self)
         bar = tqdm(total=self.num_steps, initial=self.step, disable=not self.progress,
                    desc="train", unit="step", dynamic_ncols=True)
         started = time.perf_counter()

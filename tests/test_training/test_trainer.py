@@ -343,6 +343,7 @@ def test_early_stopped_run_stays_stopped_on_resume(tmp_path):
     again.fit()
     assert again.step == 15 and again.stop_reason is not None
     assert_same_state(again.model.state_dict(), weights)
+    assert [e["from_step"] for e in again.environments] == [0]  # the stopped resume trained nothing
     assert [s for s, _, _ in read_log(tmp_path / "log.jsonl")[0]] == list(range(1, 16))
 
 
