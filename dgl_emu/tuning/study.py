@@ -39,8 +39,7 @@ from .space import Param, describe_space, search_space, space_to_dict
 __all__ = ["tune", "Tuner", "TuneResult", "PruningCallback", "default_study_dir", "finished_trials",
            "STUDY_NAME"]
 
-#: the study's name in ``study.db`` (one study per directory)
-STUDY_NAME = "dgl-emu"
+STUDY_NAME = "dgl-emu"  #: the study's name in ``study.db`` (one study per directory)
 LOCK, DATABASE, TRIALS = "tune.lock", "study.db", "trials"
 
 
