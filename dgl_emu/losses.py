@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .registry import Registry
-from .tuning.space import FloatRange, Param
+from .ranges import FloatRange, Param
 from .typing import Tensor
 
 __all__ = ["LOSSES", "REGULARIZERS", "Loss", "SoftplusLoss", "BCELoss", "MarginRankingLoss", "CrossEntropyLoss",

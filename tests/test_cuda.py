@@ -8,7 +8,8 @@ from dgl_emu.config import RunConfig
 from dgl_emu.data import generate_cyclic_kg
 from dgl_emu.evaluation import RankBasedEvaluator
 from dgl_emu.models import KGEModel
-from dgl_emu.nn.emu import EmbeddingMutation, bernoulli_mask
+from dgl_emu.nn.emu import EmbeddingMutation
+from dgl_emu.rng import bernoulli_mask
 from dgl_emu.nn.interactions import DistMult
 from dgl_emu.pipeline import run
 

@@ -4,7 +4,8 @@ See :class:`RunConfig`; :data:`ALIASES` lists the flat spellings (``num_negative
 files and ``dgl-emu run`` flags (``--num-negatives``) share.
 """
 from .aliases import ALIASES, Alias, alias_of, flag_of
-from .run_config import Component, ConfigError, RunConfig, load_config
+from .errors import Component, ConfigError
+from .run_config import RunConfig, load_config
 from .sections import COMPONENTS, NONE, PLAIN, TOP_LEVEL, ComponentSpec
 
 __all__ = ["RunConfig", "Component", "ConfigError", "load_config", "ALIASES", "Alias", "alias_of",

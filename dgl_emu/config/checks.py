@@ -6,7 +6,7 @@ import math
 from typing import TYPE_CHECKING, Any, Dict
 
 from ..registry import OptionError, coerce, did_you_mean
-from .run_config import Component, ConfigError
+from .errors import Component, ConfigError
 from .sections import COMPONENTS, NONE, PLAIN, TOP_LEVEL, registry_of
 
 if TYPE_CHECKING:  # pragma: no cover

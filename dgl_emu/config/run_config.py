@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
@@ -10,33 +9,13 @@ import yaml
 
 from ..registry import did_you_mean
 from .aliases import ALIASES, EMU_SWITCH, is_legacy
+from .checks import check_config, resolved_options
+from .errors import Component, ConfigError
 from .sections import COMPONENTS, NONE, PLAIN, TOP_LEVEL
 
 __all__ = ["RunConfig", "Component", "ConfigError", "load_config"]
 
 Assignment = Tuple[str, Any]
-
-
-class ConfigError(ValueError):
-    """A configuration value is invalid; the message names the option and what is allowed.
-
-    Attributes
-    ----------
-    path : str, optional
-        Dotted path of the offending option (``"sampler.num_negatives"``), when there is one.
-    """
-
-    def __init__(self, message: str, path: Optional[str] = None):
-        super().__init__(message)
-        self.path = path
-
-
-@dataclass
-class Component:
-    """One component section: a registered ``name`` and its ``options``."""
-
-    name: Optional[str]
-    options: Dict[str, Any] = field(default_factory=dict)
 
 
 def _error(path: str, message: str) -> ConfigError:
@@ -83,7 +62,7 @@ class RunConfig:
     >>> RunConfig.from_dict({"keep_prop": 0.5})
     Traceback (most recent call last):
     ...
-    dgl_emu.config.run_config.ConfigError: keep_prop: unknown option; did you mean 'keep_prob'?
+    dgl_emu.config.errors.ConfigError: keep_prop: unknown option; did you mean 'keep_prob'?
     """
 
     def __init__(self, **options: Any):
@@ -210,14 +189,12 @@ class RunConfig:
         ConfigError
             Naming the option's dotted path.
         """
-        from .checks import check_config
         check_config(self)
         return self
 
     # ------------------------------------------------------------------ output
     def to_dict(self) -> Dict[str, Any]:
         """The resolved configuration as nested plain values (every option of every section)."""
-        from .checks import resolved_options
         out: Dict[str, Any] = {"data": dict(self.plain["data"])}
         for section, comp in self.components.items():
             out[section] = {"name": comp.name, **resolved_options(section, comp)}

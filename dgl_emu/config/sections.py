@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional
 
 from ..registry import Option, Registry
-from ..tuning.space import FloatRange, Param
+from ..ranges import FloatRange, Param
 
 __all__ = ["ComponentSpec", "COMPONENTS", "PLAIN", "TOP_LEVEL", "NONE", "registry_of"]
 
@@ -87,7 +87,7 @@ class ComponentSpec:
     search_space : dict
         Ranges of hyper-parameters that apply to every component of the section (its wrapper
         options, or options every registered component shares, such as ``lr``), as
-        :mod:`dgl_emu.tuning.space` parameters; a component's own ranges are declared on its
+        :mod:`dgl_emu.ranges` parameters; a component's own ranges are declared on its
         class (``search_space``), see :func:`dgl_emu.tuning.search_space`.
     """
 

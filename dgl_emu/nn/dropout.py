@@ -3,9 +3,8 @@ from __future__ import annotations
 
 from torch import nn
 
-from ..rng import GeneratorPool, Stochastic
+from ..rng import GeneratorPool, Stochastic, bernoulli_mask
 from ..typing import Tensor
-from .emu import bernoulli_mask
 
 __all__ = ["SeededDropout"]
 

@@ -7,13 +7,21 @@ from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional
 
 import optuna
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
 from ..config import RunConfig, load_config
 from ..utils import atomic_write_bytes, atomic_write_json, atomic_write_text
 
-__all__ = ["trial_rows", "write_tables", "write_best", "write_importance", "format_trials_table",
+__all__ = ["finished_trials", "trial_rows", "write_tables", "write_best", "write_importance", "format_trials_table",
            "best_metrics"]
+
+
+def finished_trials(study: "optuna.Study") -> List[FrozenTrial]:
+    """Trials that used their budget: complete, pruned, or failed because training diverged (a
+    trial failed for another reason, e.g. killed, is not finished: it is resumed)."""
+    return [t for t in study.get_trials(deepcopy=False)
+            if t.state in (TrialState.COMPLETE, TrialState.PRUNED)
+            or (t.state == TrialState.FAIL and "diverged" in t.user_attrs)]
 
 
 def _state(t) -> str:
@@ -91,7 +99,6 @@ def write_tables(study: "optuna.Study", out_dir: Path, target: int, space: Mappi
                  cfg: RunConfig, importance_note: Optional[str] = None) -> None:
     """``trials.json`` (every trial, the search space, the best trial, parameter importances)
     and ``trials.md`` (the same as a table)."""
-    from .study import finished_trials
     rows = trial_rows(study)
     best = _best(study)
     importances = study.user_attrs.get("importance")

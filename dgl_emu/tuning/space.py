@@ -10,19 +10,17 @@ the component (``emu.negative_label``, ``emu.plain_weight``, ``optimizer.lr``).
 path; :func:`apply_overrides` and :func:`load_search_space` change, add or remove ranges from a
 YAML mapping.
 
-This module imports neither Optuna nor the configuration at import time: components import it.
+The range types live in :mod:`dgl_emu.ranges` (components import them); this module reads
+configurations and imports no Optuna.
 """
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Dict, Mapping, Optional, Tuple, Union
+from typing import Any, Dict, Mapping, Optional, Union
 
+from ..config import ALIASES, COMPONENTS, NONE, ConfigError, RunConfig
+from ..ranges import Choice, FloatRange, IntRange, Param, finite_number
 from ..registry import did_you_mean
-
-if TYPE_CHECKING:  # pragma: no cover
-    from ..config import RunConfig
 
 __all__ = ["FloatRange", "IntRange", "Choice", "Param", "search_space", "apply_overrides",
            "load_search_space", "read_search_file", "read_overrides", "check_space", "describe_space",
@@ -32,170 +30,7 @@ __all__ = ["FloatRange", "IntRange", "Choice", "Param", "search_space", "apply_o
 FIXED = frozenset({"training.steps", "training.eval_every", "seed", "output", "device", "progress"})
 
 
-def _number(value: Any, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ValueError(f"{what} must be a finite number, got {value!r}")
-    return value
-
-
-@dataclass(frozen=True)
-class FloatRange:
-    """A float drawn from ``[low, high]``, uniformly or (``log=True``) log-uniformly.
-
-    Examples
-    --------
-    >>> import optuna
-    >>> trial = optuna.trial.FixedTrial({"optimizer.lr": 0.05})
-    >>> FloatRange(1e-3, 1.0, log=True).suggest(trial, "optimizer.lr")
-    0.05
-    >>> FloatRange(1e-3, 1.0, log=True).describe()
-    'float in [0.001, 1] (log)'
-    >>> FloatRange(0.0, 1.0, log=True)
-    Traceback (most recent call last):
-    ...
-    ValueError: a log range needs low > 0, got 0.0
-    """
-
-    low: float
-    high: float
-    log: bool = False
-
-    def __post_init__(self):
-        _number(self.low, "low"), _number(self.high, "high")
-        if not self.low < self.high:
-            raise ValueError(f"need low < high, got low {self.low} and high {self.high}")
-        if self.log and self.low <= 0:
-            raise ValueError(f"a log range needs low > 0, got {self.low}")
-
-    def suggest(self, trial, name: str) -> float:
-        """The trial's value of ``name`` (``trial.suggest_float``)."""
-        return trial.suggest_float(name, float(self.low), float(self.high), log=self.log)
-
-    def bounds(self) -> Tuple[float, ...]:
-        """The extreme values (checked against the configuration before a study starts)."""
-        return float(self.low), float(self.high)
-
-    def contains(self, value: Any) -> bool:
-        """Whether ``value`` is a number in ``[low, high]``.
-
-        >>> FloatRange(1e-3, 1.0).contains(0.5), FloatRange(1e-3, 1.0).contains(2), FloatRange(0, 1).contains(True)
-        (True, False, False)
-        """
-        return isinstance(value, (int, float)) and not isinstance(value, bool) and self.low <= value <= self.high
-
-    def describe(self) -> str:
-        """One line for reports."""
-        return f"float in [{self.low:g}, {self.high:g}]" + (" (log)" if self.log else "")
-
-    def to_dict(self) -> Dict[str, Any]:
-        """The YAML/JSON form that :func:`apply_overrides` reads back."""
-        return {"low": float(self.low), "high": float(self.high), "log": self.log}
-
-
-@dataclass(frozen=True)
-class IntRange:
-    """An integer drawn from ``[low, high]`` (both included), optionally log-uniformly.
-
-    Examples
-    --------
-    >>> import optuna
-    >>> IntRange(1, 4).suggest(optuna.trial.FixedTrial({"encoder.num_layers": 2}), "encoder.num_layers")
-    2
-    >>> IntRange(16, 256, log=True).to_dict()
-    {'low': 16, 'high': 256, 'log': True}
-    """
-
-    low: int
-    high: int
-    log: bool = False
-
-    def __post_init__(self):
-        for what in ("low", "high"):
-            value = getattr(self, what)
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise ValueError(f"{what} must be an integer, got {value!r}")
-        if not self.low < self.high:
-            raise ValueError(f"need low < high, got low {self.low} and high {self.high}")
-        if self.log and self.low <= 0:
-            raise ValueError(f"a log range needs low > 0, got {self.low}")
-
-    def suggest(self, trial, name: str) -> int:
-        """The trial's value of ``name`` (``trial.suggest_int``)."""
-        return trial.suggest_int(name, self.low, self.high, log=self.log)
-
-    def bounds(self) -> Tuple[int, ...]:
-        """The extreme values."""
-        return self.low, self.high
-
-    def contains(self, value: Any) -> bool:
-        """Whether ``value`` is an integer in ``[low, high]``.
-
-        >>> IntRange(1, 4).contains(4), IntRange(1, 4).contains(2.5)
-        (True, False)
-        """
-        return isinstance(value, int) and not isinstance(value, bool) and self.low <= value <= self.high
-
-    def describe(self) -> str:
-        """One line for reports."""
-        return f"integer in [{self.low}, {self.high}]" + (" (log)" if self.log else "")
-
-    def to_dict(self) -> Dict[str, Any]:
-        """The YAML/JSON form that :func:`apply_overrides` reads back."""
-        return {"low": self.low, "high": self.high, "log": self.log}
-
-
-@dataclass(frozen=True)
-class Choice:
-    """One of a few values (numbers, names, booleans).
-
-    Examples
-    --------
-    >>> import optuna
-    >>> Choice(("softplus", "ce")).suggest(optuna.trial.FixedTrial({"x": "ce"}), "x")
-    'ce'
-    >>> Choice((16, 32)).describe()
-    'one of 16, 32'
-    """
-
-    values: Tuple[Any, ...]
-
-    def __post_init__(self):
-        if len(self.values) < 2:
-            raise ValueError(f"a choice needs at least two values, got {list(self.values)}")
-        for v in self.values:
-            if v is not None and not isinstance(v, (bool, int, float, str)):
-                raise ValueError(f"choices must be numbers, names or booleans, got {v!r}")
-
-    def suggest(self, trial, name: str) -> Any:
-        """The trial's value of ``name`` (``trial.suggest_categorical``)."""
-        return trial.suggest_categorical(name, list(self.values))
-
-    def bounds(self) -> Tuple[Any, ...]:
-        """Every value."""
-        return tuple(self.values)
-
-    def contains(self, value: Any) -> bool:
-        """Whether ``value`` is one of the values (``True`` is not ``1``).
-
-        >>> Choice((16, 32)).contains(32), Choice((0, 1)).contains(True)
-        (True, False)
-        """
-        return any(type(v) is type(value) and v == value for v in self.values)
-
-    def describe(self) -> str:
-        """One line for reports."""
-        return "one of " + ", ".join(str(v) for v in self.values)
-
-    def to_dict(self) -> Dict[str, Any]:
-        """The YAML/JSON form that :func:`apply_overrides` reads back."""
-        return {"choices": list(self.values)}
-
-
-#: a parameter's range
-Param = Union[FloatRange, IntRange, Choice]
-
-
-def search_space(cfg: "RunConfig") -> Dict[str, Param]:
+def search_space(cfg: RunConfig) -> Dict[str, Param]:
     """The declared ranges of ``cfg``'s chosen components, by dotted path.
 
     For each component section in use (a switched-off ``emu: none`` contributes nothing), the
@@ -210,7 +45,6 @@ def search_space(cfg: "RunConfig") -> Dict[str, Param]:
     >>> sorted(search_space(RunConfig(emu=False, loss="softplus").validate()))
     ['loss.adversarial_temperature', 'optimizer.lr', 'regularizer.weight']
     """
-    from ..config import COMPONENTS, NONE
     cfg = cfg.copy().validate()  # names resolved (the optimiser's follows the encoder)
     out: Dict[str, Param] = {}
     for section, spec in COMPONENTS.items():
@@ -249,14 +83,13 @@ def _param(value: Any, declared: Optional[Param], current: Any) -> Param:
     if integral or (declared is None and current is None
                     and all(isinstance(merged[k], int) and not isinstance(merged[k], bool) for k in ("low", "high"))):
         return IntRange(merged["low"], merged["high"], merged.get("log", False))
-    low, high = (_number(merged[k], k) for k in ("low", "high"))
+    low, high = (finite_number(merged[k], k) for k in ("low", "high"))
     return FloatRange(float(low), float(high), merged.get("log", False))
 
 
 def read_overrides(data: Any, where: str) -> Dict[str, Any]:
     """``{dotted path: YAML value}`` from a mapping of paths or aliases (``keep_prob``), optionally
     under a top-level ``search:`` key; ``where`` prefixes error messages (the file)."""
-    from ..config import ALIASES, ConfigError
     if isinstance(data, Mapping) and set(data) == {"search"}:
         data = data["search"] if data["search"] is not None else {}
     if not isinstance(data, Mapping):
@@ -271,7 +104,7 @@ def read_overrides(data: Any, where: str) -> Dict[str, Any]:
     return out
 
 
-def apply_overrides(space: Mapping[str, Param], overrides: Mapping[str, Any], cfg: "RunConfig",
+def apply_overrides(space: Mapping[str, Param], overrides: Mapping[str, Any], cfg: RunConfig,
                     where: str = "") -> Dict[str, Param]:
     """``space`` with ``overrides`` applied and every range checked against ``cfg``.
 
@@ -297,9 +130,8 @@ def apply_overrides(space: Mapping[str, Param], overrides: Mapping[str, Any], cf
     >>> apply_overrides(search_space(cfg), {"emu.keep_prob": {"high": 1.5}}, cfg, "s.yaml: ")
     Traceback (most recent call last):
     ...
-    dgl_emu.config.run_config.ConfigError: s.yaml: search.emu.keep_prob: high 1.5: emu.keep_prob: must be in [0, 1], got 1.5
+    dgl_emu.config.errors.ConfigError: s.yaml: search.emu.keep_prob: high 1.5: emu.keep_prob: must be in [0, 1], got 1.5
     """
-    from ..config import ConfigError
     out = dict(space)
     cfg = cfg.copy().validate()
     flat = cfg.flat()
@@ -323,9 +155,8 @@ def apply_overrides(space: Mapping[str, Param], overrides: Mapping[str, Any], cf
     return out
 
 
-def check_space(space: Mapping[str, Param], cfg: "RunConfig", where: str = "") -> None:
+def check_space(space: Mapping[str, Param], cfg: RunConfig, where: str = "") -> None:
     """Every end of every range (every choice) is a value ``cfg`` accepts; else ``ConfigError``."""
-    from ..config import ConfigError
     for path, param in space.items():
         for value in param.bounds():
             try:
@@ -346,7 +177,6 @@ def read_search_file(path: Union[str, Path]) -> Dict[str, Any]:
     """
     import yaml
 
-    from ..config import ConfigError
     path = Path(path)
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
@@ -355,7 +185,7 @@ def read_search_file(path: Union[str, Path]) -> Dict[str, Any]:
     return read_overrides(data, f"{path}: ")
 
 
-def load_search_space(path: Union[str, Path], cfg: "RunConfig") -> Dict[str, Param]:
+def load_search_space(path: Union[str, Path], cfg: RunConfig) -> Dict[str, Param]:
     """:func:`search_space` of ``cfg`` with the overrides of the YAML file ``path``.
 
     Raises

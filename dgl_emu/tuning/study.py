@@ -22,7 +22,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Mapping, Optional
+from typing import Any, Callable, Dict, Mapping, Optional
 
 import numpy as np
 import optuna
@@ -34,6 +34,7 @@ from ..pipeline.rundir import config_differences
 from ..training import Callback
 from .lock import DirectoryLock
 from .pruning import TPE_STARTUP, MedianRule
+from .report import finished_trials, write_best, write_importance, write_tables
 from .space import Param, describe_space, search_space, space_to_dict
 
 __all__ = ["tune", "Tuner", "TuneResult", "PruningCallback", "default_study_dir", "finished_trials",
@@ -72,14 +73,6 @@ class PruningCallback(Callback):
         if self.trial.should_prune():
             self.pruned_at = trainer.step
             trainer.stop(f"pruned by the median rule at step {trainer.step} (trial {self.trial.number})")
-
-
-def finished_trials(study: "optuna.Study") -> List[FrozenTrial]:
-    """Trials that used their budget: complete, pruned, or failed because training diverged (a
-    trial failed for another reason, e.g. killed, is not finished: it is resumed)."""
-    return [t for t in study.get_trials(deepcopy=False)
-            if t.state in (TrialState.COMPLETE, TrialState.PRUNED)
-            or (t.state == TrialState.FAIL and "diverged" in t.user_attrs)]
 
 
 def default_study_dir(cfg: RunConfig) -> Path:
@@ -313,7 +306,6 @@ class Tuner:
     def write_outputs(self, target: int, importance: bool = True) -> Optional[str]:
         """``trials.json``, ``trials.md``, ``best.yaml`` and (``importance``) ``importance.png``;
         returns the note of a skipped importance plot."""
-        from .report import write_best, write_importance, write_tables
         note = write_importance(self.study, self.out_dir) if importance else None
         write_tables(self.study, self.out_dir, target, describe_space(self.space), self.cfg, note)
         write_best(self.study, self.out_dir, self.cfg)

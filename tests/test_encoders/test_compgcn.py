@@ -8,7 +8,8 @@ import torch
 from dgl_emu.config import ConfigError, RunConfig
 from dgl_emu.losses import EMULoss
 from dgl_emu.models import KGEModel
-from dgl_emu.nn.emu import EmbeddingMutation, bernoulli_mask
+from dgl_emu.nn.emu import EmbeddingMutation
+from dgl_emu.rng import bernoulli_mask
 from dgl_emu.nn.encoders import (COMPOSITIONS, RelationalGraphConv, CompGCNEncoder, CompGCNLayer, Decomposition,
                                  RGCNEncoder)
 from dgl_emu.nn.encoders.compgcn import circular_correlation, multiply, subtract

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from dgl_emu.data import KnowledgeGraph
-from dgl_emu.nn.emu import bernoulli_mask
+from dgl_emu.rng import bernoulli_mask
 from dgl_emu.nn.encoders import CompGCNEncoder, Decomposition, RelationalGraphConv, RGCNEncoder
 from dgl_emu.nn.encoders.graph_utils import (SeededDropout, relation_in_degree_norm,
                                              require_graph_device, reset_parameters_)

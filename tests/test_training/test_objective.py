@@ -13,7 +13,8 @@ import torch.nn.functional as F
 
 from dgl_emu.losses import CrossEntropyLoss, EMULoss, LpRegularizer, SoftplusLoss
 from dgl_emu.models import KGEModel
-from dgl_emu.nn.emu import EmbeddingMixup, EmbeddingMutation, bernoulli_mask
+from dgl_emu.nn.emu import EmbeddingMixup, EmbeddingMutation
+from dgl_emu.rng import bernoulli_mask
 from dgl_emu.nn.interactions import INTERACTIONS
 from dgl_emu.sampling import BernoulliNegativeSampler, UniformNegativeSampler
 from dgl_emu.training import Objective, alternating_target, split_by_side

@@ -8,6 +8,7 @@ from torch import nn
 
 from ...typing import Tensor
 from ..interactions.base import Interaction
+from ..rows import gather_rows
 
 __all__ = ["Representations", "Encoder", "LookupEncoder", "SPARSE_FROM_ENTITIES"]
 
@@ -58,7 +59,6 @@ class Encoder(nn.Module):
     def entity_rows(self, unique: Tensor) -> Tensor:
         """``(U, d)`` rows ``unique`` (sorted, distinct) of the entity table with a sparse gradient
         of those rows (the sparse path of :meth:`KGEModel.gather <dgl_emu.models.KGEModel.gather>`)."""
-        from ...models import gather_rows
         return gather_rows(self.entity, unique)
 
     def row_optimizer(self, name: str, lr: float):

@@ -15,8 +15,7 @@ from .base import Encoder, Representations
 from .graph_utils import (embedding_tables, layer_inputs, node_blocks, SeededDropout, relation_in_degree_norm,
                           reset_parameters_)
 from .relgraphconv import RelationalGraphConv, relation_pairs
-from ...rng import GeneratorPool, Stochastic
-from ..emu import bernoulli_mask
+from ...rng import GeneratorPool, Stochastic, bernoulli_mask
 
 __all__ = ["RGCNEncoder", "Decomposition", "EdgeDropout"]
 
