@@ -25,7 +25,7 @@ setup(
         "optuna>=4.0",  # dgl-emu tune (its studies are SQLite files: SQLAlchemy comes with it)
     ],
     extras_require={
-        "test": ["pytest", "pykeen"],
+        "test": ["pytest", "pykeen", "import-linter"],  # lint-imports checks .importlinter
         "docs": ["sphinx", "numpydoc", "sphinx-click"],
     },
     entry_points={"console_scripts": ["dgl-emu=dgl_emu.cli:main"]},

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import contextlib
 import math
-from typing import Optional, Sequence
+from typing import Callable, Iterator, Optional, Sequence, Tuple
 
 import torch
 
-__all__ = ["GeneratorPool", "Stochastic", "rng_states", "load_rng_states", "dgl_single_thread", "bernoulli_mask"]
+__all__ = ["GeneratorPool", "Stochastic", "rng_states", "load_rng_states", "row_window", "dgl_single_thread",
+           "bernoulli_mask"]
+
+#: ``draw(shape, generator) -> Tensor``: a random tensor of ``shape`` from ``generator``
+Draw = Callable[[Tuple[int, ...], torch.Generator], torch.Tensor]
 
 
 class GeneratorPool:
@@ -28,6 +32,9 @@ class GeneratorPool:
     def __init__(self, seed: int = 0, generator: Optional[torch.Generator] = None):
         self.seed = seed
         self._gens = {}
+        #: ``(total, rows)`` while :func:`row_window` is active: :meth:`draw_rows` draws for
+        #: ``total`` rows and keeps ``rows``
+        self.window: Optional[Tuple[int, slice]] = None
         if generator is not None:
             self._gens[torch.device(generator.device).type] = generator
 
@@ -37,6 +44,29 @@ class GeneratorPool:
         if key not in self._gens:
             self._gens[key] = torch.Generator(device=device).manual_seed(self.seed)
         return self._gens[key]
+
+    def draw_rows(self, shape: Sequence[int], device: torch.device, draw: Draw) -> torch.Tensor:
+        """``draw(shape, generator)`` for a tensor whose first dimension is rows of a batch.
+
+        While a :func:`row_window` ``(total, rows)`` is active the draw is made for all
+        ``total`` rows and the window's ``rows`` are returned, so a process that holds some rows of
+        a batch gets exactly the numbers one process holding the whole batch gets for them.
+
+        Examples
+        --------
+        >>> pool = GeneratorPool(seed=3)
+        >>> whole = pool.draw_rows((4, 2), torch.device("cpu"), lambda s, g: torch.rand(s, generator=g))
+        >>> pool = GeneratorPool(seed=3)
+        >>> pool.window = (4, slice(2, 4))
+        >>> part = pool.draw_rows((2, 2), torch.device("cpu"), lambda s, g: torch.rand(s, generator=g))
+        >>> torch.equal(part, whole[2:])
+        True
+        """
+        generator = self.get(device)
+        if self.window is None:
+            return draw(tuple(shape), generator)
+        total, rows = self.window
+        return draw((total, *shape[1:]), generator)[rows]
 
     def state_dict(self) -> dict:
         """Generator states by device type (for checkpoints)."""
@@ -86,6 +116,25 @@ def load_rng_states(module, states: dict) -> None:
 
 
 @contextlib.contextmanager
+def row_window(module, total: int, rows: slice) -> Iterator[None]:
+    """Within the block, the row draws (:meth:`GeneratorPool.draw_rows`) of every
+    :class:`Stochastic` module inside ``module`` are made for a ``total``-row batch, of which the
+    caller holds ``rows``. Draws of other shapes (dropout masks, graph edges) are unaffected.
+
+    A data-parallel process scores its share of each global batch inside such a window, so that
+    EMU's masks of its rows equal one process's (:mod:`dgl_emu.data_parallel`).
+    """
+    pools = [m.generators for _, m in module.named_modules() if isinstance(m, Stochastic)]
+    for pool in pools:
+        pool.window = (total, rows)
+    try:
+        yield
+    finally:
+        for pool in pools:
+            pool.window = None
+
+
+@contextlib.contextmanager
 def dgl_single_thread():
     """Run DGL's samplers on one OpenMP thread, then restore the thread counts.
 
@@ -95,7 +144,7 @@ def dgl_single_thread():
     identical 2-thread runs, and identically on one thread). DGL and torch share the OpenMP
     runtime, so torch's intra-op thread count is restored as well.
     """
-    from dgl.utils import internal
+    from dgl.utils import internal  # start-up cost: this ground-floor module does not import DGL
     torch_threads = torch.get_num_threads()
     dgl_threads = internal.get_num_threads()
     internal.set_num_threads(1)

@@ -120,8 +120,8 @@ def environment(device: "torch.device") -> dict:
     >>> env["torch"] == torch.__version__, env["device"], env["threads"] == torch.get_num_threads()
     (True, 'cpu', True)
     """
-    import dgl
-    import torch
+    import dgl  # start-up cost: this ground-floor module imports neither torch nor DGL itself
+    import torch  # start-up cost, as above
 
     record = {"python": platform.python_version(), "torch": torch.__version__, "dgl": dgl.__version__,
               "cpu_capability": torch.backends.cpu.get_cpu_capability(),

@@ -27,6 +27,7 @@ def _load_plugins() -> None:
 
 _load_plugins()
 
+from ..sharded.placement import in_trainer  # noqa: E402
 from .datasets import datasets  # noqa: E402  (after the plugins: options are built at import)
 from .inspect import components, evaluate, format_metrics_table, predict  # noqa: E402
 from .partition import partition  # noqa: E402
@@ -49,7 +50,7 @@ class _Commands(click.Group):
         try:
             return self._invoke(ctx)
         except click.exceptions.ClickException as e:
-            if os.environ.get("DGL_EMU_PART_CONFIG"):  # a sharded trainer: DGL's client exit would wait
+            if in_trainer():  # a sharded trainer: DGL's client exit would wait
                 e.show()                                # for the other trainers; its launcher ends them
                 sys.stdout.flush()
                 sys.stderr.flush()

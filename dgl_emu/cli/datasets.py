@@ -5,7 +5,9 @@ import json
 
 import click
 
-from ..data.datasets import DATASETS, SYNTHETIC
+from ..data.datasets import (DATASETS, SYNTHETIC, ChecksumError, DatasetNotFoundError, data_root, is_present,
+                             verify as check)
+from ..data.download import download as fetch
 
 __all__ = ["datasets"]
 
@@ -19,7 +21,6 @@ def datasets(ctx, data_dir):
     ctx.obj = {"data_dir": data_dir}
     if ctx.invoked_subcommand is not None:
         return
-    from ..data.datasets import data_root, is_present
     click.echo(f"data root: {data_root(data_dir)}")
     click.echo(f"{'name':12s}  {'entities':>8s}  {'relations':>9s}  {'train':>8s}  {'valid':>6s}  "
                f"{'test':>6s}  present  checksums")
@@ -44,7 +45,6 @@ def _dataset_info(name: str):
 @click.pass_context
 def info(ctx, name):
     """Metadata of one dataset: counts, citation, source, checksums, where it is looked for."""
-    from ..data.datasets import data_root
     d = _dataset_info(name)
     click.echo(f"{d.title} ({d.name})")
     click.echo(f"  counts:   {json.dumps(d.counts)}")
@@ -66,8 +66,6 @@ def info(ctx, name):
 @click.pass_context
 def download(ctx, name, mirror):
     """Download a dataset from its canonical source (or a mirror) and verify its checksums."""
-    from ..data.datasets import ChecksumError
-    from ..data.download import download as fetch
     d = _dataset_info(name)
     try:
         path = fetch(d.name, ctx.obj["data_dir"], mirror=mirror)
@@ -84,7 +82,6 @@ def download(ctx, name, mirror):
 @click.pass_context
 def verify(ctx, name):
     """Check a dataset's files against the registered sha256 checksums."""
-    from ..data.datasets import ChecksumError, DatasetNotFoundError, verify as check
     d = _dataset_info(name)
     try:
         files = check(d.name, ctx.obj["data_dir"], cached=False)

@@ -1,12 +1,20 @@
 """``dgl-emu evaluate``, ``predict`` and ``components``: look at runs and at what is registered."""
 from __future__ import annotations
 
+import enum
 import json
 from pathlib import Path
 
 import click
+import torch
 
-from ..config import ConfigError
+from ..config import COMPONENTS, NONE, ConfigError
+from ..data import ChecksumError, DataFormatError, DatasetNotFoundError
+from ..data.datasets import DATASETS
+from ..pipeline import evaluate as evaluate_model, load_run
+from ..training import CheckpointError
+from ..typing import Target
+from ..utils import atomic_write_json
 
 __all__ = ["format_metrics_table", "evaluate", "predict", "components"]
 
@@ -42,12 +50,9 @@ def format_metrics_table(metrics: dict, splits=("valid", "test")) -> str:
 @click.option("--per-relation", is_flag=True, help="Also write per-relation metrics.")
 def evaluate(run_dir, split, device, per_relation):
     """Filtered evaluation of a run's best checkpoint; writes RUN_DIR/eval-SPLIT.json."""
-    from ..pipeline import evaluate as evaluate_model
-    from ..utils import atomic_write_json
     cfg, kg, model, graph = _load(run_dir, device)
     if split not in kg.splits:
         raise click.UsageError(f"--split: the run's dataset has no {split!r} split")
-    import torch
     res = evaluate_model(model, kg, split, batch_size=cfg.training.eval_batch_size,
                          device=torch.device(cfg.device), graph=graph)
     out = {"split": split, "metrics": res.metrics()}
@@ -64,9 +69,6 @@ def evaluate(run_dir, split, device, per_relation):
 
 def _load(run_dir, device=None):
     """``load_run`` with its failures as one-line errors."""
-    from ..data import ChecksumError, DataFormatError, DatasetNotFoundError
-    from ..pipeline import load_run
-    from ..training import CheckpointError
     try:
         return load_run(Path(run_dir), device)
     except ConfigError as e:
@@ -85,9 +87,7 @@ def _load(run_dir, device=None):
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def predict(run_dir, head, tail, relation, top_k, unfiltered, as_json):
     """Top-k completions of a query, known triples filtered out, with labels and scores."""
-    import torch
 
-    from ..typing import Target
     if (head is None) == (tail is None):
         raise click.UsageError("give exactly one of --head and --tail")
     cfg, kg, model, graph = _load(run_dir)
@@ -122,7 +122,6 @@ def predict(run_dir, head, tail, relation, top_k, unfiltered, as_json):
 
 
 def _shown(value) -> str:
-    import enum
     return repr(value.value if isinstance(value, enum.Enum) else value)
 
 
@@ -130,8 +129,6 @@ def _shown(value) -> str:
 @click.option("--options", "show_options", is_flag=True, help="Also list each component's options and defaults.")
 def components(show_options):
     """List the registered components per configuration section (and, with --options, their options)."""
-    from ..config import COMPONENTS, NONE
-    from ..data.datasets import DATASETS
     for section, spec in COMPONENTS.items():
         click.echo(f"{section}: {', '.join(spec.names())}")
         if not show_options:

@@ -10,6 +10,7 @@ import yaml
 
 from ..config import ALIASES, COMPONENTS, PLAIN, TOP_LEVEL, ConfigError
 from ..config.aliases import EMU_SWITCH
+from ..nn.encoders import COMPOSITIONS
 from ..registry import Registry
 
 __all__ = ["run_options", "given_options", "flag_for_error", "parse_set"]
@@ -21,7 +22,6 @@ _BOOL_FLAGS = {"drop_unseen": "--drop-unseen/--keep-unseen", "filtered": "--filt
 
 
 def _composition_registry() -> Registry:
-    from ..nn.encoders import COMPOSITIONS
     return COMPOSITIONS
 
 

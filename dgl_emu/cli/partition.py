@@ -1,7 +1,14 @@
 """``dgl-emu partition``: cut a dataset's training graph into DGL partitions for sharded training."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
+
+from ..config import ConfigError, RunConfig
+from ..data import ChecksumError, DataFormatError, DatasetNotFoundError
+from ..pipeline import load_graph
+from ..sharded.partition import PartitionMethod, partition_kg
 
 __all__ = ["partition"]
 
@@ -24,10 +31,6 @@ def partition(dataset, data_dir, train, valid, test, num_parts, method, output, 
     the relation table is not partitioned. Entities are renumbered per partition; the map back to
     the dataset's numbering is kept, so checkpoints and metrics use the dataset's ids.
     """
-    from ..config import ConfigError, RunConfig
-    from ..data import ChecksumError, DataFormatError, DatasetNotFoundError
-    from ..pipeline import load_graph
-    from ..sharded.partition import PartitionMethod, partition_kg
     options = {"dataset": dataset, "data_dir": data_dir, "train": train, "valid": valid, "test": test, "seed": seed}
     try:
         cfg = RunConfig.from_dict({k: v for k, v in options.items() if v is not None})
@@ -36,7 +39,6 @@ def partition(dataset, data_dir, train, valid, test, num_parts, method, output, 
         raise click.UsageError(str(e)) from None
     except (DataFormatError, DatasetNotFoundError, ChecksumError) as e:
         raise click.ClickException(str(e)) from None
-    from pathlib import Path
     name = str(Path(train).resolve()) if train else cfg.data.dataset
     path = partition_kg(kg, num_parts, output, method=PartitionMethod(method), dataset=str(name))
     click.echo(f"{kg.num_entities} entities, {len(kg.splits['train'])} training triples -> {num_parts} "

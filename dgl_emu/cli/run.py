@@ -1,15 +1,27 @@
 """``dgl-emu run``: train, validate, test, with options from flags, ``--set`` and YAML."""
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import click
 
 from ..config import ConfigError, RunConfig, load_config
+from ..data import ChecksumError, DataFormatError, DatasetNotFoundError
+from ..data_parallel import launch as launch_data_parallel
+from ..pipeline import RunDiverged, RunInterrupted, run as run_pipeline
+from ..sharded import check_options
+from ..sharded.launch import launch as launch_sharded
+from ..sharded.partition import read_info
+from ..training import CheckpointError
+from .inspect import format_metrics_table
 from .options import flag_for_error, given_options, parse_set, run_options
+from .placement import worker_placement
 
 __all__ = ["run"]
 
 
-def _usage_error(err: ConfigError, given: dict, set_paths: list, ctx) -> click.UsageError:
+def usage_error(err: ConfigError, given: dict, set_paths: list, ctx) -> click.UsageError:
     """A usage error that names the flag when the bad value came from the command line."""
     msg = str(err)
     flag = flag_for_error(err, given, set_paths)
@@ -20,33 +32,12 @@ def _usage_error(err: ConfigError, given: dict, set_paths: list, ctx) -> click.U
     return click.UsageError(msg, ctx)
 
 
-def _free_port() -> int:
-    import socket
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def launch(nproc: int, argv: list) -> int:
-    """Start ``nproc`` data-parallel workers of ``dgl-emu run ARGV`` with torchrun on this
-    machine (127.0.0.1, gloo over the loopback interface); returns their exit status."""
-    import os
-    import subprocess
-    import sys
-    env = dict(os.environ)
-    env.setdefault("GLOO_SOCKET_IFNAME", "lo")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes=1", f"--nproc-per-node={nproc}",
-           "--master-addr=127.0.0.1", f"--master-port={_free_port()}", "-m", "dgl_emu", "run", *argv]
-    return subprocess.call(cmd, env=env)
-
-
 #: options of the launcher, not passed on to the workers it starts
 LAUNCH_OPTIONS = ("--nproc", "--part-config", "--ip-config", "--num-trainers", "--num-servers", "--machine-rank")
 
 
 def _worker_argv() -> list:
     """This command's arguments after ``run``, without the launch options."""
-    import sys
     argv = sys.argv[sys.argv.index("run") + 1:]
     out, skip = [], False
     for a in argv:
@@ -62,8 +53,6 @@ def _worker_argv() -> list:
 def _check_partitions(ctx, cfg: RunConfig, part_config) -> None:
     """The partitions must be of the run's dataset, and the options possible sharded (checked
     before any process starts)."""
-    from ..sharded.context import check_options
-    from ..sharded.partition import read_info
     try:
         check_options(cfg)
     except ConfigError as e:
@@ -72,7 +61,6 @@ def _check_partitions(ctx, cfg: RunConfig, part_config) -> None:
         info = read_info(part_config)
     except FileNotFoundError as e:
         raise click.UsageError(str(e), ctx) from None
-    from pathlib import Path
     dataset = str(Path(cfg.data.train).resolve()) if cfg.data.train else cfg.data.dataset
     if info.dataset != dataset:
         raise click.UsageError(f"--part-config: {part_config} partitions {info.dataset!r}, but this run trains "
@@ -80,7 +68,6 @@ def _check_partitions(ctx, cfg: RunConfig, part_config) -> None:
 
 
 def _launch_sharded(ctx, part_config, ip_config, num_trainers, num_servers, machine_rank) -> None:
-    from ..sharded.launch import launch as launch_sharded
     if ip_config is None:
         raise click.UsageError("--part-config needs --ip-config (the machines, one 'IP [PORT]' line each)", ctx)
     try:
@@ -117,30 +104,26 @@ def run(ctx, nproc, part_config, ip_config, num_trainers, num_servers, machine_r
     Every flag is the flat spelling of a configuration option (``--num-negatives`` sets
     ``sampler.num_negatives``); ``--set PATH=VALUE`` reaches every other option.
     """
-    import os
-    from ..sharded.context import PART_CONFIG_ENV
     given = given_options(ctx, options)
     sets = parse_set(set_values)
     try:
         cfg = (load_config(config_file, given, sets) if config_file
                else RunConfig.from_dict(given, sets))
+        placement = worker_placement(cfg)  # a process that a launcher started, or None
     except ConfigError as e:
-        raise _usage_error(e, given, list(sets), ctx) from None
-    if part_config is not None and PART_CONFIG_ENV not in os.environ:
+        raise usage_error(e, given, list(sets), ctx) from None
+    if placement is None and part_config is not None:
         if nproc > 1:
             raise click.UsageError("--nproc (data-parallel) and --part-config (sharded) exclude each other; "
                                    "use --num-trainers with --part-config", ctx)
         _check_partitions(ctx, cfg, part_config)
         _launch_sharded(ctx, part_config, ip_config, num_trainers, num_servers, machine_rank)
-    if nproc > 1 and "WORLD_SIZE" not in os.environ:
-        ctx.exit(launch(nproc, _worker_argv()))
-    from ..data import ChecksumError, DataFormatError, DatasetNotFoundError
-    from ..pipeline import RunDiverged, RunInterrupted, run as run_pipeline
-    from ..training import CheckpointError
+    if placement is None and nproc > 1:
+        ctx.exit(launch_data_parallel(nproc, _worker_argv()))
     try:
-        result = run_pipeline(cfg, resume=not fresh, notify=click.echo)
+        result = run_pipeline(cfg, resume=not fresh, notify=click.echo, placement=placement)
     except ConfigError as e:
-        raise _usage_error(e, given, list(sets), ctx) from None
+        raise usage_error(e, given, list(sets), ctx) from None
     except (DataFormatError, DatasetNotFoundError, ChecksumError, RunDiverged) as e:
         raise click.ClickException(str(e)) from None
     except CheckpointError as e:
@@ -152,7 +135,6 @@ def run(ctx, nproc, part_config, ip_config, num_trainers, num_servers, machine_r
         else:
             click.echo(f"Interrupted at step {e.step}, before the first checkpoint: nothing to resume.", err=True)
         ctx.exit(130)
-    from .inspect import format_metrics_table
     if not result.main:  # another data-parallel rank: rank 0 reports
         return
     click.echo(f"\nrun directory: {result.run_dir}")

@@ -7,8 +7,13 @@ from typing import Any, Dict, Optional
 import click
 
 from ..config import ALIASES, ConfigError, RunConfig, load_config
+from ..data import ChecksumError, DataFormatError, DatasetNotFoundError
+from ..pipeline import RunInterrupted
+from ..training import CheckpointError
+from ..tuning import apply_overrides, read_search_file, search_space
+from ..tuning.lock import StudyLocked
 from .options import given_options, parse_set, run_options
-from .run import _usage_error
+from .run import usage_error
 
 __all__ = ["tune"]
 
@@ -24,7 +29,6 @@ def _fixed_paths(given: Dict[str, Any], sets: Dict[str, Any]) -> Dict[str, str]:
 
 def _space(cfg: RunConfig, search_file: Optional[str], fixed: Dict[str, str]):
     """The search space: declared, less what the command line fixes, with the ``--search`` file."""
-    from ..tuning import apply_overrides, read_search_file, search_space
     overrides = read_search_file(search_file) if search_file else {}
     for path, flag in fixed.items():
         if path in overrides:
@@ -82,7 +86,10 @@ def tune(ctx, config_file, trials, timeout, search_file, prune_after, prune_warm
     options given on the command line are fixed, not searched. OUTPUT/best.yaml is the best
     trial's configuration, for dgl-emu run --config.
     """
-    import optuna
+    import optuna  # start-up cost: Optuna (0.2 s) is imported only when a study runs
+    from ..tuning.compare import compare_emu as run_comparison, format_report  # start-up cost: Optuna
+    from ..tuning.pruning import MedianRule  # start-up cost: Optuna
+    from ..tuning.study import default_study_dir, tune as run_study  # start-up cost: Optuna
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     given = given_options(ctx, options)
     sets = parse_set(set_values)
@@ -91,25 +98,17 @@ def tune(ctx, config_file, trials, timeout, search_file, prune_after, prune_warm
         cfg = (load_config(config_file, given, sets) if config_file
                else RunConfig.from_dict(given, sets)).updated(output=None)
     except ConfigError as e:
-        raise _usage_error(e, given, list(sets), ctx) from None
-    from ..data import ChecksumError, DataFormatError, DatasetNotFoundError
-    from ..pipeline import RunInterrupted
-    from ..training import CheckpointError
-    from ..tuning.lock import StudyLocked
-    from ..tuning.study import default_study_dir
+        raise usage_error(e, given, list(sets), ctx) from None
     out_dir = Path(out_dir) if out_dir else default_study_dir(cfg)
     fixed = _fixed_paths(given, sets)
-    from ..tuning.pruning import MedianRule
     pruning = MedianRule(after=prune_after, warmup=prune_warmup)
     try:
         space, overrides, where = _space(cfg, search_file, fixed)
         if compare_emu:
-            from ..tuning.compare import compare_emu as run_comparison
             comparison = run_comparison(cfg, out_dir, trials=trials, timeout=timeout, overrides=overrides,
                                         where=where, fixed=fixed, pruning=pruning,
                                         config_first=config_first, notify=click.echo)
         else:
-            from ..tuning.study import tune as run_study
             result = run_study(cfg, out_dir, trials=trials, timeout=timeout, space=space,
                                pruning=pruning, config_first=config_first, notify=click.echo)
     except ConfigError as e:
@@ -121,7 +120,6 @@ def tune(ctx, config_file, trials, timeout, search_file, prune_after, prune_warm
                    err=True)
         ctx.exit(130)
     if compare_emu:
-        from ..tuning.compare import format_report
         click.echo("\n" + format_report(comparison.report))
         click.echo(f"report: {out_dir / 'report.md'}; studies: {out_dir / 'emu'}, {out_dir / 'baseline'}")
     else:

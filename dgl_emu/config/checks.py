@@ -82,7 +82,7 @@ def _check_options(cfg: "RunConfig", section: str) -> None:
 def _encoder_defaults(cfg: "RunConfig") -> None:
     """RotatE and Adagrad at 0.1 on lookup tables (the paper's); DistMult and Adam at 0.01 on GNN
     encoders (R-GCN with two tanh layers does not train with Adagrad at 0.1)."""
-    gnn = cfg.encoder.name != "lookup"
+    gnn = cfg.gnn
     if cfg.model.name is None:
         cfg.model.name = "distmult" if gnn else "rotate"
     if cfg.optimizer.name is None:
@@ -175,7 +175,7 @@ def _check_regime(cfg: "RunConfig") -> None:
 
 
 def _check_dataset(cfg: "RunConfig") -> None:
-    from ..data.datasets import DATASETS, SYNTHETIC
+    from ..data.datasets import DATASETS, SYNTHETIC  # start-up cost: the configuration imports no torch
     name = cfg.data.dataset
     if cfg.data.train is None and name.lower() != SYNTHETIC and name not in DATASETS:
         names = [SYNTHETIC] + DATASETS.names()
@@ -185,8 +185,8 @@ def _check_dataset(cfg: "RunConfig") -> None:
 
 def _dry_build(cfg: "RunConfig") -> None:
     """Build the components that need no graph, so their own range checks run now."""
-    import torch
-    from ..losses import EMULoss
+    import torch  # start-up cost: the configuration imports no torch until it is checked
+    from ..losses import EMULoss  # start-up cost, as above
     for section, context in (("model", {"seed": 0}), ("loss", {}), ("regularizer", {}),
                              ("emu", {"seed": 0}),
                              ("optimizer", {"params": [torch.zeros(1, requires_grad=True)]})):

@@ -11,7 +11,7 @@ from ..registry import did_you_mean
 from .aliases import ALIASES, EMU_SWITCH, is_legacy
 from .checks import check_config, resolved_options
 from .errors import Component, ConfigError
-from .sections import COMPONENTS, NONE, PLAIN, TOP_LEVEL
+from .sections import COMPONENTS, NONE, PLAIN, TOP_LEVEL, registry_of
 
 __all__ = ["RunConfig", "Component", "ConfigError", "load_config"]
 
@@ -110,8 +110,9 @@ class RunConfig:
 
     @property
     def gnn(self) -> bool:
-        """Whether the encoder is a GNN (not lookup tables)."""
-        return self.encoder.name != "lookup"
+        """Whether the encoder passes messages over the training graph (R-GCN, CompGCN): its
+        registered class's ``needs_graph`` capability (lookup tables have none)."""
+        return bool(registry_of("encoder").get(self.encoder.name).needs_graph)
 
     # ------------------------------------------------------------------ construction
     @classmethod

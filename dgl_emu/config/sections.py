@@ -22,47 +22,47 @@ NONE = "none"
 
 
 def _interactions() -> Registry:
-    from ..nn.interactions import INTERACTIONS
+    from ..nn.interactions import INTERACTIONS  # start-up cost: registries import torch
     return INTERACTIONS
 
 
 def _encoders() -> Registry:
-    from ..nn.encoders import ENCODERS
+    from ..nn.encoders import ENCODERS  # start-up cost: registries import torch
     return ENCODERS
 
 
 def _regimes() -> Registry:
-    from ..training.regimes import REGIMES
+    from ..training.regimes import REGIMES  # start-up cost: registries import torch
     return REGIMES
 
 
 def _samplers() -> Registry:
-    from ..sampling import SAMPLERS
+    from ..sampling import SAMPLERS  # start-up cost: registries import torch
     return SAMPLERS
 
 
 def _mutations() -> Registry:
-    from ..nn.emu import MUTATIONS
+    from ..nn.emu import MUTATIONS  # start-up cost: registries import torch
     return MUTATIONS
 
 
 def _losses() -> Registry:
-    from ..losses import LOSSES
+    from ..losses import LOSSES  # start-up cost: registries import torch
     return LOSSES
 
 
 def _regularizers() -> Registry:
-    from ..losses import REGULARIZERS
+    from ..losses import REGULARIZERS  # start-up cost: registries import torch
     return REGULARIZERS
 
 
 def _evaluators() -> Registry:
-    from ..evaluation import EVALUATORS
+    from ..evaluation import EVALUATORS  # start-up cost: registries import torch
     return EVALUATORS
 
 
 def _optimizers() -> Registry:
-    from ..training.optim import OPTIMIZERS
+    from ..training.optim import OPTIMIZERS  # start-up cost: registries import torch
     return OPTIMIZERS
 
 

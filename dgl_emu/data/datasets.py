@@ -15,6 +15,7 @@ from typing import Dict, List, Optional
 
 from ..registry import Registry
 from .checksums import accepted_digests, record, sha256_of, verified_digest
+from .formats import FORMATS
 from .generated import generate_cyclic_kg
 from .io import PathLike
 from .knowledge_graph import KnowledgeGraph, UnseenEntityPolicy
@@ -161,7 +162,6 @@ def load_dataset(name: str, data_dir: Optional[PathLike] = None, *,
     """
     if name.lower() == SYNTHETIC:
         return generate_cyclic_kg(seed=seed)
-    from .formats import FORMATS
     info = DATASETS.get(name)
     directory = dataset_dir(name, data_dir)
     if check:

@@ -11,6 +11,7 @@
 """
 from __future__ import annotations
 
+import codecs
 import gzip
 from pathlib import Path
 from typing import Dict
@@ -39,7 +40,6 @@ def load_tsv(info, directory: Path, files: Dict[str, Path], unseen: UnseenEntity
 
 def _load_split(path: Path) -> dict:
     """An OGB split dictionary, unpickling only NumPy arrays (no arbitrary objects)."""
-    import codecs
     allowed = [np.core.multiarray._reconstruct, np.ndarray, np.dtype, codecs.encode]
     allowed += [type(np.dtype(t)) for t in (np.int64, np.int32, np.float32, np.float64)]
     try:

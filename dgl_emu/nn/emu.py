@@ -1,7 +1,9 @@
 """Embedding MUtation (EMU) and its Mixup variant (Takamoto et al., TMLR 2025).
 
 Paper: https://arxiv.org/abs/2504.03327. Both modules are pure: they take the positive's and
-the negatives' embeddings and return mutated negatives. No ids, sides, graphs or losses.
+the negatives' embeddings and a random stream (their :class:`~dgl_emu.rng.GeneratorPool`) and
+return mutated negatives. No ids, sides, graphs, ranks or losses: a process that holds some rows
+of a batch sets a :func:`~dgl_emu.rng.row_window` on the stream, not on the layer.
 """
 from __future__ import annotations
 
@@ -155,27 +157,19 @@ class EmbeddingMutation(Stochastic, nn.Module):
 
     def mask(self, shape: Sequence[int], device: torch.device,
              dtype: torch.dtype = torch.bool) -> Tensor:
-        """A fresh keep-mask of ``shape`` on ``device`` (1 = keep the negative's coordinate)."""
-        return bernoulli_mask(shape, self.keep_prob, self.generators.get(device), device, dtype)
+        """A fresh keep-mask of ``shape`` on ``device`` (1 = keep the negative's coordinate); its
+        first dimension is the batch's rows (see :meth:`~dgl_emu.rng.GeneratorPool.draw_rows`)."""
+        return self.generators.draw_rows(shape, device,
+                                         lambda s, g: bernoulli_mask(s, self.keep_prob, g, device, dtype))
 
     def forward(self, pos: Tensor, neg: Tensor) -> Tensor:
         if not self.training:
             return neg
         return mutate(pos, neg, self.mask(neg.shape, neg.device, neg.dtype))
 
-    def mutate(self, pos: Tensor, neg: Tensor, rows: Optional[Tuple[int, slice]] = None
-               ) -> Tuple[Tensor, Optional[Tensor]]:
-        """Mutated negatives and their soft labels (``None``: use the loss's fixed label).
-
-        ``rows = (n, part)``: ``neg`` holds rows ``part`` of an ``n``-row batch; the mask is drawn
-        for all ``n`` rows and sliced, so a data-parallel rank mutates its rows exactly as one
-        process would (:mod:`dgl_emu.training.distributed`).
-        """
-        if rows is None or not self.training:
-            return self(pos, neg), None
-        n, part = rows
-        mask = self.mask((n, *neg.shape[1:]), neg.device, neg.dtype)[part]
-        return mutate(pos, neg, mask), None
+    def mutate(self, pos: Tensor, neg: Tensor) -> Tuple[Tensor, Optional[Tensor]]:
+        """Mutated negatives and their soft labels (``None``: use the loss's fixed label)."""
+        return self(pos, neg), None
 
     def extra_repr(self) -> str:
         return f"keep_prob={self.keep_prob}"
@@ -223,22 +217,19 @@ class EmbeddingMixup(Stochastic, nn.Module):
         self.generators = GeneratorPool(seed, generator)
 
     def sample_lambda(self, shape: Sequence[int], device: torch.device) -> Tensor:
-        """``λ ~ Beta(alpha, beta)`` of ``shape``, via two Gamma draws from the generator."""
-        g = self.generators.get(device)
-        a = torch._standard_gamma(torch.full(tuple(shape), self.alpha, device=device), generator=g)
-        b = torch._standard_gamma(torch.full(tuple(shape), self.beta, device=device), generator=g)
-        return a / (a + b)
+        """``λ ~ Beta(alpha, beta)`` of ``shape`` (rows first), via two Gamma draws from the
+        generator."""
+        def beta(s, g):
+            a = torch._standard_gamma(torch.full(s, self.alpha, device=device), generator=g)
+            b = torch._standard_gamma(torch.full(s, self.beta, device=device), generator=g)
+            return a / (a + b)
+        return self.generators.draw_rows(shape, device, beta)
 
-    def mutate(self, pos: Tensor, neg: Tensor, rows: Optional[Tuple[int, slice]] = None
-               ) -> Tuple[Tensor, Optional[Tensor]]:
-        """Mixed negatives ``(B, K, d)`` and soft labels ``(B, K)`` (``None`` in eval mode);
-        ``rows`` as for :meth:`EmbeddingMutation.mutate`."""
+    def mutate(self, pos: Tensor, neg: Tensor) -> Tuple[Tensor, Optional[Tensor]]:
+        """Mixed negatives ``(B, K, d)`` and soft labels ``(B, K)`` (``None`` in eval mode)."""
         if not self.training:
             return neg, None
-        if rows is None:
-            lam = self.sample_lambda(neg.shape[:-1], neg.device).to(neg.dtype)
-        else:
-            lam = self.sample_lambda((rows[0], neg.shape[1]), neg.device)[rows[1]].to(neg.dtype)
+        lam = self.sample_lambda(neg.shape[:-1], neg.device).to(neg.dtype)
         mixed = lam.unsqueeze(-1) * neg + (1 - lam.unsqueeze(-1)) * pos
         labels = 1 - lam if self.fixed_label is None else torch.full_like(lam, self.fixed_label)
         return mixed, labels
@@ -269,7 +260,6 @@ class SoftLabelsOnly(nn.Module):
     def forward(self, pos: Tensor, neg: Tensor) -> Tensor:
         return neg
 
-    def mutate(self, pos: Tensor, neg: Tensor, rows: Optional[Tuple[int, slice]] = None
-               ) -> Tuple[Tensor, Optional[Tensor]]:
+    def mutate(self, pos: Tensor, neg: Tensor) -> Tuple[Tensor, Optional[Tensor]]:
         """``neg`` unchanged, and ``None``: the loss's fixed negative label applies."""
         return neg, None

@@ -57,9 +57,13 @@ def load_graph(cfg: RunConfig) -> KnowledgeGraph:
     return with_reciprocal_relations(kg) if cfg.regime.options["reciprocal"] else kg
 
 
-def build_regime(cfg: RunConfig) -> Regime:
-    """The training regime of the ``regime`` section."""
-    return _make(REGIMES, cfg, "regime", {})
+def build_regime(cfg: RunConfig, kg: KnowledgeGraph) -> Regime:
+    """The training regime of the ``regime`` section, with the negative sampler of ``kg`` (the
+    ``sampler`` section) when the regime draws negatives."""
+    context = {"reciprocal": cfg.regime.options["reciprocal"]}
+    if REGIMES.get(cfg.regime.name).uses_sampler:
+        context["sampler"] = build_sampler(cfg, kg)
+    return _make(REGIMES, cfg, "regime", context)
 
 
 def build_interaction(cfg: RunConfig) -> Interaction:
@@ -133,10 +137,10 @@ def default_output(cfg: RunConfig) -> Path:
     """``runs/<dataset>-[<encoder>-]<model>-<sampler|regime>[-rec]-<emu variant|plain>-d<dim>-s<seed>``
     (an all-entity regime in the sampler's place; ``rec``: reciprocal relations)."""
     name = Path(cfg.data.train).parent.name if cfg.data.train else cfg.data.dataset
-    enc = "" if cfg.encoder.name == "lookup" else f"{cfg.encoder.name}-"
+    enc = f"{cfg.encoder.name}-" if cfg.gnn else ""
     emu = "plain" if cfg.emu.name == NONE else cfg.emu.name
     dim = cfg.model.options["dim"]
-    against = cfg.sampler.name if cfg.regime.name == "negative_sampling" else cfg.regime.name
+    against = cfg.sampler.name if REGIMES.get(cfg.regime.name).uses_sampler else cfg.regime.name
     rec = "-rec" if cfg.regime.options["reciprocal"] else ""
     return Path("runs") / f"{name}-{enc}{cfg.model.name}-{against}{rec}-{emu}-d{dim}-s{cfg.seed}"
 

@@ -1,4 +1,4 @@
-"""``run``: train, validate, test and save one configuration; ``load_run`` and ``evaluate`` after."""
+"""``run``: train, validate, test and save one configuration; ``load_run`` after."""
 from __future__ import annotations
 
 import contextlib
@@ -14,21 +14,20 @@ from typing import Callable, Optional, Sequence
 
 import torch
 
-from ..config import ConfigError, RunConfig
+from ..config import ConfigError, RunConfig, load_config
 from ..data import KnowledgeGraph
-from ..evaluation import EvaluationResult, RankBasedEvaluator, SampledRankBasedEvaluator
 from ..models import KGEModel
+from ..plotting import plot_training_curve
 from ..training import Callback, EarlyStopping, JsonLinesLogger, Trainer, TrainingDivergedError
 from ..training.callbacks import TensorBoardLogger
 from ..training.checkpoint import LAST, CheckpointError, load_checkpoint, save_atomic
-from ..training.distributed import Shard, gather_objects, shard_from_env
 from ..utils import atomic_write_json, atomic_write_text, environment, tune_cpu_allocator
-from ..sharded.context import ShardedContext
 from .builders import build_evaluator, build_model, default_output, device_of, load_graph, training_graph
-from .setup import Setup, local_setup
+from .placement import Placement
+from .setup import Setup
 from .rundir import RunDirectory
 
-__all__ = ["run", "RunResult", "RunInterrupted", "RunDiverged", "evaluate", "load_run", "TEST_SIGNAL_ENV"]
+__all__ = ["run", "RunResult", "RunInterrupted", "RunDiverged", "load_run", "TEST_SIGNAL_ENV"]
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +38,7 @@ TEST_SIGNAL_ENV = "DGL_EMU_TEST_SIGNAL"
 @dataclass
 class RunResult:
     """What :func:`run` produced: the run directory and the metrics written to it (``main``:
-    whether this process wrote them: rank 0 of a data-parallel run, or the only process)."""
+    whether this process wrote them: the placement's writing process)."""
 
     run_dir: Path
     metrics: dict
@@ -127,8 +126,8 @@ def _divergence(err: Exception, watch: _Watch, cfg: RunConfig, out: Path) -> str
     return "; ".join(parts)
 
 
-def run(cfg: RunConfig, *, resume: bool = True,
-        notify: Optional[Callable[[str], None]] = None, callbacks: Sequence[Callback] = ()) -> RunResult:
+def run(cfg: RunConfig, *, resume: bool = True, notify: Optional[Callable[[str], None]] = None,
+        callbacks: Sequence[Callback] = (), placement: Optional[Placement] = None) -> RunResult:
     """Train and evaluate ``cfg``; write the run directory; resume an unfinished run.
 
     The run directory holds ``config.yaml`` (resolved), ``log.jsonl`` (per step),
@@ -139,6 +138,8 @@ def run(cfg: RunConfig, *, resume: bool = True,
     ``callbacks`` are added after the run's own (logs, early stopping); their
     :meth:`~dgl_emu.training.Callback.state_dict` is saved in ``last.pt`` and restored on resume
     (e.g. :mod:`dgl_emu.tuning` reports each validation to Optuna and stops pruned trials).
+    ``placement`` says where the run lives (:class:`~dgl_emu.pipeline.placement.Placement`;
+    default: this one process); every process of a run calls :func:`run` with its own.
 
     Raises
     ------
@@ -152,15 +153,15 @@ def run(cfg: RunConfig, *, resume: bool = True,
     cfg.validate()
     tune_cpu_allocator()
     device = device_of(cfg)
-    sharded = ShardedContext.from_env(cfg)  # DGL's store first, then torch.distributed
-    shard = sharded.shard if sharded is not None else shard_from_env(device)
-    say = (notify or log.info) if shard.main else (lambda message: None)
+    placement = placement if placement is not None else Placement()
+    writes = placement.writes
+    say = (notify or log.info) if writes else (lambda message: None)
     out = Path(cfg.output) if cfg.output else default_output(cfg)
     rundir = RunDirectory(out)
-    action = rundir.check(cfg, fresh=not resume) if shard.main else None
+    action = rundir.check(cfg, fresh=not resume) if writes else None
     started = time.perf_counter()
     kg = load_graph(cfg)
-    setup = sharded.setup(cfg, kg) if sharded is not None else local_setup(cfg, kg, device, shard)
+    setup = placement.setup(cfg, kg, device)
     for split, report in kg.reports.items():
         say(f"data: {split}: {report.summary()}")
     valid = "valid" if "valid" in kg.splits else None
@@ -169,31 +170,30 @@ def run(cfg: RunConfig, *, resume: bool = True,
     def validate(m: KGEModel) -> float:
         return setup.evaluate(m, valid, evaluator).get("mrr")
 
-    if shard.main:
+    if writes:
         rundir.prepare(action)
         if rundir.previous is not None:
             say(f"the previous run in {out} is kept in {rundir.previous} until this one's first checkpoint")
         atomic_write_text(out / "config.yaml", cfg.to_yaml())
-    action = gather_objects(action, shard)[0]  # every rank follows rank 0 (and waits for it)
+    action = placement.follow(action)  # every process follows the writer (and waits for it)
     watch = _Watch(rundir)
     extra = list(callbacks)
     callbacks = ([JsonLinesLogger(out / "log.jsonl"), TensorBoardLogger(out / "tensorboard"), watch]
-                 if shard.main else [])
+                 if writes else [])
     if cfg.training.patience:
         callbacks.append(EarlyStopping(cfg.training.patience))
     callbacks.extend(extra)
-    trainer = Trainer(setup.objective, setup.sampler, setup.train, num_steps=cfg.training.steps,
+    trainer = Trainer(setup.objective, setup.regime, setup.train, num_steps=cfg.training.steps,
                       batch_size=setup.batch_size, optimizer=setup.schedule, batches=setup.batches,
                       device=device, seed=setup.seed, validate=validate if valid else None,
-                      eval_every=cfg.training.eval_every, run_dir=out if shard.main else None,
-                      callbacks=callbacks, progress=cfg.progress and shard.main,
-                      max_grad_norm=cfg.optimizer.options["max_grad_norm"], shard=setup.shard,
-                      regime=setup.regime, reciprocal=cfg.regime.options["reciprocal"])
+                      eval_every=cfg.training.eval_every, run_dir=out if writes else None,
+                      callbacks=callbacks, progress=cfg.progress and writes,
+                      max_grad_norm=cfg.optimizer.options["max_grad_norm"], replicas=setup.replicas)
     if action == "resume" and trainer.resume(out / LAST):
         say(f"resumed {out} at step {trainer.step} of {cfg.training.steps}")
     setup_seconds = time.perf_counter() - started  # the fit is counted by the trainer, over resumes
     _fit(trainer, rundir, watch, cfg, out)
-    return _finish(cfg, kg, setup, trainer, out, device, setup_seconds, evaluator)
+    return _finish(cfg, kg, setup, placement, trainer, out, device, setup_seconds, evaluator)
 
 
 def _fit(trainer: Trainer, rundir: RunDirectory, watch: _Watch, cfg: RunConfig, out: Path) -> None:
@@ -214,13 +214,13 @@ def _fit(trainer: Trainer, rundir: RunDirectory, watch: _Watch, cfg: RunConfig, 
         raise RunInterrupted(out, trainer.step, path)
 
 
-def _finish(cfg: RunConfig, kg: KnowledgeGraph, setup: Setup, trainer: Trainer, out: Path,
-            device: torch.device, overhead: float, evaluator) -> RunResult:
+def _finish(cfg: RunConfig, kg: KnowledgeGraph, setup: Setup, placement: Placement, trainer: Trainer,
+            out: Path, device: torch.device, overhead: float, evaluator) -> RunResult:
     """Best weights, final evaluation, ``metrics.json`` and the curve."""
-    shard, model = trainer.shard, setup.model
-    if trainer.best_step is None and shard.main:  # no validation split: the final weights are "best"
+    model, writes = setup.model, placement.writes
+    if trainer.best_step is None and writes:  # no validation split: the final weights are "best"
         save_atomic(out / "best.pt", {"model": model.state_dict(), "step": trainer.step, "valid_mrr": None})
-    gather_objects(None, shard)  # the other ranks wait for best.pt
+    placement.follow(None)  # the other processes wait for best.pt
     best = load_checkpoint(out / "best.pt", device)
     model.load_state_dict(best["model"])
     started = time.perf_counter()
@@ -230,42 +230,16 @@ def _finish(cfg: RunConfig, kg: KnowledgeGraph, setup: Setup, trainer: Trainer, 
                "dataset": kg.statistics(), "data": kg.load_report()}
     for split in ("valid", "test"):
         if split in kg.splits:
-            metrics[split] = setup.evaluate(model, split, evaluator, cfg.progress and shard.main).metrics()
+            metrics[split] = setup.evaluate(model, split, evaluator, cfg.progress and writes).metrics()
     # fit time over every invocation, plus this invocation's set-up and final evaluation
     metrics["wall_seconds"] = trainer.fit_seconds + overhead + (time.perf_counter() - started)
-    metrics["world_size"] = shard.world_size
+    metrics["world_size"] = placement.world_size
     metrics["environment"] = environment(device)
     metrics["environments"] = trainer.environments  # per invocation that trained, from which step
-    if shard.main:
+    if writes:
         atomic_write_json(out / "metrics.json", metrics)
-        from ..plotting import plot_training_curve
         plot_training_curve(out / "log.jsonl", out / "curve.png", title=out.name)
-    return RunResult(out, metrics, shard.main)
-
-
-def evaluate(model: KGEModel, kg: KnowledgeGraph, split: str, *, batch_size: int = 512,
-             device: torch.device = torch.device("cpu"), graph=None, progress: bool = False,
-             evaluator=None, shard: Optional[Shard] = None) -> EvaluationResult:
-    """Ranks of ``split``, both sides: filtered by train + valid + test, against every entity,
-    unless another ``evaluator`` (e.g. :class:`~dgl_emu.evaluation.SampledRankBasedEvaluator`)
-    is given; a sampled evaluator uses the dataset's given negatives of ``split`` when it has
-    them (:attr:`KnowledgeGraph.negatives`). With a data-parallel ``shard`` each rank ranks its
-    part of the triples and the ranks are gathered (every rank returns them all)."""
-    shard = shard or Shard()
-    evaluator = evaluator or RankBasedEvaluator(kg.filter_index(), batch_size=batch_size)
-    triples, part = kg.splits[split], shard.part(len(kg.splits[split]))
-    extra = {}
-    if isinstance(evaluator, SampledRankBasedEvaluator) and split in kg.negatives:
-        extra["negatives"] = {t: n[part] for t, n in kg.negatives[split].items()}
-    model.eval()
-    with torch.no_grad():
-        result = evaluator.evaluate(model.scorer(graph), triples[part], device=device,
-                                    progress=progress, num_entities=kg.num_entities, **extra)
-    if not shard.distributed:
-        return result
-    pieces = gather_objects(result.ranks, shard)
-    ranks = {t: {p: torch.cat([piece[t][p] for piece in pieces]) for p in result.ranks[t]} for t in result.ranks}
-    return EvaluationResult(ranks=ranks, relations=triples[:, 1].cpu(), ks=result.ks, protocol=result.protocol)
+    return RunResult(out, metrics, writes)
 
 
 def load_run(run_dir: Path, device: Optional[str] = None):
@@ -278,7 +252,6 @@ def load_run(run_dir: Path, device: Optional[str] = None):
     CheckpointError
         If ``best.pt`` is unreadable or does not fit the model ``config.yaml`` describes.
     """
-    from ..config import load_config
     run_dir = Path(run_dir)
     if not (run_dir / "config.yaml").exists() or not (run_dir / "best.pt").exists():
         raise ConfigError(f"{run_dir}: not a run directory (needs config.yaml and best.pt)")

@@ -1,24 +1,23 @@
-"""What a run trains: the components built from a configuration for one process or a
-data-parallel rank (:func:`local_setup`), or for a trainer of sharded training
-(:meth:`dgl_emu.sharded.context.ShardedContext.setup`)."""
+"""What a run trains: the components a :class:`~dgl_emu.pipeline.placement.Placement` built from a
+configuration, for this process."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Callable
 
 import torch
 
 from ..config import RunConfig
 from ..data import KnowledgeGraph
 from ..models import KGEModel
-from ..training import BatchStrategy, Objective, OptimizerSchedule
-from ..training.distributed import Shard
-from ..training.regimes import Regime
+from ..training import BatchStrategy, Objective, OptimizerSchedule, Regime, Replicas
 from ..typing import Tensor
-from .builders import (build_batches, build_model, build_objective, build_regime, build_sampler,
-                       build_schedule, training_graph)
+from .builders import build_batches, build_model, build_objective, build_regime, build_schedule, training_graph
 
-__all__ = ["Setup", "local_setup"]
+__all__ = ["Setup", "Evaluate", "local_setup"]
+
+#: ``evaluate(model, split, evaluator, progress=False) -> EvaluationResult``, every process's ranks
+Evaluate = Callable[..., object]
 
 
 @dataclass
@@ -27,8 +26,9 @@ class Setup:
 
     Attributes
     ----------
-    model, objective, regime, sampler, schedule, batches
-        As built from the configuration (``sampler`` is ``None`` for all-entity regimes).
+    model, objective, regime, schedule, batches
+        As built from the configuration (the regime holds the negative sampler when it draws
+        negatives).
     graph
         The training graph the encoder reads (``None`` for lookup tables).
     train : Tensor
@@ -38,11 +38,11 @@ class Setup:
         data-parallel training, its own share in sharded training).
     seed : int
         Seed of the trainer's data-order generator.
-    shard : Shard
-        This process among the ranks.
+    replicas : Replicas
+        The processes this one trains with.
     evaluate : callable
-        ``evaluate(model, split, evaluator, progress) -> EvaluationResult`` with every rank's
-        ranks gathered.
+        ``evaluate(model, split, evaluator, progress) -> EvaluationResult`` with every
+        process's ranks combined (:data:`Evaluate`).
     """
 
     model: KGEModel
@@ -50,28 +50,21 @@ class Setup:
     batches: BatchStrategy
     objective: Objective
     regime: Regime
-    sampler: object
     schedule: OptimizerSchedule
     train: Tensor
     batch_size: int
     seed: int
-    shard: Shard
-    evaluate: Callable
+    replicas: Replicas
+    evaluate: Evaluate
 
 
-def local_setup(cfg: RunConfig, kg: KnowledgeGraph, device: torch.device, shard: Shard,
-                evaluate: Optional[Callable] = None) -> Setup:
-    """One process, or a data-parallel rank: the whole graph, every rank drawing the global batch."""
-    from .run import evaluate as evaluate_split
+def local_setup(cfg: RunConfig, kg: KnowledgeGraph, device: torch.device, replicas: Replicas,
+                evaluation: Callable[[KGEModel, object], Evaluate]) -> Setup:
+    """The whole graph in this process, which draws every global batch (one process, or a
+    data-parallel rank). ``evaluation(model, graph)`` makes the setup's :data:`Evaluate`."""
     model = build_model(cfg, kg).to(device)
     graph = training_graph(model, kg, device)
-    regime = build_regime(cfg)
-
-    def run_evaluation(m: KGEModel, split: str, evaluator, progress: bool = False):
-        return evaluate_split(m, kg, split, device=device, graph=graph, progress=progress, evaluator=evaluator,
-                              shard=shard)
-
     return Setup(model=model, graph=graph, batches=build_batches(cfg, graph), objective=build_objective(cfg, model),
-                 regime=regime, sampler=None if regime.all_entities else build_sampler(cfg, kg),
-                 schedule=build_schedule(cfg), train=kg.splits["train"], batch_size=cfg.training.batch_size,
-                 seed=cfg.seed, shard=shard, evaluate=evaluate or run_evaluation)
+                 regime=build_regime(cfg, kg), schedule=build_schedule(cfg), train=kg.splits["train"],
+                 batch_size=cfg.training.batch_size, seed=cfg.seed, replicas=replicas,
+                 evaluate=evaluation(model, graph))

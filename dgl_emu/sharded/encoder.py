@@ -14,18 +14,18 @@ sharded run's checkpoint loads into a one-process model (``dgl-emu evaluate``, `
 """
 from __future__ import annotations
 
-import functools
 from typing import Optional
 
 import torch
 import torch.distributed as dist
+from dgl.distributed.optim import SparseAdagrad, SparseAdam
 from torch import nn
 
 from ..nn.encoders.base import Encoder, Representations
 from ..nn.interactions import Interaction
 from ..typing import Tensor
 
-__all__ = ["ShardedEncoder", "StoreOptimizer", "zeros_init", "CHUNK_ROWS"]
+__all__ = ["ShardedEncoder", "StoreOptimizer", "FixedSparseAdagrad", "GlobalBatchSparseAdam", "zeros_init", "CHUNK_ROWS"]
 
 #: rows moved to or from the store per request when whole tables are read or written
 CHUNK_ROWS = 1 << 20
@@ -151,7 +151,7 @@ class ShardedEncoder(Encoder):
 
     def row_optimizer(self, name: str, lr: float) -> "StoreOptimizer":
         """The store's optimiser for the phase optimiser ``name`` (``adagrad`` or ``adam``)."""
-        kinds = {"adagrad": store_adagrad(), "adam": store_adam()}
+        kinds = {"adagrad": FixedSparseAdagrad, "adam": GlobalBatchSparseAdam}
         if name not in kinds:
             raise ValueError(f"sharded entity embeddings are trained with adagrad or adam (DGL's sparse "
                              f"optimisers), not {name}")
@@ -179,8 +179,7 @@ def _global_batch_gradient(idx: Tensor, grad: Tensor, world_size: int):
     return rows, values / world_size
 
 
-@functools.lru_cache(maxsize=None)
-def store_adagrad():
+class FixedSparseAdagrad(SparseAdagrad):
     """:class:`dgl.distributed.optim.SparseAdagrad` with its state kept as the sum of squares, on
     the global batch's gradient (:func:`_global_batch_gradient`).
 
@@ -192,31 +191,22 @@ def store_adagrad():
     for one process after 60 steps). This subclass keeps DGL's exchange of gradients (its
     ``step``) and redoes the row update as torch's Adagrad does it.
     """
-    from dgl.distributed.optim import SparseAdagrad
 
-    class FixedSparseAdagrad(SparseAdagrad):
-        def update(self, idx, grad, emb):
-            rows, values = _global_batch_gradient(idx, grad, self._world_size)
-            state = self._state[emb.name][rows] + values * values
-            self._state[emb.name][rows] = state
-            emb._tensor[rows] -= self._lr * values / (state.sqrt() + self._eps)
-
-    return FixedSparseAdagrad
+    def update(self, idx, grad, emb):
+        rows, values = _global_batch_gradient(idx, grad, self._world_size)
+        state = self._state[emb.name][rows] + values * values
+        self._state[emb.name][rows] = state
+        emb._tensor[rows] -= self._lr * values / (state.sqrt() + self._eps)
 
 
-@functools.lru_cache(maxsize=None)
-def store_adam():
+class GlobalBatchSparseAdam(SparseAdam):
     """:class:`dgl.distributed.optim.SparseAdam` (lazy Adam) on the global batch's gradient
     (:func:`_global_batch_gradient`): each row arrives once, so DGL's own averaging is the
     identity."""
-    from dgl.distributed.optim import SparseAdam
 
-    class GlobalBatchSparseAdam(SparseAdam):
-        def update(self, idx, grad, emb):
-            rows, values = _global_batch_gradient(idx, grad, self._world_size)
-            super().update(rows, values, emb)
-
-    return GlobalBatchSparseAdam
+    def update(self, idx, grad, emb):
+        rows, values = _global_batch_gradient(idx, grad, self._world_size)
+        super().update(rows, values, emb)
 
 
 class StoreOptimizer:

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
-from .context import PART_CONFIG_ENV
+from .placement import PART_CONFIG_ENV
 from .partition import read_info
 
 __all__ = ["Machine", "read_ip_config", "launch", "DEFAULT_SERVER_PORT", "DEFAULT_MASTER_PORT"]

@@ -21,7 +21,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Dict, List, Optional
 
+import dgl
 import torch
+from dgl.distributed import partition as dgl_partition
 
 from ..data import KnowledgeGraph
 from ..utils import atomic_write_json
@@ -88,7 +90,6 @@ def partition_kg(kg: KnowledgeGraph, num_parts: int, out_dir, *, method: Partiti
     graph_name : str, optional
         DGL's graph name (default: ``dataset`` with unsafe characters replaced).
     """
-    import dgl
     if num_parts < 1:
         raise ValueError(f"num_parts must be positive, got {num_parts}")
     dataset = dataset or kg.name
@@ -122,8 +123,6 @@ def _metis_without_parallel_edges(graph, method: PartitionMethod, num_parts: int
     if method is not PartitionMethod.METIS or num_parts == 1:
         yield
         return
-    import dgl
-    from dgl.distributed import partition as dgl_partition
     assignment = dgl.metis_partition_assignment(dgl.to_simple(graph), num_parts)
     original = dgl_partition.random_choice
     dgl_partition.random_choice = lambda parts, n: assignment
@@ -163,7 +162,6 @@ def read_partitions(part_config) -> List[Dict[str, torch.Tensor]]:
         Per partition: ``entities (n_i,)`` the entities it owns and ``triples (m_i, 3)`` the
         training triples it holds (those whose forward edge it owns).
     """
-    import dgl
     info = read_info(part_config)
     to_orig = node_map(part_config)
     parts = []

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import os
 
+import dgl
+
+from . import encoder  # noqa: F401  (the trainers' init functions are unpickled here)
+
 
 def main() -> None:
     """Serve until the trainers are done (DGL exits the process)."""
-    import dgl
-
-    from . import encoder  # noqa: F401  (the trainers' init functions are unpickled here)
     dgl.distributed.initialize(os.environ["DGL_IP_CONFIG"])
 
 

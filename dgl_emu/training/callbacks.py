@@ -143,7 +143,7 @@ class TensorBoardLogger(Callback):
     def __init__(self, log_dir: Union[str, Path]):
         self.writer: Optional[object] = None
         try:
-            from torch.utils.tensorboard import SummaryWriter
+            from torch.utils.tensorboard import SummaryWriter  # start-up cost; optional (tensorboard)
             self.writer = SummaryWriter(str(log_dir))
         except (ImportError, ModuleNotFoundError):
             self.writer = None

@@ -1,7 +1,7 @@
 """The training objective of one batch: encode -> gather -> (EMU) -> score -> loss."""
 from __future__ import annotations
 
-from typing import Iterator, Optional, Tuple, Union
+from typing import List, Optional, Union
 
 import torch
 from torch import nn
@@ -10,39 +10,18 @@ from ..losses import EMULoss, Loss, LpRegularizer
 from ..models import Gathered, KGEModel
 from ..nn.emu import EmbeddingMixup, EmbeddingMutation
 from ..nn.encoders.base import Representations
-from ..sampling.base import NegativeSampler
 from ..typing import Target, Tensor
+from .regimes import Part, Regime
+from .replicas import Replicas
 
-__all__ = ["Objective", "StepLoss", "alternating_target", "split_by_side"]
+__all__ = ["Objective", "StepLoss"]
 
 Mutation = Union[EmbeddingMutation, EmbeddingMixup]
 
 
-def alternating_target(step: int) -> Target:
-    """Side of step ``step`` when batches alternate: tails on even steps, heads on odd."""
-    return Target.TAIL if step % 2 == 0 else Target.HEAD
-
-
-def split_by_side(hrt: Tensor, step: int, sampler: NegativeSampler,
-                  generator: torch.Generator) -> Iterator[Tuple[Target, Tensor]]:
-    """Yield ``(target, rows)`` parts of a batch.
-
-    Batches alternate sides, unless the sampler gives per-triple head probabilities
-    (Bernoulli); then each triple's side is drawn with ``generator`` and the batch is split.
-    """
-    prob = sampler.head_probability(hrt)
-    if prob is None:
-        yield alternating_target(step), hrt
-        return
-    head = torch.rand(len(hrt), generator=generator, device=generator.device).to(hrt.device) < prob
-    for target, rows in ((Target.HEAD, head), (Target.TAIL, ~head)):
-        if rows.any():
-            yield target, hrt[rows]
-
-
 class StepLoss(nn.Module):
-    """One training step's loss: every part of the batch gathered and scored (the module that
-    data-parallel training wraps; see :mod:`dgl_emu.training.distributed`).
+    """One training step's loss: every part of the batch scored by the regime (the module that
+    :class:`~dgl_emu.training.replicas.Replicas` wrap, e.g. in DDP).
 
     Parameters
     ----------
@@ -50,42 +29,36 @@ class StepLoss(nn.Module):
         Model, loss, EMU layer, regulariser.
     batches : BatchStrategy
         How a part's embeddings are gathered.
+    regime : Regime
+        Scores each part.
+    replicas : Replicas
+        Which rows of each part this process scores, and their weight.
     """
 
-    def __init__(self, objective: "Objective", batches, regime=None):
+    def __init__(self, objective: "Objective", batches, regime: Regime, replicas: Optional[Replicas] = None):
         super().__init__()
         self.objective, self.batches, self.regime = objective, batches, regime
+        self.replicas = replicas if replicas is not None else Replicas()
 
-    def forward(self, parts, generator: torch.Generator, batch_size: int, shard) -> Tensor:
-        """``parts``: ``(target, rows (n, 3), negatives (n, K) or None, local slice)``; returns the
-        rank's ``(W / B) * sum`` of its rows' losses (the mean over the batch in one process).
-        Parts without negatives are scored against every entity by the regime."""
-        model = self.objective.model
-        gather = reps = None
+    def forward(self, parts: List[Part], generator: torch.Generator, batch_size: int) -> Tensor:
+        """The loss of ``parts`` (every part drawn for the whole batch of ``batch_size``): the
+        mean over the batch in one process, this process's weighted share of it with several
+        (:meth:`Replicas.weight`); a whole-table penalty is added once."""
+        score = self.regime.scorer(self.objective, self.batches, generator)
         total = None
-        for target, rows, negatives, local in parts:
-            n = local.stop - local.start
+        for part in parts:
+            rows = self.replicas.rows(len(part.rows))
+            n = rows.stop - rows.start
             if n == 0:
                 continue
-            if negatives is None:
-                reps = reps if reps is not None else self.batches.representations(model)
-                mine = rows[local]
-                loss = self.regime.loss(model, reps, mine, target)
-                reg = self.objective.regularizer
-                if reg is not None and reg.weight and not reg.whole_tables:
-                    loss = loss + reg(*self.regime.regularized(reps, mine, target))
-            else:
-                gather = gather or self.batches.gatherer(model, generator)
-                g = gather(rows[local], negatives[local], target)
-                loss = self.objective.loss_of(g, target, (len(rows), local) if shard.shares_batches else None)
-            part = loss * shard.weight(n, batch_size)
-            total = part if total is None else total + part
-        if total is None:  # no row on this rank: a zero that still reaches every parameter
+            with self.replicas.drawing(self.objective, len(part.rows), rows):
+                loss = score(part.take(rows))
+            term = loss * self.replicas.weight(n, batch_size)
+            total = term if total is None else total + term
+        if total is None:  # no row in this process: a zero that still reaches every parameter
             total = sum(p.sum() * 0.0 for p in self.objective.parameters() if p.requires_grad)
-        reg = self.objective.regularizer
-        if reg is not None and reg.weight and reg.whole_tables:  # once per step, on every rank alike
-            total = total + reg(*model.encoder.tables())
-        return total
+        penalty = self.objective.table_penalty()  # once per step, in every process alike
+        return total if penalty is None else total + penalty
 
 
 class Objective(nn.Module):
@@ -127,12 +100,8 @@ class Objective(nn.Module):
         """Scalar loss of ``hrt (B, 3)`` with ``negatives (B, K)`` on ``target``."""
         return self.loss_of(self.model.gather(reps, hrt, negatives, target), target)
 
-    def loss_of(self, g: Gathered, target: Target, rows: Optional[Tuple[int, slice]] = None) -> Tensor:
-        """Scalar loss of already gathered embeddings (e.g. from DGL blocks in mini-batches).
-
-        ``rows = (n, part)``: the embeddings are rows ``part`` of an ``n``-row batch (a
-        data-parallel rank's part); EMU's random draws are made for the whole batch.
-        """
+    def loss_of(self, g: Gathered, target: Target) -> Tensor:
+        """Scalar loss of already gathered embeddings (e.g. from DGL blocks in mini-batches)."""
         g_emu = g
         if self.separate_negatives:  # (B, 2K): the plain pass's K, then the EMU pass's own K
             half = g.neg.shape[1] // 2
@@ -141,10 +110,24 @@ class Objective(nn.Module):
         if self.mutation is None:
             loss = self.loss(plain)
         else:
-            mutated, labels = self.mutation.mutate(g_emu.pos, g_emu.neg, rows)
+            mutated, labels = self.mutation.mutate(g_emu.pos, g_emu.neg)
             emu = plain if mutated is g.neg else torch.cat(  # un-mutated (soft labels only): same scores
                 [plain[:, :1], self.model.score_gathered(g_emu, mutated, target)], dim=1)
             loss = self.loss(emu, plain, labels)
-        if self.regularizer is not None and self.regularizer.weight and not self.regularizer.whole_tables:
-            loss = loss + self.regularizer(g.anchor, g.relation, g.pos)
-        return loss
+        penalty = self.batch_penalty(g.anchor, g.relation, g.pos)
+        return loss if penalty is None else loss + penalty
+
+    def batch_penalty(self, *embeddings: Tensor) -> Optional[Tensor]:
+        """The per-batch regulariser of ``embeddings`` (anchor, relation, true entity), or
+        ``None`` when there is none (or it is a whole-table one)."""
+        reg = self.regularizer
+        if reg is None or not reg.weight or reg.whole_tables:
+            return None
+        return reg(*embeddings)
+
+    def table_penalty(self) -> Optional[Tensor]:
+        """The whole-table regulariser of the model's tables (once per step), or ``None``."""
+        reg = self.regularizer
+        if reg is None or not reg.weight or not reg.whole_tables:
+            return None
+        return reg(*self.model.encoder.tables())

@@ -9,15 +9,16 @@ from typing import Callable, Dict, List, Optional, Sequence
 import torch
 from tqdm.auto import tqdm
 
-from ..sampling.base import NegativeSampler
-from ..typing import Target, Tensor
+from ..rng import load_rng_states, rng_states
+from ..typing import Tensor
 from ..utils import environment
 from .batching import BatchStrategy, FullGraphBatches
 from .callbacks import Callback
-from .checkpoint import BEST, LAST, load_checkpoint, rank_state, restore_trainer_state, save_atomic, trainer_state
-from .optim import CombinedOptimizer, OptimizerSchedule
-from .distributed import DataParallel, Shard, gather_objects
-from .step import Objective, StepLoss, split_by_side
+from .checkpoint import BEST, LAST, load_checkpoint, save_atomic, upgrade_rng_state
+from .optim import OptimizerSchedule
+from .regimes import Regime
+from .replicas import Replicas
+from .step import Objective, StepLoss
 
 __all__ = ["Trainer", "TrainingDivergedError"]
 
@@ -29,9 +30,9 @@ class TrainingDivergedError(RuntimeError):
 class Trainer:
     """Trains an :class:`~dgl_emu.training.step.Objective` for a number of steps.
 
-    Each step draws a batch (an epoch-wise permutation of the training triples from the
-    trainer's generator), picks the side (alternating, or per triple for Bernoulli), samples
-    negatives, gathers embeddings through the batch strategy and takes an optimiser step. Every
+    Each step draws a batch (an epoch-wise permutation of the regime's examples from the
+    trainer's generator), lets the regime cut it into parts (sides, negatives), scores them
+    through the batch strategy and takes an optimiser step. Every
     ``eval_every`` steps ``validate(model)`` gives the validation MRR; the best model is saved to
     ``run_dir/best.pt`` and a resumable ``run_dir/last.pt`` holds everything needed to continue
     bit-identically on CPU.
@@ -44,8 +45,9 @@ class Trainer:
     ----------
     objective : Objective
         Model, loss, optional EMU layer and regulariser.
-    sampler : NegativeSampler or None
-        Negative sampler (``None`` with an all-entity ``regime``).
+    regime : Regime
+        What a step trains against (:mod:`dgl_emu.training.regimes`): sampled negatives
+        (:class:`~dgl_emu.training.NegativeSampling` with its sampler), 1vsAll or KvsAll.
     train_triples : Tensor
         ``(N, 3)`` training triples.
     num_steps : int
@@ -74,35 +76,28 @@ class Trainer:
         Show a tqdm bar with ETA.
     max_grad_norm : float, optional
         Clip the gradients' total 2-norm to this before each step.
-    shard : Shard, optional
-        This process's rank in data-parallel training (:mod:`dgl_emu.training.distributed`):
-        it trains on its part of every global batch, and only rank 0 writes (give the other
-        ranks ``run_dir=None`` and no loggers).
-    regime : Regime, optional
-        A regime that scores every entity (:mod:`dgl_emu.training.regimes`: 1vsAll, KvsAll);
-        batches are then drawn from its examples of ``train_triples`` and the sampler is not
-        used. ``None`` (or negative sampling): the sampler's negatives.
-    reciprocal : bool
-        Train tail queries only: ``train_triples`` holds every triple in both directions, the
-        inverse of ``r`` being ``r + R`` (:func:`dgl_emu.data.with_reciprocal_relations`).
+    replicas : Replicas, optional
+        The processes this trainer trains with (:mod:`dgl_emu.training.replicas`; default: one
+        process). With several, only one of them writes: give the others ``run_dir=None`` and
+        no loggers.
     """
 
-    def __init__(self, objective: Objective, sampler: Optional[NegativeSampler], train_triples: Tensor, *,
+    def __init__(self, objective: Objective, regime: Regime, train_triples: Tensor, *,
                  num_steps: int, batch_size: int, optimizer: OptimizerSchedule,
                  batches: Optional[BatchStrategy] = None,
                  device: torch.device = torch.device("cpu"), seed: int = 0,
                  validate: Optional[Callable[[torch.nn.Module], float]] = None,
                  eval_every: Optional[int] = None, run_dir: Optional[Path] = None,
                  callbacks: Sequence[Callback] = (), progress: bool = True,
-                 max_grad_norm: Optional[float] = None, shard: Optional[Shard] = None,
-                 regime=None, reciprocal: bool = False):
+                 max_grad_norm: Optional[float] = None, replicas: Optional[Replicas] = None):
         if num_steps < 1 or batch_size < 1:
             raise ValueError("num_steps and batch_size must be positive")
         self.device = torch.device(device)
         self.objective = objective.to(self.device)
         self.model = objective.model
-        self.sampler = sampler
-        self.triples = train_triples.to(self.device)
+        self.regime = regime
+        regime.check(self.model)
+        self.triples = regime.examples(train_triples).to(self.device)
         self.num_steps, self.batch_size = num_steps, batch_size
         self.schedule = optimizer
         self.batches = batches if batches is not None else FullGraphBatches()
@@ -119,18 +114,9 @@ class Trainer:
             raise ValueError("a whole-table regulariser changes every row each step; these lookup tables are "
                              "sparse (set encoder.sparse to false)")
         self.max_grad_norm = max_grad_norm
-        self.shard = shard or Shard()
-        self.regime = regime if regime is not None and regime.all_entities else None
-        self.reciprocal = reciprocal
-        if self.regime is not None:
-            if self.model.encoder.sparse_parameters():
-                raise ValueError("an all-entity regime scores every row of the tables each step; "
-                                 "sparse tables bring nothing there (set encoder.sparse to false)")
-            self.triples = self.regime.examples(train_triples, reciprocal).to(self.device)
-        elif sampler is None:
-            raise ValueError("training with sampled negatives needs a sampler")
-        self.parallel = DataParallel(StepLoss(self.objective, self.batches, self.regime), self.shard,
-                                     self.model.encoder.sparse_parameters())
+        self.replicas = replicas if replicas is not None else Replicas()
+        self.step_loss = self.replicas.wrap(StepLoss(self.objective, self.batches, regime, self.replicas),
+                                            self.model.encoder.sparse_parameters())
         self.generator = torch.Generator().manual_seed(seed)
         self.step = 0
         self.best_metric = -math.inf
@@ -173,36 +159,21 @@ class Trainer:
         """
         self.model.train()
         self.optimizer.zero_grad(set_to_none=True)
-        parts = []  # every part's negatives are drawn for all its rows, on every rank alike
-        if self.regime is not None:  # scored against every entity: no negatives
-            parts = [(t, rows, None, self.shard.part(len(rows)))
-                     for t, rows in self.regime.parts(hrt, self.step, self.reciprocal)]
-        else:
-            sides = ([(Target.TAIL, hrt)] if self.reciprocal
-                     else split_by_side(hrt, self.step, self.sampler, self.generator))
-            for target, rows in sides:
-                negatives = self.sampler(rows, target)
-                if self.objective.separate_negatives:  # a second, independent draw for the EMU pass
-                    negatives = torch.cat([negatives, self.sampler(rows, target)], 1)
-                parts.append((target, rows, negatives, self.shard.part(len(rows))))
-        total = self.parallel(parts, self.generator, len(hrt), self.shard)
-        loss = self.parallel.mean(float(total.detach()))
+        parts = self.regime.parts(hrt, self.step, self.generator, self.objective)  # drawn for every row
+        total = self.step_loss(parts, self.generator, len(hrt))
+        loss = self.step_loss.mean(float(total.detach()))
         if not math.isfinite(loss):
             raise TrainingDivergedError(f"the loss is {loss} at step {self.step + 1}")
         total.backward()
-        self.parallel.synchronize()
+        self.step_loss.synchronize()
         if self.max_grad_norm is not None:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.max_grad_norm)
         self.optimizer.step()
         return loss
 
     def build_optimizer(self, step: int):
-        """The optimiser of the schedule's phase at ``step``, with the encoder's row optimiser
-        (sharded tables) beside it when it has one."""
-        opt = self.schedule.build(self.model.parameters(), step, self.model.encoder.sparse_parameters())
-        name = self.schedule.switch_name if self.schedule.phase(step) else self.schedule.name
-        rows = self.model.encoder.row_optimizer(name, self.schedule.lr_at(step))
-        return opt if rows is None else CombinedOptimizer([opt, rows])
+        """The optimiser of the schedule's phase at ``step``."""
+        return self.schedule.build(self.model.parameters(), step, self.model.encoder.sparse_parameters())
 
     def train_step(self) -> dict:
         """Draw the next batch, take one step and advance the counter; returns the step's record.
@@ -270,20 +241,48 @@ class Trainer:
         return metric
 
     # ------------------------------------------------------------------ checkpoints
+    def own_state(self) -> dict:
+        """What is this process's own: its generators (the trainer's, the regime's sampler's and
+        those inside the objective) and its data order."""
+        return {"rng": {"trainer": self.generator.get_state(), "sampler": self.regime.rng_state(),
+                        "objective": rng_states(self.objective)},
+                "perm": self.perm, "cursor": self.cursor}
+
     def state_dict(self) -> dict:
-        """Everything needed to resume: weights, optimiser, every generator, data order."""
-        return trainer_state(self)
+        """Everything needed to resume: weights, optimiser, every generator, data order and the
+        bookkeeping (best validation, timings, environments, the callbacks' states)."""
+        return {"step": self.step, "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                **self.own_state(), "best_metric": self.best_metric, "best_step": self.best_step,
+                "validations": self.validations, "train_seconds": self.train_seconds,
+                "fit_seconds": self.fit_seconds, "environments": self.environments,
+                "callbacks": [cb.state_dict() for cb in self.callbacks]}
 
     def load_state_dict(self, state: dict) -> None:
-        """Restore :meth:`state_dict` (the inverse of saving)."""
-        restore_trainer_state(self, state)
+        """Restore :meth:`state_dict` (also from dgl-emu 0.1 checkpoints); the optimiser is the
+        schedule's at the saved step (a fresh one when that step starts a new phase)."""
+        self.step = state["step"]
+        self.model.load_state_dict(state["model"])
+        self.optimizer = self.build_optimizer(self.step)
+        if self.schedule.phase(self.step) == self.schedule.phase(max(self.step - 1, 0)):
+            self.optimizer.load_state_dict(state["optimizer"])  # else: a fresh optimiser starts here
+        state = self.replicas.own_state(state)
+        rng = upgrade_rng_state(state)
+        self.generator.set_state(rng["trainer"])
+        self.regime.load_rng_state(rng["sampler"])
+        load_rng_states(self.objective, rng["objective"])
+        self.perm, self.cursor = state["perm"], state["cursor"]
+        self.best_metric, self.best_step = state["best_metric"], state["best_step"]
+        self.validations = list(state["validations"])
+        self.train_seconds = state.get("train_seconds", 0.0)
+        self.fit_seconds = state.get("fit_seconds", self.train_seconds)
+        self.environments = list(state.get("environments", []))  # older checkpoints: none
+        for cb, s in zip(self.callbacks, state["callbacks"]):
+            cb.load_state_dict(s)
 
     def save_checkpoint(self) -> Optional[Path]:
-        """Atomically write ``run_dir/last.pt`` (in sharded training every rank takes part: its
-        generators and data order are gathered into rank 0's checkpoint)."""
-        ranks = None
-        if self.shard.distributed and not self.shard.splits_batches:
-            ranks = gather_objects(rank_state(self), self.shard)
+        """Atomically write ``run_dir/last.pt``; every process takes part (the replicas gather
+        what each keeps of its own, when that differs between them)."""
+        ranks = self.replicas.gather_state(self.own_state())
         if self.run_dir is None:
             return None
         path = self.run_dir / LAST

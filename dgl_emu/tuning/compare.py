@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Collection, Dict, Mapping, Optional
 
+from tqdm.auto import tqdm
+
 from ..config import NONE, ConfigError, RunConfig
 from ..utils import atomic_write_json, atomic_write_text
 from .pruning import TPE_STARTUP, MedianRule
@@ -88,7 +90,6 @@ def compare_emu(cfg: RunConfig, out_dir=None, *, trials: int, timeout: Optional[
     (a killed comparison resumes both). ``timeout`` stops starting trials in either arm; the
     report then says whether the arms still hold the same number of trials.
     """
-    from tqdm.auto import tqdm
     out_dir = Path(out_dir) if out_dir is not None else default_study_dir(cfg)
     arms = arm_configs(cfg)
     spaces = arm_spaces(arms, overrides, where, fixed)

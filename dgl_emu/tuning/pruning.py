@@ -69,7 +69,7 @@ class MedianRule:
 
     def pruner(self, steps: int):
         """The :class:`optuna.pruners.MedianPruner` of this rule for trials of ``steps`` steps."""
-        import optuna
+        import optuna  # start-up cost: Optuna, imported when a study builds its pruner
         return optuna.pruners.MedianPruner(n_startup_trials=self.after, n_warmup_steps=self.warmup_steps(steps))
 
     def describe(self, steps: int) -> str:

@@ -173,9 +173,9 @@ def write_importance(study: "optuna.Study", out_dir: Path) -> Optional[str]:
 
 
 def _plot(importances: Mapping[str, float], path: Path, title: str) -> None:
-    import matplotlib
+    import matplotlib  # start-up cost: matplotlib, imported when the plot is drawn
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # start-up cost, as above
     names = list(importances)[::-1]
     fig, ax = plt.subplots(figsize=(6, 0.5 + 0.45 * len(names)))
     ax.barh(names, [importances[n] for n in names], color="#4c72b0")

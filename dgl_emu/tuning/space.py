@@ -18,6 +18,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Dict, Mapping, Optional, Union
 
+import yaml
+
 from ..config import ALIASES, COMPONENTS, NONE, ConfigError, RunConfig
 from ..ranges import Choice, FloatRange, IntRange, Param, finite_number
 from ..registry import did_you_mean
@@ -175,7 +177,6 @@ def read_search_file(path: Union[str, Path]) -> Dict[str, Any]:
     ConfigError
         Naming the file for unreadable YAML or a non-mapping.
     """
-    import yaml
 
     path = Path(path)
     try:

@@ -27,6 +27,7 @@ from typing import Any, Callable, Dict, Mapping, Optional
 import numpy as np
 import optuna
 from optuna.trial import FrozenTrial, TrialState
+from tqdm.auto import tqdm
 
 from ..config import ConfigError, RunConfig
 from ..pipeline import RunDiverged, RunInterrupted, default_output, run
@@ -365,7 +366,6 @@ def tune(cfg: RunConfig, out_dir=None, *, trials: int, timeout: Optional[float] 
     StudyLocked
         Another live tuner holds the directory.
     """
-    from tqdm.auto import tqdm
     out_dir = Path(out_dir) if out_dir is not None else default_study_dir(cfg)
     show = cfg.progress if progress is None else progress
     started, stopped = time.monotonic(), None

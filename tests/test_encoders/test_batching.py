@@ -18,8 +18,8 @@ from dgl_emu.nn.interactions import DistMult
 from dgl_emu.pipeline import evaluate, run
 from dgl_emu.rng import GeneratorPool
 from dgl_emu.sampling import BernoulliNegativeSampler, UniformNegativeSampler
-from dgl_emu.training import (Callback, FullGraphBatches, NeighborSampledBatches, Objective, OptimizerSchedule,
-                              Trainer)
+from dgl_emu.training import (Callback, FullGraphBatches, NegativeSampling, NeighborSampledBatches, Objective,
+                              OptimizerSchedule, Trainer)
 from dgl_emu.typing import Target
 
 from .dense import dense_rgcn_layer, make_hand_kg, randomize_, relation_adjacency, rgcn_relation_weights
@@ -50,7 +50,7 @@ def _trainer(kg, model, fanouts, *, objective=None, sampler=None, steps=1, batch
     objective = objective or Objective(model, CrossEntropyLoss())
     graph = kg.graph("train")
     batches = FullGraphBatches(graph) if fanouts is None else NeighborSampledBatches(graph, fanouts)
-    return Trainer(objective, sampler, kg.splits["train"], num_steps=steps, batch_size=batch_size,
+    return Trainer(objective, NegativeSampling(sampler), kg.splits["train"], num_steps=steps, batch_size=batch_size,
                    optimizer=optimizer, batches=batches, progress=False, **kwargs)
 
 
@@ -63,7 +63,7 @@ def test_full_fanout_blocks_equal_full_graph(kg, kind, target):
     triples = kg.splits["train"]
     idx = torch.tensor([len(triples) - 1, 0, 3, 2, 5])  # unsorted on purpose
     hrt = triples[idx]
-    negatives = trainer.sampler(hrt, target)
+    negatives = trainer.regime.sampler(hrt, target)
     state = trainer.generator.get_state()
     got = trainer.batches.gatherer(model, trainer.generator)(hrt, negatives, target)
 
@@ -135,7 +135,7 @@ def test_sampled_rgcn_block_matches_dense_reference(hand_kg):
     enc = _encoder("rgcn", hand_kg)
     trainer = _trainer(hand_kg, KGEModel(enc, DistMult(dim=DIM)), [2, 2])
     hrt = hand_kg.splits["train"][torch.tensor([0, 1, 2, 6])]
-    input_nodes, _, _, blocks = trainer.batches.sample(hrt, trainer.sampler(hrt, Target.TAIL), Target.TAIL,
+    input_nodes, _, _, blocks = trainer.batches.sample(hrt, trainer.regime.sampler(hrt, Target.TAIL), Target.TAIL,
                                                        trainer.generator)
     for block in blocks:  # really sampled: at most 2 in-edges each, fewer than in the graph
         assert block.in_degrees().max() == 2
@@ -156,7 +156,7 @@ def test_sampled_blocks_do_not_depend_on_earlier_full_graph_passes(hand_kg, kind
     graph = trainer.batches.graph
     keys = (set(graph.ndata), set(graph.edata))
     hrt = hand_kg.splits["train"][torch.tensor([0, 1, 5, 8])]
-    negatives = trainer.sampler(hrt, Target.TAIL)
+    negatives = trainer.regime.sampler(hrt, Target.TAIL)
     state = trainer.generator.get_state()
     before = trainer.batches.gatherer(model, trainer.generator)(hrt, negatives, Target.TAIL)
     model.encode(graph)  # e.g. a validation between two training steps
@@ -192,7 +192,8 @@ def test_neighbour_sampling_rejects_what_it_cannot_train(hand_kg):
     with pytest.raises(ValueError, match="graph"):
         NeighborSampledBatches(None, [2, 2])
     with pytest.raises(ValueError, match="needs the training graph"):
-        Trainer(Objective(gnn, CrossEntropyLoss()), UniformNegativeSampler(E, K, R), hand_kg.splits["train"],
+        Trainer(Objective(gnn, CrossEntropyLoss()), NegativeSampling(UniformNegativeSampler(E, K, R)),
+                hand_kg.splits["train"],
                 num_steps=1, batch_size=2, optimizer=OptimizerSchedule(), progress=False)
     with pytest.raises(ConfigError, match="fanouts"):
         RunConfig(encoder="lookup", fanouts=[5, 5]).validate()

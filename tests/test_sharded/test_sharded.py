@@ -128,21 +128,19 @@ def _standalone(script: str, parts, cfg: dict) -> dict:
 STANDALONE = r"""
 import json, os, sys, torch
 from dgl_emu.config import RunConfig
-from dgl_emu.pipeline import load_graph
-from dgl_emu.pipeline.setup import local_setup
-from dgl_emu.sharded.context import ShardedContext
+from dgl_emu.pipeline import Placement, load_graph
+from dgl_emu.sharded import ShardedPlacement
 from dgl_emu.training import Trainer
-from dgl_emu.training.distributed import Shard
 cfg = RunConfig.from_dict(json.loads(sys.argv[1]))
-ctx = ShardedContext.from_env(cfg)
+placement = ShardedPlacement.from_env()
 kg = load_graph(cfg)
-sharded = ctx.setup(cfg, kg)
-dense = local_setup(cfg.updated(**{"encoder.sparse": True}), kg, torch.device("cpu"), Shard())
+sharded = placement.setup(cfg, kg, torch.device("cpu"))
+dense = Placement().setup(cfg.updated(**{"encoder.sparse": True}), kg, torch.device("cpu"))
 out = {"init": torch.equal(sharded.model.encoder.entity_table(), dense.model.encoder.entity.detach())}
 losses = []
 for s in (sharded, dense):
-    t = Trainer(s.objective, s.sampler, s.train, num_steps=12, batch_size=s.batch_size, optimizer=s.schedule,
-                batches=s.batches, seed=s.seed, shard=s.shard, progress=False)
+    t = Trainer(s.objective, s.regime, s.train, num_steps=12, batch_size=s.batch_size, optimizer=s.schedule,
+                batches=s.batches, seed=s.seed, replicas=s.replicas, progress=False)
     losses.append([t.train_step()["loss"] for _ in range(12)])
 out["losses"] = losses
 out["entity"] = (sharded.model.encoder.entity_table() - dense.model.encoder.entity.detach()).abs().max().item()
@@ -176,20 +174,18 @@ def test_one_trainer_equals_one_process_with_sparse_tables(parts, optimizer, sam
 STANDALONE_GNN = r"""
 import json, os, sys, torch
 from dgl_emu.config import RunConfig
-from dgl_emu.pipeline import load_graph
-from dgl_emu.pipeline.setup import local_setup
-from dgl_emu.sharded.context import ShardedContext
+from dgl_emu.pipeline import Placement, load_graph
+from dgl_emu.sharded import ShardedPlacement
 from dgl_emu.training import Trainer
-from dgl_emu.training.distributed import Shard
 cfg = RunConfig.from_dict(json.loads(sys.argv[1]))
-ctx = ShardedContext.from_env(cfg)
+placement = ShardedPlacement.from_env()
 kg = load_graph(cfg)
-sharded = ctx.setup(cfg, kg)
-local = local_setup(cfg, kg, torch.device("cpu"), Shard())
+sharded = placement.setup(cfg, kg, torch.device("cpu"))
+local = Placement().setup(cfg, kg, torch.device("cpu"))
 losses = []
 for s in (sharded, local):
-    t = Trainer(s.objective, s.sampler, s.train, num_steps=8, batch_size=s.batch_size, optimizer=s.schedule,
-                batches=s.batches, seed=s.seed, shard=s.shard, progress=False)
+    t = Trainer(s.objective, s.regime, s.train, num_steps=8, batch_size=s.batch_size, optimizer=s.schedule,
+                batches=s.batches, seed=s.seed, replicas=s.replicas, progress=False)
     losses.append([t.train_step()["loss"] for _ in range(8)])
 a, b = sharded.model.state_dict(), local.model.state_dict()
 out = {"losses": losses, "keys": sorted(a) == sorted(b),

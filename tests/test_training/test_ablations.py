@@ -10,8 +10,7 @@ from dgl_emu.losses import EMULoss, TableLpRegularizer
 from dgl_emu.models import KGEModel
 from dgl_emu.nn.emu import EmbeddingMutation, SoftLabelsOnly
 from dgl_emu.sampling import UniformNegativeSampler
-from dgl_emu.training import FullGraphBatches, Objective, OptimizerSchedule, Trainer
-from dgl_emu.training.distributed import Shard
+from dgl_emu.training import FullGraphBatches, NegativeSampling, Objective, OptimizerSchedule, Part, Trainer
 from dgl_emu.training.step import StepLoss
 from dgl_emu.typing import Target
 
@@ -31,12 +30,13 @@ def test_table_regularizer_is_added_once_per_step():
     whole tables, once, though a Bernoulli-free batch of two parts is scored."""
     model = make_model()
     hrt, neg = make_batch()
-    parts = [(Target.TAIL, hrt[:3], neg[:3], slice(0, 3)), (Target.HEAD, hrt[3:], neg[3:], slice(0, 3))]
+    parts = [Part(Target.TAIL, hrt[:3], neg[:3]), Part(Target.HEAD, hrt[3:], neg[3:])]
     reg = TableLpRegularizer(weight=0.01, p=3)
     losses = []
     for r in (None, reg):
-        step = StepLoss(Objective(model, EMULoss().plain_loss, None, r), FullGraphBatches())
-        losses.append(step(parts, torch.Generator(), B, Shard()))
+        objective = Objective(model, EMULoss().plain_loss, None, r)
+        step = StepLoss(objective, FullGraphBatches(), NegativeSampling(UniformNegativeSampler(E, K)))
+        losses.append(step(parts, torch.Generator(), B))
     ent, rel = model.encoder.entity, model.encoder.relation
     want = 0.01 * (ent.abs().pow(3).sum() + rel.abs().pow(3).sum())
     assert (losses[1] - losses[0]).item() == pytest.approx(want.item(), rel=1e-9)
@@ -82,14 +82,14 @@ def test_trainer_draws_twice_per_step_with_separate_negatives():
     seen = []
 
     class Spy(Objective):
-        def loss_of(self, g, target, rows=None):
+        def loss_of(self, g, target):
             seen.append(g.neg.shape)
-            return super().loss_of(g, target, rows)
+            return super().loss_of(g, target)
 
     model = KGEModel.shallow(make_model().interaction, E, R, torch.Generator().manual_seed(0))
     objective = Spy(model, EMULoss(), EmbeddingMutation(), separate_negatives=True)
     sampler = UniformNegativeSampler(E, K, seed=3)
-    trainer = Trainer(objective, sampler, train, num_steps=1, batch_size=8,
+    trainer = Trainer(objective, NegativeSampling(sampler), train, num_steps=1, batch_size=8,
                       optimizer=OptimizerSchedule("adagrad", 0.1), progress=False)
     trainer.training_step(trainer.next_batch())
     assert seen[0][1] == 2 * K

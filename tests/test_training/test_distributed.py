@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from dgl_emu.training.distributed import Shard
+from dgl_emu.data_parallel import DataParallelReplicas
 
 ROOT = Path(__file__).resolve().parents[2]
 ARGS = ["--model", "distmult", "--dim", "16", "--num-negatives", "8", "--batch-size", "64", "--steps", "30",
@@ -117,5 +117,5 @@ def test_killed_two_process_run_resumes_to_the_uninterrupted_one(tmp_path):
 def test_shards_cover_every_row_once():
     for world in (1, 2, 3, 7):
         for n in (0, 1, 5, 64, 1001):
-            parts = [Shard(r, world).part(n) for r in range(world)]
+            parts = [DataParallelReplicas(r, world).rows(n) for r in range(world)]
             assert [i for p in parts for i in range(n)[p]] == list(range(n))

@@ -47,11 +47,11 @@ def test_one_vs_all_is_cross_entropy(target, eps):
 
 def test_kvsall_targets_are_the_filter_index():
     regime = KvsAll()
-    examples = regime.examples(TRAIN, reciprocal=False)
+    examples = regime.examples(TRAIN)
     tails = {(h, r) for h, r, _ in TRAIN.tolist()}
     heads = {(r, t) for _, r, t in TRAIN.tolist()}
     assert len(examples) == len(tails) + len(heads)
-    for target, rows in regime.parts(examples, step=0, reciprocal=False):
+    for target, rows, _ in regime.parts(examples, 0, None, None):
         y = KvsAll.targets(regime.known, rows, target, E)
         for row, hot in zip(rows.tolist(), y):
             want = torch.zeros(E)
@@ -61,7 +61,7 @@ def test_kvsall_targets_are_the_filter_index():
                 if target is Target.HEAD and (r, t) == (row[1], row[2]):
                     want[h] = 1
             assert torch.equal(hot, want), (target, row)
-    assert (regime.examples(TRAIN, reciprocal=True)[:, 2] == -1).all()  # tail queries only
+    assert (KvsAll(reciprocal=True).examples(TRAIN)[:, 2] == -1).all()  # tail queries only
 
 
 @pytest.mark.parametrize("eps", [0.0, 0.1])
@@ -69,9 +69,9 @@ def test_kvsall_is_binary_cross_entropy(eps):
     """KvsAll = the mean over queries and entities of BCE-with-logits against the smoothed
     multi-hot answers."""
     regime = KvsAll(label_smoothing=eps, entity_batch_size=3)
-    examples = regime.examples(TRAIN, reciprocal=False)
+    examples = regime.examples(TRAIN)
     a, b = _model(1), _model(1)
-    for target, rows in regime.parts(examples, 0, False):
+    for target, rows, _ in regime.parts(examples, 0, None, None):
         got = regime.loss(a, a.encode(), rows, target)
         y = KvsAll.targets(regime.known, rows, target, E) * (1 - eps) + eps / E
         want = F.binary_cross_entropy_with_logits(_all_scores(b, rows, target), y)

@@ -11,7 +11,7 @@ from dgl_emu.nn.emu import EmbeddingMutation
 from dgl_emu.nn.encoders import SPARSE_FROM_ENTITIES, LookupEncoder
 from dgl_emu.nn.interactions import INTERACTIONS
 from dgl_emu.sampling import SAMPLERS
-from dgl_emu.training import Callback, CombinedOptimizer, Objective, OptimizerSchedule, Trainer
+from dgl_emu.training import Callback, CombinedOptimizer, NegativeSampling, Objective, OptimizerSchedule, Trainer
 
 KG = generate_cyclic_kg(num_rings=4, ring_size=8)
 E, R = KG.num_entities, KG.num_relations
@@ -26,7 +26,7 @@ def _trainer(sparse, *, name="distmult", sampler="uniform", emu=True, optimizer=
                         {"kg": KG, "num_entities": E, "num_relations": R, "seed": 1})
     objective = (Objective(model, EMULoss(0.53, 0.11), EmbeddingMutation(0.39, seed=2)) if emu
                  else Objective(model, CrossEntropyLoss()))
-    return Trainer(objective, neg, KG.splits["train"], num_steps=steps, batch_size=batch_size,
+    return Trainer(objective, NegativeSampling(neg), KG.splits["train"], num_steps=steps, batch_size=batch_size,
                    optimizer=optimizer or OptimizerSchedule("adagrad", 0.1), progress=False,
                    run_dir=run_dir, eval_every=10 if run_dir else None, callbacks=callbacks)
 

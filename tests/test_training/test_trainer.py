@@ -15,7 +15,7 @@ from dgl_emu.nn.emu import EmbeddingMutation
 from dgl_emu.nn.interactions import DistMult
 from dgl_emu.pipeline import evaluate
 from dgl_emu.sampling import BernoulliNegativeSampler, UniformNegativeSampler
-from dgl_emu.training import (Callback, EarlyStopping, JsonLinesLogger, Objective, OptimizerSchedule,
+from dgl_emu.training import (Callback, EarlyStopping, JsonLinesLogger, NegativeSampling, Objective, OptimizerSchedule,
                               Trainer, TrainingDivergedError)
 
 KG = generate_cyclic_kg(num_rings=4, ring_size=8)
@@ -82,7 +82,7 @@ def make_trainer(*, seed: int = 0, data_seed=None, sampler: str = "uniform", emu
     cbs = list(callbacks)
     if run_dir is not None:
         cbs.insert(0, JsonLinesLogger(Path(run_dir) / "log.jsonl"))
-    return Trainer(objective, neg, TRAIN, num_steps=num_steps, batch_size=batch_size, optimizer=optimizer,
+    return Trainer(objective, NegativeSampling(neg), TRAIN, num_steps=num_steps, batch_size=batch_size, optimizer=optimizer,
                    seed=seed if data_seed is None else data_seed, validate=validate,
                    eval_every=eval_every, run_dir=run_dir, callbacks=cbs, progress=False)
 

@@ -61,11 +61,6 @@ class Encoder(nn.Module):
         of those rows (the sparse path of :meth:`KGEModel.gather <dgl_emu.models.KGEModel.gather>`)."""
         return gather_rows(self.entity, unique)
 
-    def row_optimizer(self, name: str, lr: float):
-        """An optimiser of rows held outside this module's parameters (``None``: there are none;
-        sharded tables have one, see :mod:`dgl_emu.sharded`)."""
-        return None
-
     def tables(self) -> list:
         """The embedding tables: entity ``(E, d)`` and relation ``(R', d_r)`` (a GNN's input
         embeddings), as whole-table regularisers see them."""

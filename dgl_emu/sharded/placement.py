@@ -1,9 +1,9 @@
-"""A trainer of sharded training: connected to DGL's servers, its own triples, its components.
+"""The sharded placement: a trainer connected to DGL's servers, its own triples, its components.
 
 A trainer process is started by :func:`dgl_emu.sharded.launch.launch` with DGL's environment
 (``DGL_ROLE=client``, ``DGL_IP_CONFIG``, ...), torch.distributed's (``RANK``, ``WORLD_SIZE``,
-``MASTER_ADDR``) and :data:`PART_CONFIG_ENV`; :meth:`ShardedContext.from_env` connects it and
-:meth:`ShardedContext.setup` builds what it trains:
+``MASTER_ADDR``) and :data:`PART_CONFIG_ENV`; :meth:`ShardedPlacement.from_env` connects it and
+:meth:`ShardedPlacement.setup` builds what it trains:
 
 * the entity table in a :class:`dgl.distributed.DistEmbedding` (:class:`~.encoder.ShardedEncoder`,
   or :class:`~.gnn.ShardedGNNEncoder` under an R-GCN or CompGCN encoder, which then encodes
@@ -26,21 +26,28 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
+import dgl
 import torch
 import torch.distributed as dist
 
 from ..config import ConfigError, RunConfig
 from ..data import KnowledgeGraph
+from ..data_parallel import DataParallelReplicas
 from ..models import KGEModel
-from ..training import FullGraphBatches
-from ..training.distributed import Shard, gather_objects
+from ..pipeline import (SEED_OFFSETS, Placement, Setup, build_interaction, build_model, build_objective,
+                        build_regime, build_schedule, evaluate, training_graph)
+from ..pipeline.setup import Evaluate
+from ..training import REGIMES, FullGraphBatches, Replicas
+from ..training.optim import CombinedOptimizer, OptimizerSchedule
+from .encoder import ShardedEncoder, zeros_init
+from .gnn import DistNeighborBatches, ShardedGNNEncoder
 from .partition import PartitionInfo, node_map, read_info
 
-__all__ = ["ShardedContext", "check_options", "PART_CONFIG_ENV", "RANK_SEED_STRIDE"]
+__all__ = ["ShardedPlacement", "ShardedReplicas", "StoreSchedule", "check_options", "in_trainer", "PART_CONFIG_ENV",
+           "RANK_SEED_STRIDE"]
 
 #: the partition configuration of a trainer process (set by the launcher)
 PART_CONFIG_ENV = "DGL_EMU_PART_CONFIG"
@@ -48,42 +55,104 @@ PART_CONFIG_ENV = "DGL_EMU_PART_CONFIG"
 RANK_SEED_STRIDE = 7919
 
 
-@dataclass
-class ShardedContext:
+def in_trainer() -> bool:
+    """Whether this process was started as a sharded trainer (by :func:`~.launch.launch`)."""
+    return bool(os.environ.get(PART_CONFIG_ENV))
+
+
+class ShardedReplicas(DataParallelReplicas):
+    """Trainer ``rank`` of ``world_size``: it draws its own batches from its own triples.
+
+    ``scale`` is ``W b_r / B`` when this trainer draws ``b_r`` of a global batch of ``B``
+    (batches in proportion to the trainers' triples), so that averaging the gradients gives the
+    global batch's mean; each trainer's generators and data order are its own, so checkpoints
+    gather them.
+
+    Examples
+    --------
+    >>> r = ShardedReplicas(1, 2, scale=0.8)
+    >>> r.rows(10), r.weight(10, 10)
+    (slice(0, 10, None), 0.8)
+    """
+
+    def __init__(self, rank: int, world_size: int, scale: float = 1.0):
+        super().__init__(rank, world_size)
+        self.scale = scale
+
+    def rows(self, n: int) -> slice:
+        """Every row: the batch is this trainer's own."""
+        return slice(0, n)
+
+    def weight(self, rows: int, batch: int) -> float:
+        return rows / batch * self.scale
+
+    drawing = Replicas.drawing  # its own batch: nothing to cut
+
+    def gather_state(self, state: dict) -> Optional[list]:
+        """Every trainer's own generators and data order (kept in the writer's checkpoint)."""
+        return self.gather(state)
+
+    def own_state(self, state: dict) -> dict:
+        """This trainer's generators and data order, over the writer's."""
+        return {**state, **state["ranks"][self.rank]} if state.get("ranks") else state
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class StoreSchedule(OptimizerSchedule):
+    """The optimiser schedule of a sharded trainer: the schedule's torch optimiser of the dense
+    parameters and, beside it, the store's optimiser of the entity rows
+    (:meth:`~.encoder.ShardedEncoder.row_optimizer`) in the same phase, at the same rate."""
+
+    store: Optional[ShardedEncoder] = None
+
+    @classmethod
+    def of(cls, schedule: OptimizerSchedule, store: ShardedEncoder) -> "StoreSchedule":
+        """``schedule`` with the row optimiser of ``store`` beside it."""
+        return cls(**{f.name: getattr(schedule, f.name) for f in dataclasses.fields(schedule)}, store=store)
+
+    def build(self, params, step: int, sparse=()):
+        dense = super().build(params, step, sparse)
+        name = self.switch_name if self.phase(step) else self.name
+        return CombinedOptimizer([dense, self.store.row_optimizer(name, self.lr_at(step))])
+
+
+class ShardedPlacement(Placement):
     """This trainer's connection to the partitions.
 
-    Attributes
+    Parameters
     ----------
     part_config : Path
         DGL's partition configuration.
     info : PartitionInfo
         What was partitioned.
-    shard : Shard
-        Rank and world size; every rank draws its own batches (``splits_batches=False``).
+    rank, world_size : int
+        This trainer among the trainers (torch.distributed's ranks).
     graph : dgl.distributed.DistGraph
         The partitioned training graph.
     """
 
-    part_config: Path
-    info: PartitionInfo
-    shard: Shard
-    graph: object
+    def __init__(self, part_config: Path, info: PartitionInfo, rank: int, world_size: int, graph: Any):
+        super().__init__(ShardedReplicas(rank, world_size))
+        self.part_config, self.info, self.graph = Path(part_config), info, graph
 
     @classmethod
-    def from_env(cls, cfg: Optional[RunConfig] = None) -> Optional["ShardedContext"]:
+    def from_env(cls) -> Optional["ShardedPlacement"]:
         """Connect this process when it was started as a sharded trainer (``None`` otherwise):
         DGL's client first, then the torch.distributed process group (gloo), as DGL requires."""
         part = os.environ.get(PART_CONFIG_ENV)
         if not part:
             return None
-        import dgl
         info = read_info(part)
         dgl.distributed.initialize(os.environ["DGL_IP_CONFIG"])
         if not dist.is_initialized():
             dist.init_process_group("gloo")
-        shard = Shard(dist.get_rank(), dist.get_world_size(), splits_batches=False)
         graph = dgl.distributed.DistGraph(info.graph_name, part_config=str(part))
-        return cls(Path(part), info, shard, graph)
+        return cls(Path(part), info, dist.get_rank(), dist.get_world_size(), graph)
+
+    @property
+    def writes(self) -> bool:
+        """Trainer 0 writes."""
+        return self.replicas.rank == 0
 
     def local_triples(self) -> torch.Tensor:
         """``(m, 3)`` this trainer's training triples, in the store's entity numbering: the
@@ -96,8 +165,9 @@ class ShardedContext:
         relation = self.graph.edata["relation"][own].long()
         forward = relation < self.info.num_relations
         own, relation = own[forward], relation[forward]
-        per_machine = max(1, self.shard.world_size // book.num_partitions())
-        share = torch.tensor_split(torch.arange(len(own)), per_machine)[self.shard.rank % per_machine]
+        rank, world = self.replicas.rank, self.replicas.world_size
+        per_machine = max(1, world // book.num_partitions())
+        share = torch.tensor_split(torch.arange(len(own)), per_machine)[rank % per_machine]
         src, dst = self.graph.find_edges(own[share])
         return torch.stack([src.long(), relation[share], dst.long()], 1)
 
@@ -112,18 +182,12 @@ class ShardedContext:
                               f"{len(kg.splits['train'])})")
         check_options(cfg)
 
-    def setup(self, cfg: RunConfig, kg: KnowledgeGraph):
-        """The components this trainer trains (:class:`~dgl_emu.pipeline.setup.Setup`)."""
-        import dgl
-        from ..pipeline.builders import SEED_OFFSETS, build_interaction, build_model, build_objective
-        from ..pipeline.builders import build_regime, build_sampler, build_schedule
-        from ..pipeline.setup import Setup
-        from .encoder import ShardedEncoder, zeros_init
-        from .gnn import DistNeighborBatches, ShardedGNNEncoder
+    def setup(self, cfg: RunConfig, kg: KnowledgeGraph, device: torch.device) -> Setup:
+        """The components this trainer trains (on CPU: the store serves its rows there)."""
         self.check(cfg, kg)
-        rank, world = self.shard.rank, self.shard.world_size
+        rank, world = self.replicas.rank, self.replicas.world_size
         policy = self.graph.get_node_partition_policy("_N")
-        if cfg.encoder.name == "lookup":
+        if not cfg.gnn:
             interaction = build_interaction(cfg)
             store = dgl.distributed.DistEmbedding(kg.num_entities, interaction.entity_dim, name="entity",
                                                   init_func=zeros_init, part_policy=policy)
@@ -147,32 +211,27 @@ class ShardedContext:
         # triple alike however unequal the partitions (METIS balances entities, not triples)
         total = cfg.training.batch_size
         batch = max(1, round(total * len(local) / self.info.num_triples))
-        shard = dataclasses.replace(self.shard, scale=world * batch / total)
+        self.replicas.scale = world * batch / total
         return Setup(model=model, graph=None, batches=batches, objective=build_objective(own, model),
-                     regime=build_regime(cfg), sampler=build_sampler(own, local_kg), schedule=build_schedule(cfg),
-                     train=local, batch_size=batch, seed=own.seed, shard=shard,
-                     evaluate=_Evaluation(cfg, kg, self.shard))
+                     regime=build_regime(own, local_kg), schedule=StoreSchedule.of(build_schedule(cfg), encoder),
+                     train=local, batch_size=batch, seed=own.seed, replicas=self.replicas,
+                     evaluate=self.evaluation(cfg, kg))
 
+    def evaluation(self, cfg: RunConfig, kg: KnowledgeGraph) -> Evaluate:
+        """Evaluation of a sharded model: trainer 0 gathers the shards into a one-process model
+        and ranks every triple of the split; every trainer returns its result."""
+        local: Optional[KGEModel] = None
 
-class _Evaluation:
-    """Evaluation of a sharded model: rank 0 gathers the shards into a one-process model and
-    ranks every triple of the split; every rank returns its result."""
-
-    def __init__(self, cfg: RunConfig, kg: KnowledgeGraph, shard: Shard):
-        self.cfg, self.kg, self.shard = cfg, kg, shard
-        self.local: Optional[KGEModel] = None
-
-    def __call__(self, model: KGEModel, split: str, evaluator, progress: bool = False):
-        from ..pipeline.builders import build_model, training_graph
-        from ..pipeline.run import evaluate
-        result = None
-        if self.shard.main:
-            if self.local is None:
-                self.local = build_model(self.cfg, self.kg)
-            self.local.load_state_dict(model.state_dict())
-            graph = training_graph(self.local, self.kg, torch.device("cpu"))  # a GNN's whole graph
-            result = evaluate(self.local, self.kg, split, graph=graph, progress=progress, evaluator=evaluator)
-        return gather_objects(result, self.shard)[0]
+        def run_evaluation(model: KGEModel, split: str, evaluator, progress: bool = False):
+            nonlocal local
+            result = None
+            if self.writes:
+                local = local if local is not None else build_model(cfg, kg)
+                local.load_state_dict(model.state_dict())
+                graph = training_graph(local, kg, torch.device("cpu"))  # a GNN's whole graph
+                result = evaluate(local, kg, split, graph=graph, progress=progress, evaluator=evaluator)
+            return self.follow(result)
+        return run_evaluation
 
 
 def check_options(cfg: RunConfig) -> None:
@@ -184,14 +243,14 @@ def check_options(cfg: RunConfig) -> None:
     ConfigError
         Naming the option and why.
     """
-    gnn = cfg.encoder.name != "lookup"
+    gnn = cfg.gnn
     refused = {"training.fanouts": (gnn and not cfg.training.fanouts,
                                     "a sharded GNN encodes sampled neighbourhoods: give --fanouts"),
                "encoder.edge_dropout": (gnn and bool(cfg.get("encoder.edge_dropout")),
                                         "edge dropout needs the full graph"),
                "encoder.self_loop_dropout": (gnn and bool(cfg.get("encoder.self_loop_dropout")),
                                              "self-loop dropout needs the full graph"),
-               "regime.name": (cfg.regime.name != "negative_sampling", "all-entity regimes pull every row"),
+               "regime.name": (REGIMES.get(cfg.regime.name).all_entities, "all-entity regimes pull every row"),
                "regime.reciprocal": (cfg.regime.options["reciprocal"], "the partitions hold R relations"),
                "regularizer.name": (cfg.regularizer.name == "table" and bool(cfg.get("regularizer.weight")),
                                     "a whole-table penalty pulls every shard each step"),

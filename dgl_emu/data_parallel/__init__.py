@@ -1,0 +1,11 @@
+"""Data-parallel training on ``torch.distributed``: a placement of ``W`` processes on one machine.
+
+:mod:`.replicas` shares each global batch between the processes and averages their gradients,
+:mod:`.placement` builds a process's run (and ranks its share of each evaluated split), and
+:mod:`.launch` starts the processes with ``torchrun`` (``dgl-emu run --nproc N``).
+"""
+from .launch import launch
+from .placement import DataParallelPlacement
+from .replicas import DataParallelReplicas, DataParallelStep, gather_objects
+
+__all__ = ["DataParallelPlacement", "DataParallelReplicas", "DataParallelStep", "gather_objects", "launch"]
