@@ -33,7 +33,7 @@ extensions = [
 ]
 
 templates_path: list = []
-exclude_patterns = ["_build", "Thumbs.db", ".DS_Store"]
+exclude_patterns = ["_build", "Thumbs.db", ".DS_Store", "import_graph.py"]
 root_doc = "index"
 source_suffix = {".rst": "restructuredtext"}
 
@@ -82,6 +82,15 @@ def _drop_default_reprs(app, doctree):
                 ann.parent.remove(ann)
 
 
+def _draw_import_graph(app):
+    """The architecture page's picture of the import graph, drawn from the code at each build."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from import_graph import draw
+
+    draw(os.path.join(app.srcdir, "_generated", "import_graph.png"))
+
+
 def setup(app):
+    app.connect("builder-inited", _draw_import_graph)
     app.connect("doctree-read", _drop_default_reprs)
     return {"parallel_read_safe": True}
