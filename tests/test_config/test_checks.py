@@ -81,7 +81,8 @@ def test_an_option_of_another_component_lists_the_options():
                         "(options: num_negatives, exclude_true, chunk_size, filtered)")
     assert err.path == "sampler.k"
     err = _error({"model": {"name": "distmult", "gama": 1.0}})
-    assert str(err) == "model.gama: not an option of interaction 'distmult' (options: dim, gamma); did you mean 'gamma'?"
+    assert str(err) == ("model.gama: not an option of interaction 'distmult' (options: dim, gamma); "
+                        "did you mean 'gamma'?")
     assert err.path == "model.gama"
 
 

@@ -179,8 +179,9 @@ def test_load_config_applies_layers_and_names_the_file(tmp_path):
     cfg = load_config(path, {"sampler.k": 4}, {"seed": 5})
     assert (cfg.sampler.name, cfg.get("sampler.k"), cfg.get("sampler.num_negatives"), cfg.seed) == ("sans", 4, 8, 5)
     path.write_text("num_negatives: 0\n")
-    with pytest.raises(ConfigError, match=rf"^{path}: sampler.num_negatives: must be a positive integer, got 0$") as err:
+    with pytest.raises(ConfigError) as err:
         load_config(path)
+    assert str(err.value) == f"{path}: sampler.num_negatives: must be a positive integer, got 0"
     assert err.value.path == "sampler.num_negatives"
     # an override's own error is not blamed on the file
     path.write_text("seed: 1\n")
