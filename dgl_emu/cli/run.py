@@ -8,7 +8,7 @@ import click
 
 from ..config import ConfigError, RunConfig, load_config
 from ..data import ChecksumError, DataFormatError, DatasetNotFoundError
-from ..data_parallel import launch as launch_data_parallel
+from ..data_parallel.launch import launch as launch_data_parallel
 from ..pipeline import RunDiverged, RunInterrupted, run as run_pipeline
 from ..sharded import check_options
 from ..sharded.launch import launch as launch_sharded

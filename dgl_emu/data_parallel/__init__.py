@@ -4,8 +4,7 @@
 :mod:`.placement` builds a process's run (and ranks its share of each evaluated split), and
 :mod:`.launch` starts the processes with ``torchrun`` (``dgl-emu run --nproc N``).
 """
-from .launch import launch
 from .placement import DataParallelPlacement
 from .replicas import DataParallelReplicas, DataParallelStep, gather_objects
 
-__all__ = ["DataParallelPlacement", "DataParallelReplicas", "DataParallelStep", "gather_objects", "launch"]
+__all__ = ["DataParallelPlacement", "DataParallelReplicas", "DataParallelStep", "gather_objects"]
