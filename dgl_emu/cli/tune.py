@@ -95,7 +95,7 @@ def tune(ctx, config_file, trials, timeout, search_file, prune_after, prune_warm
     from ..data import ChecksumError, DataFormatError, DatasetNotFoundError
     from ..pipeline import RunInterrupted
     from ..training import CheckpointError
-    from ..tuning.lock import StudyLocked
+    from ..tuning.study import StudyLocked
     from ..tuning.study import default_study_dir
     out_dir = Path(out_dir) if out_dir else default_study_dir(cfg)
     fixed = _fixed_paths(given, sets)
