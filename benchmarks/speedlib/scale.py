@@ -1,7 +1,7 @@
 """The scale benchmark's measurements, each in its own process so its peak memory is its own.
 
-    python -m speedlib.scale step E dense|sparse|shared plain|emu STEPS -> JSON: median seconds per step, peak RSS
-    python -m speedlib.scale eval E TRIPLES                      -> JSON: seconds, peak RSS of an evaluation
+    python -m benchmarks.speedlib.scale step E dense|sparse|shared plain|emu STEPS -> JSON: median s/step, peak RSS
+    python -m benchmarks.speedlib.scale eval E TRIPLES                      -> JSON: seconds, peak RSS of an evaluation
 
 Generated KGs (:func:`dgl_emu.data.generate_large_kg`, 2E training triples, Zipf-skewed degrees),
 DistMult d=100, batch 1000, 256 uniform negatives, Adagrad at lr 0.1. ``shared``: sparse tables,

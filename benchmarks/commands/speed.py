@@ -1,17 +1,14 @@
-#!/usr/bin/env python
-"""Speed benchmarks of dgl-emu. Each subcommand prints one JSON object as its last line and
-saves it under benchmarks/results/ (atomically).
+"""``python -m benchmarks speed``: speed benchmarks of dgl-emu. Each subcommand prints one JSON object
+as its last line and saves it under benchmarks/results/ (atomically)::
 
-    python benchmarks/speed.py eval --dataset fb15k-237 --data-dir ../shared/datasets
-    python benchmarks/speed.py train-step --data-dir ../shared/datasets
-    python benchmarks/speed.py sans --data-dir ../shared/datasets
-    python benchmarks/speed.py scale --data-dir ../shared/datasets
+    python -m benchmarks speed eval --dataset fb15k-237 --data-dir ../shared/datasets
+    python -m benchmarks speed train-step --data-dir ../shared/datasets
+    python -m benchmarks speed sans --data-dir ../shared/datasets
+    python -m benchmarks speed scale --data-dir ../shared/datasets
 """
 from __future__ import annotations
 
-import sys
 import time
-from pathlib import Path
 
 import click
 import torch
@@ -24,19 +21,20 @@ from dgl_emu.training import OptimizerSchedule, Trainer
 from dgl_emu.typing import Target
 from dgl_emu.utils import tune_cpu_allocator
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # speedlib beside this script
-from speedlib.command import scale  # noqa: E402
-from speedlib.report import RESULTS, SECONDS_DIGITS, emit, machine, ratio, secs  # noqa: E402,F401
+from ..speedlib.command import scale
+from ..speedlib.report import emit, ratio, secs
+
+__all__ = ["speed"]
 
 
-
-@click.group()
-def cli():
-    """dgl-emu speed benchmarks."""
+@click.group("speed", short_help="Speed benchmarks (one JSON each).")
+def speed():
+    """Speed benchmarks of dgl-emu: each subcommand prints one JSON object as its last line and
+    saves it as benchmarks/results/speed-<name>.json (unless --no-save)."""
     tune_cpu_allocator()
 
 
-@cli.command("eval")
+@speed.command("eval")
 @click.option("--dataset", default="fb15k-237", show_default=True)
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None)
 @click.option("--dim", default=100, show_default=True)
@@ -87,7 +85,7 @@ def _loop_baseline(model, kg, triples, total, seconds) -> dict:
             "speedup_vs_baseline": ratio(est, seconds, 1)}
 
 
-@cli.command("train-step")
+@speed.command("train-step")
 @click.option("--dataset", default="fb15k-237", show_default=True)
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None)
 @click.option("--model", default="distmult", show_default=True)
@@ -133,7 +131,7 @@ def train_step(dataset, data_dir, model, dim, batch_size, negatives, steps, warm
         "emu_overhead_ratio": ratio(mean[True], mean[False], 2)}, save)
 
 
-@cli.command("encoder-epoch")
+@speed.command("encoder-epoch")
 @click.option("--dataset", default="fb15k-237", show_default=True)
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None)
 @click.option("--encoder", "encoders", multiple=True, default=("rgcn", "compgcn"), show_default=True)
@@ -202,7 +200,7 @@ def encoder_epoch(dataset, data_dir, encoders, dim, layers, batch_size, negative
     emit("encoder-epoch", out, save)
 
 
-@cli.command("pykeen")
+@speed.command("pykeen")
 @click.option("--dataset", default="fb15k-237", show_default=True)
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None)
 @click.option("--train-triples", default=20000, show_default=True,
@@ -271,7 +269,7 @@ def pykeen_cmd(dataset, data_dir, train_triples, eval_triples, save):
         "eval_speedup": ratio(pk_eval, our_eval, 1)}, save)
 
 
-@cli.command("sans")
+@speed.command("sans")
 @click.option("--dataset", default="fb15k-237", show_default=True)
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None)
 @click.option("--k", default=3, show_default=True)
@@ -302,12 +300,4 @@ def sans(dataset, data_dir, k, walks, baseline_entities, save):
     emit("sans", out, save)
 
 
-cli.add_command(scale)
-
-if __name__ == "__main__":
-    from dgl_emu.data import ChecksumError, DataFormatError, DatasetNotFoundError
-    try:
-        cli()
-    except (DatasetNotFoundError, DataFormatError, ChecksumError) as e:  # one line, no traceback
-        print(f"Error: {str(e).splitlines()[0]}", file=sys.stderr)
-        sys.exit(2)
+speed.add_command(scale)
