@@ -2,8 +2,8 @@
 :func:`dgl_emu.naming.run_name`, and every grid still gives the ids its committed results carry.
 
 ``run_ids.json`` holds the run ids of every grid in ``benchmarks/grids/`` as the runner named
-them before the scheme moved to :mod:`dgl_emu.naming`; a grid added since is checked when its
-ids are added there.
+them before the scheme moved to :mod:`dgl_emu.naming`; a new grid file adds its ids there (a grid
+file without them fails :func:`test_every_grid_file_is_checked`).
 """
 from __future__ import annotations
 
