@@ -11,10 +11,10 @@ mkdir -p "$OUT"
 python -c "import torch; assert torch.cuda.is_available(), 'no CUDA device'; print(torch.cuda.get_device_name())" \
     | tee "$OUT/device.txt"
 timeout 120 python -m pytest -q -m cuda tests/test_cuda.py 2>&1 | tee "$OUT/tests.txt"
-timeout 120 python benchmarks/speed.py train-step --data-dir "$DATA_DIR" --device cuda --no-save \
+timeout 120 python -m benchmarks speed train-step --data-dir "$DATA_DIR" --device cuda --no-save \
     | tail -1 > "$OUT/train-step.json"
-timeout 60 python benchmarks/speed.py eval --data-dir "$DATA_DIR" --device cuda --baseline-triples 0 --no-save \
+timeout 60 python -m benchmarks speed eval --data-dir "$DATA_DIR" --device cuda --baseline-triples 0 --no-save \
     | tail -1 > "$OUT/eval.json"
-timeout 150 python benchmarks/speed.py scale --entities 15000 --entities 1000000 --steps 10 --device cuda --no-save \
+timeout 150 python -m benchmarks speed scale --entities 15000 --entities 1000000 --steps 10 --device cuda --no-save \
     | tail -1 > "$OUT/scale.json"
 echo "GPU check done: $OUT"

@@ -89,7 +89,7 @@ def rst_table(markdown: str) -> str:
     """Markdown tables as RST ``csv-table`` directives (``summary.rst``, included by docs/benchmarks.rst).
 
     Every block of consecutive ``|`` lines becomes its own table; a paragraph between two tables
-    (e.g. the caption of ``aggregate.py``'s dimension table) is kept; headings and the text
+    (e.g. the caption of ``aggregate``'s dimension table) is kept; headings and the text
     before the first table are dropped (the docs page says it in its own words).
     """
     out, table, seen_table = [], [], False

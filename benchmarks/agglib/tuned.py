@@ -1,4 +1,4 @@
-"""Summary of ``benchmarks/tuned.py``: per cell, each arm's tuning budget and the seed-paired
+"""Summary of ``python -m benchmarks tuned``: per cell, each arm's tuning budget and the seed-paired
 differences of the retrained arms (baseline, EMU, smoothing-only control)."""
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ def cell_summary(spec, cell: str) -> Dict[str, Any]:
 
     ``arms[arm]["mrr"]`` maps seed to test MRR (filtered, realistic ties, both sides) read from
     ``<results>/<cell>-<arm>-s<seed>.json``; ``differences[label]`` is the seed-paired
-    difference with its 95 % t-interval (:func:`agglib.stats.paired_difference`).
+    difference with its 95 % t-interval (:func:`.stats.paired_difference`).
     """
     report_path = spec.study_dir(cell) / "report.json"
     report = json.loads(report_path.read_text()) if report_path.exists() else None
@@ -144,7 +144,7 @@ def write_summary(spec) -> str:
     (folder / "summary.json").write_text(json.dumps(summary, indent=1, default=str) + "\n")
     (folder / "summary.md").write_text(
         f"# Tuned cells ({spec.path.name}), {summary['metric']}\n\n"
-        f"Made by `python benchmarks/tuned.py {_shown(spec.path)} --summary`. "
+        f"Made by `python -m benchmarks tuned {_shown(spec.path)} --summary`. "
         "Both arms of a cell were tuned by `dgl-emu tune --compare-emu` with the same number of trials "
         "of the same steps (the baseline searches the same ranges except EMU's own); each arm's best "
         f"configuration was then trained with seeds {', '.join(map(str, spec.seeds))}; 'smoothing only' is "

@@ -1,7 +1,6 @@
 """Grid files: reading, checking and expanding a grid YAML into validated runs."""
 from __future__ import annotations
 
-import enum
 import itertools
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,6 +9,7 @@ from typing import Any, Dict, List, Optional, Sequence
 import yaml
 
 from dgl_emu.config import ALIASES, COMPONENTS, PLAIN, ConfigError, RunConfig
+from dgl_emu.naming import norm, run_name
 from dgl_emu.registry import did_you_mean
 
 REPO = Path(__file__).resolve().parents[2]
@@ -55,19 +55,6 @@ class Run:
 
 
 # ---------------------------------------------------------------------------- grid files
-def norm(value: Any) -> str:
-    """A comparable form of a value: YAML ``true``, an enum and the string ``"True"`` agree."""
-    if isinstance(value, enum.Enum):
-        value = value.value
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if isinstance(value, (list, tuple)):
-        return ",".join(norm(v) for v in value)
-    return str(value).strip().lower()
-
-
 #: a run configuration file (path relative to the repository root) under a run's other fields
 CONFIG_KEY = "config"
 
@@ -172,24 +159,6 @@ def resolve_paths(values: Dict[str, Any]) -> Dict[str, Any]:
     return out
 
 
-def _canonical(registry_name: str, name: str) -> str:
-    try:
-        if registry_name == "model":
-            from dgl_emu.nn.interactions import INTERACTIONS
-            return INTERACTIONS.canonical(name)
-        if registry_name == "encoder":
-            from dgl_emu.nn.encoders import ENCODERS
-            return ENCODERS.canonical(name)
-        from dgl_emu.data.datasets import DATASETS, SYNTHETIC
-        return SYNTHETIC if name.lower() == SYNTHETIC else DATASETS.get(name).name
-    except (KeyError, ValueError):
-        return name
-
-
-def _safe(text: str) -> str:
-    return "".join(c if c.isalnum() or c in "._-" else "_" for c in text)
-
-
 def _view(cfg: RunConfig) -> Dict[str, Any]:
     """Aliases and dotted paths of a resolved configuration, for matching grid keys."""
     return {**cfg.flat(), **cfg.aliased()}
@@ -212,38 +181,10 @@ def _layers(path: Path, merged: Dict[str, Any]) -> List[Dict[str, Any]]:
 
 
 def run_id(cfg: RunConfig, axes: Sequence[str] = ()) -> str:
-    """``<dataset>[-<encoder>]-<model>-<sampler|regime>[-rec]-<emu|variant|plain>[-2draws]-d<dim>-s<seed>[-<key><value>...]``.
-
-    The encoder is left out for lookup tables; an all-entity regime (``1vsall``, ``kvsall``)
-    takes the sampler's place, and reciprocal relations add ``rec``; EMU variants other than the
-    mutation are named (``mixup``, ``smoothing``), and ``2draws`` marks separate negatives for
-    the EMU pass; axes other than dataset, encoder, model, sampler, regime, reciprocal, emu,
-    mutation, separate_negatives, dim and seed add ``<key><value>`` parts (e.g. ``lr0.05``; a
-    section's option by its last name, ``chunk_size256``), except where the value is unset (``null``).
-    """
-    data = cfg.data
-    dataset = Path(data.train).parent.name if data.train else _canonical("dataset", data.dataset)
-    parts = [dataset]
-    if cfg.encoder.name != "lookup":
-        parts.append(cfg.encoder.name)
-    parts += [cfg.model.name, cfg.sampler.name if cfg.regime.name == "negative_sampling" else cfg.regime.name]
-    if cfg.regime.options["reciprocal"]:
-        parts.append("rec")
-    if not cfg.emu_enabled:
-        parts.append("plain")
-    else:
-        parts.append("emu" if cfg.emu.name == "mutation" else cfg.emu.name)
-        if cfg.emu.options.get("separate_negatives"):
-            parts.append("2draws")
-    parts += [f"d{cfg.model.options['dim']}", f"s{cfg.seed}"]
-    covered = {"dataset", "train", "encoder", "model", "sampler", "regime", "reciprocal", "emu", "mutation",
-               "separate_negatives", "dim", "seed"}
-    view = _view(cfg)
-    for key in axes:
-        value = view.get(key)
-        if key not in covered and value is not None:  # an unset option names nothing
-            parts.append(f"{key.rsplit('.', 1)[-1]}{norm(value)}")
-    return _safe("-".join(parts))
+    """A grid run's id: :func:`dgl_emu.naming.run_name` of its configuration and the grid's axes
+    (the scheme of ``dgl-emu run``'s run directories, with the mutation named ``emu``), e.g.
+    ``umls-distmult-uniform-emu-d100-s0`` or ``umls-distmult-uniform-emu-d100-s0-chunk_size256``."""
+    return run_name(cfg, axes)
 
 
 def _matches(partial: Dict[str, Any], values: Dict[str, Any]) -> bool:

@@ -1,8 +1,7 @@
-"""The state of a grid's runs on disk: finished, resumable, locked, consistent with the grid."""
+"""The state of a grid's runs on disk: finished, resumable, consistent with the grid."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
@@ -17,8 +16,8 @@ from .spec import GridError, Run, norm
 #: options that do not change what a finished run measured (ignored when deciding to skip)
 NON_IDENTITY = {"output", "progress", "data.data_dir", "device", "training.eval_batch_size"}
 
-__all__ = ["finished_metrics", "resume_step", "check_existing", "check_data", "copy_result", "Busy",
-           "lock", "fmt_duration", "headline", "NON_IDENTITY"]
+__all__ = ["finished_metrics", "resume_step", "check_existing", "check_data", "copy_result", "fmt_duration",
+           "headline", "NON_IDENTITY"]
 
 
 def _identity(config: Dict[str, Any]) -> Dict[str, Any]:
@@ -117,41 +116,6 @@ def check_data(runs: Sequence[Run], grid_path: Path) -> None:
 def copy_result(run: Run) -> None:
     """Copy the run's ``metrics.json`` to its results JSON (atomically)."""
     atomic_write_bytes(run.result_path, run.metrics_path.read_bytes())
-
-
-class Busy(Exception):
-    """Another runner holds the lock of a run; ``pid`` is the process id it wrote there."""
-
-    def __init__(self, pid: str):
-        super().__init__(pid)
-        self.pid = pid
-
-
-def lock(run_dir: Path):
-    """Hold an exclusive lock on ``run_dir`` so no two runners train the same run at once.
-
-    Returns the open lock file (closing it releases the lock); raises :class:`Busy` when another
-    process holds it. Several runners can therefore work through one grid side by side, each
-    taking the next run that nobody holds (e.g. one per core with ``--threads 1``).
-    """
-    run_dir.mkdir(parents=True, exist_ok=True)
-    handle = open(run_dir / ".run_grid.lock", "a+")
-    try:
-        import fcntl
-    except ImportError:  # not POSIX: no lock
-        return handle
-    try:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        handle.seek(0)
-        owner = handle.read().strip() or "?"
-        handle.close()
-        raise Busy(owner) from None
-    handle.seek(0)
-    handle.truncate()
-    handle.write(str(os.getpid()))
-    handle.flush()
-    return handle
 
 
 def fmt_duration(seconds: float) -> str:

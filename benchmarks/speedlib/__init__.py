@@ -1,1 +1,2 @@
-"""Parts of ``benchmarks/speed.py`` that run in their own processes (peak memory per setting)."""
+"""The speed benchmarks' library: reporting (:mod:`.report`), the ``scale`` subcommand (:mod:`.command`)
+and its measurements, each in its own process (:mod:`.scale`)."""

@@ -1,5 +1,5 @@
-"""``speed.py scale``: step time and peak memory from 15k to 5M entities, evaluation at the largest
-size, 1 vs 2 data-parallel processes (each setting in its own process: :mod:`speedlib.scale`)."""
+"""``python -m benchmarks speed scale``: step time and peak memory from 15k to 5M entities, evaluation at
+the largest size, 1 vs 2 data-parallel processes (each setting in its own process: :mod:`.scale`)."""
 from __future__ import annotations
 
 import json
@@ -11,6 +11,9 @@ from .report import emit, ratio, secs
 from .scale import MODES, SHARED_CHUNK
 
 __all__ = ["scale"]
+
+#: the repository root: where ``python -m benchmarks.speedlib.scale`` finds the package
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _subprocess_json(args, env=None, cwd=None) -> dict:
@@ -42,7 +45,7 @@ def scale(entities, steps, data_dir, parallel_steps, device, modes, with_eval, s
     tables, plain or EMU) runs in its own process, so each peak memory is one model's."""
     import os
     import tempfile
-    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))  # benchmarks/
+    env = dict(os.environ)
     modes = [m.strip() for m in modes.split(",") if m.strip()]
     if not modes or set(modes) - set(MODES):
         raise click.BadParameter(f"choose among {', '.join(MODES)}", param_hint="--modes")
@@ -54,8 +57,8 @@ def scale(entities, steps, data_dir, parallel_steps, device, modes, with_eval, s
         for mode in modes:
             pair = {}
             for emu in ("plain", "emu"):
-                pair[emu] = _subprocess_json(["-m", "speedlib.scale", "step", str(n), mode, emu, str(steps),
-                                              device], env)
+                pair[emu] = _subprocess_json(["-m", "benchmarks.speedlib.scale", "step", str(n), mode, emu,
+                                              str(steps), device], env, REPO)
             res = {"entities": n, "tables": mode, "sparse": mode != "dense", "plain_seconds": secs(pair["plain"]["seconds"]),
                    "emu_seconds": secs(pair["emu"]["seconds"]), "peak_rss_gb": pair["plain"]["peak_rss_gb"],
                    "peak_rss_gb_emu": pair["emu"]["peak_rss_gb"]}
@@ -75,8 +78,8 @@ def scale(entities, steps, data_dir, parallel_steps, device, modes, with_eval, s
                                                          get[small, "dense"][f"{emu}_seconds"], 2)
                                               for emu in ("plain", "emu")}
     if with_eval:
-        out["evaluation"] = _subprocess_json(["-m", "speedlib.scale", "eval", str(big), "1000"],
-                                             dict(env, DGL_EMU_NO_MALLOC_TUNING="1"))
+        out["evaluation"] = _subprocess_json(["-m", "benchmarks.speedlib.scale", "eval", str(big), "1000"],
+                                             dict(env, DGL_EMU_NO_MALLOC_TUNING="1"), REPO)
         click.echo(f"evaluation at E={big}: {out['evaluation']['seconds']:.1f} s, "
                    f"peak {out['evaluation']['peak_rss_gb']:.2f} GB", err=True)
     if data_dir:

@@ -1,7 +1,7 @@
 """The scale benchmark's measurements, each in its own process so its peak memory is its own.
 
-    python -m speedlib.scale step E dense|sparse|shared plain|emu STEPS -> JSON: median seconds per step, peak RSS
-    python -m speedlib.scale eval E TRIPLES                      -> JSON: seconds, peak RSS of an evaluation
+    python -m benchmarks.speedlib.scale step E dense|sparse|shared plain|emu STEPS -> JSON: median s/step, peak RSS
+    python -m benchmarks.speedlib.scale eval E TRIPLES                      -> JSON: seconds, peak RSS of an evaluation
 
 Generated KGs (:func:`dgl_emu.data.generate_large_kg`, 2E training triples, Zipf-skewed degrees),
 DistMult d=100, batch 1000, 256 uniform negatives, Adagrad at lr 0.1. ``shared``: sparse tables,
@@ -24,7 +24,7 @@ from dgl_emu.nn.emu import EmbeddingMutation
 from dgl_emu.nn.encoders import LookupEncoder
 from dgl_emu.nn.interactions import DistMult
 from dgl_emu.sampling import UniformNegativeSampler
-from dgl_emu.training import Objective, OptimizerSchedule, Trainer
+from dgl_emu.training import NegativeSampling, Objective, OptimizerSchedule, Trainer
 from dgl_emu.utils import tune_cpu_allocator
 
 DIM, BATCH, NEGATIVES = 100, 1000, 256
@@ -54,7 +54,7 @@ def step(num_entities: int, mode: str, emu: bool, steps: int, warmup: int = 3, d
                  else Objective(model, CrossEntropyLoss()))
     sampler = UniformNegativeSampler(kg.num_entities, NEGATIVES, kg.num_relations, seed=1,
                                      chunk_size=SHARED_CHUNK if mode == "shared" else None)
-    trainer = Trainer(objective, sampler, kg.splits["train"], num_steps=warmup + steps, batch_size=BATCH,
+    trainer = Trainer(objective, NegativeSampling(sampler), kg.splits["train"], num_steps=warmup + steps, batch_size=BATCH,
                       optimizer=OptimizerSchedule("adagrad", 0.1), progress=False, device=torch.device(device))
     times = []
     for i in range(warmup + steps):

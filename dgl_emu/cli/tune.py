@@ -11,7 +11,6 @@ from ..data import ChecksumError, DataFormatError, DatasetNotFoundError
 from ..pipeline import RunInterrupted
 from ..training import CheckpointError
 from ..tuning import apply_overrides, read_search_file, search_space
-from ..tuning.lock import StudyLocked
 from .options import given_options, parse_set, run_options
 from .run import usage_error
 
@@ -89,7 +88,7 @@ def tune(ctx, config_file, trials, timeout, search_file, prune_after, prune_warm
     import optuna  # start-up cost: Optuna (0.2 s) is imported only when a study runs
     from ..tuning.compare import compare_emu as run_comparison, format_report  # start-up cost: Optuna
     from ..tuning.pruning import MedianRule  # start-up cost: Optuna
-    from ..tuning.study import default_study_dir, tune as run_study  # start-up cost: Optuna
+    from ..tuning.study import StudyLocked, default_study_dir, tune as run_study  # start-up cost: Optuna
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     given = given_options(ctx, options)
     sets = parse_set(set_values)

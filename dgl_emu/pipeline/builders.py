@@ -14,6 +14,7 @@ from ..data import KnowledgeGraph, UnseenEntityPolicy, load_dataset, with_recipr
 from ..evaluation import EVALUATORS
 from ..losses import LOSSES, REGULARIZERS, EMULoss
 from ..models import KGEModel
+from ..naming import run_name
 from ..nn.emu import MUTATIONS
 from ..nn.encoders import ENCODERS
 from ..nn.encoders.graph_utils import require_graph_device
@@ -134,15 +135,10 @@ def build_batches(cfg: RunConfig, graph) -> BatchStrategy:
 
 
 def default_output(cfg: RunConfig) -> Path:
-    """``runs/<dataset>-[<encoder>-]<model>-<sampler|regime>[-rec]-<emu variant|plain>-d<dim>-s<seed>``
-    (an all-entity regime in the sampler's place; ``rec``: reciprocal relations)."""
-    name = Path(cfg.data.train).parent.name if cfg.data.train else cfg.data.dataset
-    enc = f"{cfg.encoder.name}-" if cfg.gnn else ""
-    emu = "plain" if cfg.emu.name == NONE else cfg.emu.name
-    dim = cfg.model.options["dim"]
-    against = cfg.sampler.name if REGIMES.get(cfg.regime.name).uses_sampler else cfg.regime.name
-    rec = "-rec" if cfg.regime.options["reciprocal"] else ""
-    return Path("runs") / f"{name}-{enc}{cfg.model.name}-{against}{rec}-{emu}-d{dim}-s{cfg.seed}"
+    """``runs/<dataset>-[<encoder>-]<model>-<sampler|regime>[-rec]-<emu variant|plain>[-2draws]-d<dim>-s<seed>``
+    (an all-entity regime in the sampler's place; ``rec``: reciprocal relations): the run's
+    :func:`~dgl_emu.naming.run_name`, the mutation named ``mutation``."""
+    return Path("runs") / run_name(cfg, mutation_label="mutation")
 
 
 

@@ -4,7 +4,7 @@
 next to itself; :mod:`.study` runs a resumable study (SQLite in the study directory, median
 pruning on validation MRR, one run directory per trial); :mod:`.report` writes the trials table,
 ``best.yaml`` and the importance plot; :mod:`.compare` tunes EMU and its plain baseline with
-equal budgets; :mod:`.lock` keeps one tuner per study directory.
+equal budgets; a :class:`~dgl_emu.locking.DirectoryLock` keeps one tuner per study directory.
 
 Only :mod:`.space` is imported here (components import it to declare their ranges); the study
 modules import Optuna, so they are imported by name::

@@ -33,16 +33,22 @@ from ..config import ConfigError, RunConfig
 from ..pipeline import RunDiverged, RunInterrupted, default_output, run
 from ..pipeline.rundir import config_differences
 from ..training import Callback
-from .lock import DirectoryLock
+from ..locking import DirectoryLock, Locked
 from .pruning import TPE_STARTUP, MedianRule
 from .report import finished_trials, write_best, write_importance, write_tables
 from .space import Param, describe_space, search_space, space_to_dict
 
 __all__ = ["tune", "Tuner", "TuneResult", "PruningCallback", "default_study_dir", "finished_trials",
-           "STUDY_NAME"]
+           "STUDY_NAME", "StudyLocked"]
 
 STUDY_NAME = "dgl-emu"  #: the study's name in ``study.db`` (one study per directory)
 LOCK, DATABASE, TRIALS = "tune.lock", "study.db", "trials"
+LOCKED = ("{directory} is in use by another dgl-emu tune (PID {pid}); wait for it, or stop it and re-run "
+          "to resume")
+
+
+class StudyLocked(Locked):
+    """Another live process is tuning in the same directory."""
 
 
 class PruningCallback(Callback):
@@ -137,7 +143,7 @@ class Tuner:
         #: the first trial's values (``config_first``), checked here before any study is opened
         self.first_values = self.config_values() if config_first else None
         self.notify = notify or (lambda message: None)
-        self.lock = DirectoryLock(self.out_dir / LOCK)
+        self.lock = DirectoryLock(self.out_dir / LOCK, LOCKED, StudyLocked)
         self.study: Optional[optuna.Study] = None
 
     # ------------------------------------------------------------------ opening

@@ -1,4 +1,4 @@
-"""aggregate.py --arm-field: settings that belong to an arm (the published baselines' regulariser)
+"""``python -m benchmarks aggregate --arm-field``: settings that belong to an arm (the published baselines' regulariser)
 pair the arms instead of splitting rows, and are reported per side."""
 from __future__ import annotations
 
@@ -7,9 +7,11 @@ import statistics
 
 import pytest
 
+from benchmarks.agglib.aggregate import aggregate
 from dgl_emu.config import RunConfig
 from dgl_emu.utils import atomic_write_json
 
+from .conftest import bench
 from .test_grid import _by_hand, _metrics
 
 BASE = [0.30, 0.32, 0.34]   # baseline with the whole-table penalty
@@ -27,14 +29,14 @@ def _write(folder, emu_weights=(0.0, 0.0, 0.0)):
         atomic_write_json(folder / f"emu-s{seed}.json", _metrics(emu, EMU[seed], EMU[seed] / 2))
 
 
-def test_arm_fields_pair_the_arms_and_are_reported_per_side(aggregate, tmp_path, capsys):
+def test_arm_fields_pair_the_arms_and_are_reported_per_side(tmp_path, capsys):
     res = tmp_path / "r"
     _write(res)
-    split, _ = aggregate.aggregate(res)  # without: two half rows, nothing compared
+    split, _ = aggregate(res)  # without: two half rows, nothing compared
     assert len(split["rows"]) == 2 and all(r["difference"] is None for r in split["rows"])
     assert split["extra_fields"] == ["regularizer", "regularizer_weight"]
 
-    assert aggregate.main([str(res), "--arm-field", "regularizer", "--arm-field", "regularizer_weight"]) == 0
+    assert bench("aggregate", str(res), "--arm-field", "regularizer", "--arm-field", "regularizer_weight") == 0
     summary = json.loads((res / "summary.json").read_text())
     assert summary["extra_fields"] == [] and summary["arm_fields"] == ["regularizer", "regularizer_weight"]
     (row,) = summary["rows"]
@@ -52,12 +54,12 @@ def test_arm_fields_pair_the_arms_and_are_reported_per_side(aggregate, tmp_path,
     assert "Arm columns" in md
 
 
-def test_an_arm_field_that_varies_within_a_side_is_refused(aggregate, tmp_path, capsys):
+def test_an_arm_field_that_varies_within_a_side_is_refused(tmp_path, capsys):
     res = tmp_path / "r"
     _write(res, emu_weights=(0.0, 0.0, 1e-3))  # one EMU seed with another weight
-    assert aggregate.main([str(res), "--arm-field", "regularizer", "--arm-field", "regularizer_weight"]) == 2
+    assert bench("aggregate", str(res), "--arm-field", "regularizer", "--arm-field", "regularizer_weight") == 2
     err = capsys.readouterr().err
     assert err.startswith("error: --arm-field regularizer_weight: the emu runs of one row differ") and "0.001" in err
     assert not (res / "summary.md").exists()
-    assert aggregate.main([str(res), "--arm-field", "no_such_field"]) == 2
+    assert bench("aggregate", str(res), "--arm-field", "no_such_field") == 2
     assert "--arm-field no_such_field: no result's configuration has this field" in capsys.readouterr().err

@@ -1,4 +1,4 @@
-"""benchmarks/run_grid.py: grid expansion, validation, skip/resume, failures; benchmarks/aggregate.py."""
+"""``python -m benchmarks grid``: grid expansion, validation, skip/resume, failures; ``aggregate``."""
 from __future__ import annotations
 
 import json
@@ -14,7 +14,15 @@ from scipy.stats import t as student_t
 from dgl_emu.config import RunConfig
 from dgl_emu.utils import atomic_write_json
 
-from .conftest import BENCHMARKS, GRIDS
+from benchmarks.agglib import plots
+from benchmarks.agglib.aggregate import aggregate
+from benchmarks.agglib.records import load_results
+from benchmarks.agglib.report import fmt_diff
+from benchmarks.agglib.stats import paired_difference, verdict
+from benchmarks.gridlib import runner
+from benchmarks.gridlib.spec import GridError, expand, load_grid
+
+from .conftest import BENCHMARKS, GRIDS, bench
 
 SMOKE = GRIDS / "smoke.yaml"
 SMOKE_IDS = ["synthetic-transe-uniform-plain-d8-s0", "synthetic-transe-uniform-emu-d8-s0",
@@ -64,10 +72,10 @@ def fake_pipeline(monkeypatch):
 
 
 # ---------------------------------------------------------------------------- expansion
-def test_smoke_grid_expands_to_expected_run_ids(run_grid, tmp_path):
-    grid = run_grid.load_grid(SMOKE)
+def test_smoke_grid_expands_to_expected_run_ids(tmp_path):
+    grid = load_grid(SMOKE)
     assert grid.name == "smoke"
-    runs = run_grid.expand(grid, work_dir=tmp_path / "w", results_dir=tmp_path / "r")
+    runs = expand(grid, work_dir=tmp_path / "w", results_dir=tmp_path / "r")
     assert [r.run_id for r in runs] == SMOKE_IDS
     for r in runs:
         assert r.run_dir == (tmp_path / "w" / r.run_id).resolve()
@@ -78,24 +86,24 @@ def test_smoke_grid_expands_to_expected_run_ids(run_grid, tmp_path):
         assert r.config.progress is False
 
 
-def test_default_directories_are_under_benchmarks(run_grid):
-    runs = run_grid.expand(run_grid.load_grid(SMOKE))
+def test_default_directories_are_under_benchmarks():
+    runs = expand(load_grid(SMOKE))
     assert runs[0].run_dir == BENCHMARKS / "work" / "smoke" / SMOKE_IDS[0]
     assert runs[0].result_path == BENCHMARKS / "results" / "smoke" / f"{SMOKE_IDS[0]}.json"
 
 
-def test_per_value_overrides_apply(run_grid, tmp_path):
-    runs = run_grid.expand(run_grid.load_grid(SMOKE), work_dir=tmp_path)
+def test_per_value_overrides_apply(tmp_path):
+    runs = expand(load_grid(SMOKE), work_dir=tmp_path)
     lrs = {r.run_id: r.config.get("optimizer.lr") for r in runs}
     assert lrs == {SMOKE_IDS[0]: 0.05, SMOKE_IDS[1]: 0.05, SMOKE_IDS[2]: 0.1, SMOKE_IDS[3]: 0.1}
     assert [r.config.emu_enabled for r in runs] == [False, True, False, True]
 
 
-def test_shared_negatives_grid_names_its_chunks_and_shares_p1_ids(run_grid, tmp_path):
+def test_shared_negatives_grid_names_its_chunks_and_shares_p1_ids(tmp_path):
     """A section option as an axis names the run by its last name (``chunk_size256``); an unset
     value names nothing, so those runs keep p1-shallow's ids (and its finished results)."""
-    runs = run_grid.expand(run_grid.load_grid(GRIDS / "shared-negatives.yaml"), work_dir=tmp_path)
-    p1 = {r.run_id for r in run_grid.expand(run_grid.load_grid(GRIDS / "p1-shallow.yaml"), work_dir=tmp_path)}
+    runs = expand(load_grid(GRIDS / "shared-negatives.yaml"), work_dir=tmp_path)
+    p1 = {r.run_id for r in expand(load_grid(GRIDS / "p1-shallow.yaml"), work_dir=tmp_path)}
     chunked = [r for r in runs if r.config.get("sampler.chunk_size") == 256]
     independent = [r for r in runs if r.config.get("sampler.chunk_size") is None]
     assert len(chunked) == len(independent) == 12 == len({r.run_id for r in runs}) // 2
@@ -103,8 +111,8 @@ def test_shared_negatives_grid_names_its_chunks_and_shares_p1_ids(run_grid, tmp_
     assert {r.run_id for r in independent} <= p1
 
 
-def test_published_grids_expand(run_grid, tmp_path):
-    p1 = run_grid.expand(run_grid.load_grid(GRIDS / "p1-shallow.yaml"), work_dir=tmp_path)
+def test_published_grids_expand(tmp_path):
+    p1 = expand(load_grid(GRIDS / "p1-shallow.yaml"), work_dir=tmp_path)
     assert len(p1) == 3 * 4 * 2 * 2 * 3 + 3 * 3 == len({r.run_id for r in p1})
     by_id = {r.run_id: r.config.aliased() for r in p1}
     d500 = sorted(i for i in by_id if "-d500-" in i)
@@ -118,7 +126,7 @@ def test_published_grids_expand(run_grid, tmp_path):
     assert (sans["sans_k"], sans["sans_walks"]) == (3, 1000)
     assert (cfg["eval_every"], cfg["patience"]) == (20, 10)       # early stopping: these datasets overfit fast
     # the superseded first protocol: same runs, validation every 200 steps, no early stopping
-    coarse = run_grid.expand(run_grid.load_grid(GRIDS / "p1-shallow-coarse.yaml"), work_dir=tmp_path)
+    coarse = expand(load_grid(GRIDS / "p1-shallow-coarse.yaml"), work_dir=tmp_path)
     assert [r.run_id for r in coarse] == [r.run_id for r in p1]
     for a, b in zip(coarse, p1):
         diff = {k for k, v in a.config.aliased().items() if b.config.aliased()[k] != v}
@@ -129,14 +137,14 @@ def test_published_grids_expand(run_grid, tmp_path):
     assert by_id["kinships-complex-sans-emu-d100-s1"]["lr"] == 0.1
     assert cfg["data_dir"] == str((REPO / "../shared/datasets").resolve())  # relative to the repository root
 
-    p2 = run_grid.expand(run_grid.load_grid(GRIDS / "p2-large.yaml"), work_dir=tmp_path)
+    p2 = expand(load_grid(GRIDS / "p2-large.yaml"), work_dir=tmp_path)
     ids = [r.run_id for r in p2]
     assert len(ids) == 10
     assert sorted(i for i in ids if "-d500-" in i) == ["fb15k-237-distmult-uniform-plain-d500-s0",
                                                        "wn18rr-distmult-uniform-plain-d500-s0"]
     assert all(r.config.training.steps == 20000 and r.config.training.eval_every == 2000 for r in p2)
 
-    gnn = run_grid.expand(run_grid.load_grid(GRIDS / "gnn.yaml"), work_dir=tmp_path)
+    gnn = expand(load_grid(GRIDS / "gnn.yaml"), work_dir=tmp_path)
     assert len(gnn) == 3 * 2 * 2 * 3
     assert {r.config.encoder.name for r in gnn} == {"rgcn", "compgcn"}
     assert all(tuple(r.config.aliased()[k] for k in ("optimizer", "lr", "steps", "dim")) == ("adam", 0.01, 1000, 100)
@@ -144,11 +152,11 @@ def test_published_grids_expand(run_grid, tmp_path):
     assert "kinships-compgcn-distmult-uniform-emu-d100-s2" in {r.run_id for r in gnn}
 
 
-def test_extra_axes_and_exclude(run_grid, tmp_path):
+def test_extra_axes_and_exclude(tmp_path):
     path = tmp_path / "g.yaml"
     path.write_text("name: g\nbase: {dim: 8}\naxes:\n  model: [transe, rotate]\n  lr: [0.05, 0.1]\n"
                     "exclude:\n  - {model: rotate, lr: 0.1}\n")
-    ids = [r.run_id for r in run_grid.expand(run_grid.load_grid(path), work_dir=tmp_path)]
+    ids = [r.run_id for r in expand(load_grid(path), work_dir=tmp_path)]
     assert ids == ["synthetic-transe-uniform-emu-d8-s0-lr0.05", "synthetic-transe-uniform-emu-d8-s0-lr0.1",
                    "synthetic-rotate-uniform-emu-d8-s0-lr0.05"]
 
@@ -171,50 +179,50 @@ BAD_GRIDS = {
 
 
 @pytest.mark.parametrize("case", sorted(BAD_GRIDS))
-def test_invalid_grid_fails_before_training(run_grid, fake_pipeline, tmp_path, capsys, case):
+def test_invalid_grid_fails_before_training(fake_pipeline, tmp_path, capsys, case):
     text, field = BAD_GRIDS[case]
     path = tmp_path / "bad-grid.yaml"
     path.write_text(text)
-    assert run_grid.main([str(path), *_dirs(tmp_path)]) == 2
+    assert bench("grid", str(path), *_dirs(tmp_path)) == 2
     err = capsys.readouterr().err
     assert str(path) in err and field in err, err
     assert fake_pipeline.calls == []
     assert not (tmp_path / "work").exists() and not (tmp_path / "results").exists()
 
 
-def test_bad_value_later_in_grid_stops_everything(run_grid, fake_pipeline, tmp_path, capsys):
+def test_bad_value_later_in_grid_stops_everything(fake_pipeline, tmp_path, capsys):
     """Validation covers every run before the first one trains."""
     path = tmp_path / "late.yaml"
     path.write_text("name: late\nbase: {dim: 8, steps: 5}\naxes:\n  model: [transe, distmult]\n"
                     "per_value: {model: {distmult: {keep_prob: 1.5}}}\n")
-    assert run_grid.main([str(path), *_dirs(tmp_path)]) == 2
+    assert bench("grid", str(path), *_dirs(tmp_path)) == 2
     err = capsys.readouterr().err
     assert str(path) in err and "keep_prob" in err and "model=distmult" in err
     assert fake_pipeline.calls == []
 
 
 # ---------------------------------------------------------------------------- runner (stubbed training)
-def test_dry_run_trains_nothing(run_grid, fake_pipeline, tmp_path, capsys):
-    assert run_grid.main([str(SMOKE), "--dry-run", *_dirs(tmp_path)]) == 0
+def test_dry_run_trains_nothing(fake_pipeline, tmp_path, capsys):
+    assert bench("grid", str(SMOKE), "--dry-run", *_dirs(tmp_path)) == 0
     out = capsys.readouterr().out
     assert out.count("would train") == 4 and all(i in out for i in SMOKE_IDS)
     assert fake_pipeline.calls == [] and not (tmp_path / "work").exists()
 
 
-def test_only_and_max_runs(run_grid, fake_pipeline, tmp_path, capsys):
-    assert run_grid.main([str(SMOKE), "--only", "distmult", "--max-runs", "1", *_dirs(tmp_path)]) == 0
+def test_only_and_max_runs(fake_pipeline, tmp_path, capsys):
+    assert bench("grid", str(SMOKE), "--only", "distmult", "--max-runs", "1", *_dirs(tmp_path)) == 0
     assert fake_pipeline.calls == [SMOKE_IDS[2]]
     out = capsys.readouterr().out
     assert "[1/2]" in out and "1 not started" in out
-    assert run_grid.main([str(SMOKE), *_dirs(tmp_path)]) == 0
+    assert bench("grid", str(SMOKE), *_dirs(tmp_path)) == 0
     assert fake_pipeline.calls == [SMOKE_IDS[2], SMOKE_IDS[0], SMOKE_IDS[1], SMOKE_IDS[3]]
     out = capsys.readouterr().out
     assert f"{SMOKE_IDS[2]}: skipped (finished)" in out and "ETA" in out
 
 
-def test_failing_run_is_recorded_and_others_continue(run_grid, fake_pipeline, tmp_path, capsys):
+def test_failing_run_is_recorded_and_others_continue(fake_pipeline, tmp_path, capsys):
     fake_pipeline.fail_on = "transe-uniform-emu"
-    assert run_grid.main([str(SMOKE), *_dirs(tmp_path)]) == 1
+    assert bench("grid", str(SMOKE), *_dirs(tmp_path)) == 1
     captured = capsys.readouterr()
     assert "FAILED" in captured.out and "RuntimeError: boom" in captured.out
     assert SMOKE_IDS[1] in captured.err
@@ -224,23 +232,23 @@ def test_failing_run_is_recorded_and_others_continue(run_grid, fake_pipeline, tm
     assert results == sorted(set(SMOKE_IDS) - {SMOKE_IDS[1]})
     # fixed: the re-run trains only the failed run and clears its error.txt
     fake_pipeline.fail_on = None
-    assert run_grid.main([str(SMOKE), *_dirs(tmp_path)]) == 0
+    assert bench("grid", str(SMOKE), *_dirs(tmp_path)) == 0
     assert fake_pipeline.calls[-1] == SMOKE_IDS[1] and len(fake_pipeline.calls) == 5
     assert not (tmp_path / "work" / SMOKE_IDS[1] / "error.txt").exists()
 
 
-def test_changed_grid_is_refused(run_grid, fake_pipeline, tmp_path, capsys):
-    assert run_grid.main([str(SMOKE), "--max-runs", "1", *_dirs(tmp_path)]) == 0
+def test_changed_grid_is_refused(fake_pipeline, tmp_path, capsys):
+    assert bench("grid", str(SMOKE), "--max-runs", "1", *_dirs(tmp_path)) == 0
     changed = tmp_path / "smoke.yaml"
     changed.write_text(SMOKE.read_text().replace("steps: 30", "steps: 40"))
-    assert run_grid.main([str(changed), *_dirs(tmp_path)]) == 2
+    assert bench("grid", str(changed), *_dirs(tmp_path)) == 2
     err = capsys.readouterr().err
     assert "steps" in err and SMOKE_IDS[0] in err
     assert len(fake_pipeline.calls) == 1
 
 
 # ---------------------------------------------------------------------------- runner (real training)
-def test_smoke_grid_runs_skips_and_resumes(run_grid, tmp_path, capsys, monkeypatch):
+def test_smoke_grid_runs_skips_and_resumes(tmp_path, capsys, monkeypatch):
     from dgl_emu.pipeline import run as run_pipeline
     from dgl_emu.training.trainer import Trainer
 
@@ -257,7 +265,7 @@ def test_smoke_grid_runs_skips_and_resumes(run_grid, tmp_path, capsys, monkeypat
         return path
 
     monkeypatch.setattr(Trainer, "save_checkpoint", interrupted)
-    assert run_grid.main(args + ["--max-runs", "1"]) == 130
+    assert bench("grid", *args, "--max-runs", "1") == 130
     monkeypatch.undo()
     first = work / SMOKE_IDS[0]
     assert (first / "last.pt").exists() and not (first / "metrics.json").exists()
@@ -265,7 +273,7 @@ def test_smoke_grid_runs_skips_and_resumes(run_grid, tmp_path, capsys, monkeypat
     capsys.readouterr()
 
     # 2. the same command resumes it and runs the others
-    assert run_grid.main(args) == 0
+    assert bench("grid", *args) == 0
     out = capsys.readouterr().out
     assert f"{SMOKE_IDS[0]}: resumed at step 15, done in" in out
     assert out.count("done in") == 4 and "test MRR" in out and "ETA" in out
@@ -283,7 +291,7 @@ def test_smoke_grid_runs_skips_and_resumes(run_grid, tmp_path, capsys, monkeypat
         resumed["test"]["both"]["realistic"]["mrr"], abs=1e-6)
 
     # 3. a second invocation skips everything
-    assert run_grid.main(args) == 0
+    assert bench("grid", *args) == 0
     out = capsys.readouterr().out
     assert out.count("skipped (finished)") == 4 and "done in" not in out
 
@@ -295,7 +303,7 @@ def test_smoke_grid_runs_skips_and_resumes(run_grid, tmp_path, capsys, monkeypat
     # 5. run directory gone but results JSON committed (a fresh clone): still finished
     import shutil
     shutil.rmtree(work / SMOKE_IDS[2])
-    assert run_grid.main(args) == 0
+    assert bench("grid", *args) == 0
     out = capsys.readouterr().out
     assert f"{SMOKE_IDS[1]}: resumed at step 30, done in" in out
     assert out.count("skipped (finished)") == 3
@@ -328,12 +336,12 @@ def _by_hand(base, emu):
     return mean, half
 
 
-def test_aggregate_statistics_by_hand(aggregate, tmp_path, capsys):
+def test_aggregate_statistics_by_hand(tmp_path, capsys):
     res = tmp_path / "results"
     res.mkdir()
     _write_results(res)
     atomic_write_json(res / "speed-eval.json", {"benchmark": "eval"})  # not a run result: ignored
-    assert aggregate.main([str(res)]) == 0
+    assert bench("aggregate", str(res)) == 0
     stdout = capsys.readouterr().out
     summary = json.loads((res / "summary.json").read_text())
     rows = {r["model"]: r for r in summary["rows"]}
@@ -377,11 +385,11 @@ def test_aggregate_statistics_by_hand(aggregate, tmp_path, capsys):
     assert (res / "differences.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_aggregate_dimension_plot_and_out_dir(aggregate, tmp_path):
+def test_aggregate_dimension_plot_and_out_dir(tmp_path):
     res, out = tmp_path / "results", tmp_path / "out"
     res.mkdir()
     _write_results(res, dims=(100, 500))
-    assert aggregate.main([str(res), "--out", str(out)]) == 0
+    assert bench("aggregate", str(res), "--out", str(out)) == 0
     for name in ("summary.md", "summary.json", "mrr_hits1.png", "dimension.png"):
         assert (out / name).exists(), name
     assert (out / "dimension.png").read_bytes()[:4] == b"\x89PNG"
@@ -396,31 +404,31 @@ def test_aggregate_dimension_plot_and_out_dir(aggregate, tmp_path):
     assert "larger dimension" in (out / "summary.md").read_text()
 
 
-def test_paired_difference_edge_cases(aggregate):
-    one = aggregate.paired_difference({0: 0.30}, {0: 0.35})
+def test_paired_difference_edge_cases():
+    one = paired_difference({0: 0.30}, {0: 0.35})
     assert one["n"] == 1 and one["ci95"] is None and one["note"] == "n=1"
     assert one["mean"] == pytest.approx(0.05)
-    assert aggregate.fmt_diff(one) == "+0.0500 (n=1)"
-    assert aggregate.verdict(one) == "higher (n=1)"
-    worse = aggregate.paired_difference({0: 0.40, 1: 0.41, 2: 0.42}, {0: 0.38, 1: 0.38, 2: 0.40})
-    assert worse["ci95"][1] < 0 and aggregate.verdict(worse) == "worse"
-    assert aggregate.verdict(None) == "—"
-    unpaired = aggregate.paired_difference({0: 0.30, 1: 0.40}, {2: 0.45})
+    assert fmt_diff(one) == "+0.0500 (n=1)"
+    assert verdict(one) == "higher (n=1)"
+    worse = paired_difference({0: 0.40, 1: 0.41, 2: 0.42}, {0: 0.38, 1: 0.38, 2: 0.40})
+    assert worse["ci95"][1] < 0 and verdict(worse) == "worse"
+    assert verdict(None) == "—"
+    unpaired = paired_difference({0: 0.30, 1: 0.40}, {2: 0.45})
     assert unpaired["note"] == "unpaired" and unpaired["mean"] == pytest.approx(0.10)
-    assert aggregate.verdict(unpaired) == "higher (unpaired)"
-    assert aggregate.paired_difference({0: 0.3}, {}) is None
+    assert verdict(unpaired) == "higher (unpaired)"
+    assert paired_difference({0: 0.3}, {}) is None
     # only the seeds both sides have are paired
-    partial = aggregate.paired_difference({0: 0.1, 1: 0.2, 2: 0.3}, {0: 0.2, 1: 0.4})
+    partial = paired_difference({0: 0.1, 1: 0.2, 2: 0.3}, {0: 0.2, 1: 0.4})
     assert partial["seeds"] == [0, 1] and partial["mean"] == pytest.approx(0.15)
 
 
-def test_aggregate_single_seed_and_missing_side(aggregate, tmp_path):
+def test_aggregate_single_seed_and_missing_side(tmp_path):
     res = tmp_path / "r"
     res.mkdir()
     atomic_write_json(res / "a.json", _metrics(RunConfig(dataset="wn18rr", model="distmult", emu=False, dim=500), 0.4, 0.3))
     atomic_write_json(res / "b.json", _metrics(RunConfig(dataset="wn18rr", model="distmult", emu=False), 0.4, 0.3))
     atomic_write_json(res / "c.json", _metrics(RunConfig(dataset="wn18rr", model="distmult", emu=True), 0.45, 0.35))
-    summary, table = aggregate.aggregate(res)
+    summary, table = aggregate(res)
     assert "+0.0500 (n=1)" in table
     d500 = next(r for r in summary["rows"] if r["dim"] == 500)
     assert d500["emu"] is None and d500["difference"] is None
@@ -429,50 +437,59 @@ def test_aggregate_single_seed_and_missing_side(aggregate, tmp_path):
     assert d500["verdict"] == {"mrr": "—", "hits@1": "—"}
 
 
-def test_no_differences_plot_without_pairs(aggregate, tmp_path):
+def test_no_differences_plot_without_pairs(tmp_path):
     res = tmp_path / "r"
     res.mkdir()
     atomic_write_json(res / "a.json", _metrics(RunConfig(dataset="umls", model="distmult", emu=False), 0.4, 0.3))
-    summary, _ = aggregate.aggregate(res)
+    summary, _ = aggregate(res)
     assert not (res / "differences.png").exists()
     assert (res / "summary.md").exists()
 
 
-def test_aggregate_refuses_duplicates_and_empty(aggregate, tmp_path, capsys):
+def test_aggregate_refuses_duplicates_and_empty(tmp_path, capsys):
     res = tmp_path / "r"
     res.mkdir()
-    assert aggregate.main([str(res)]) == 2
+    assert bench("aggregate", str(res)) == 2
     cfg = RunConfig(dataset="umls", model="distmult", emu=True)
     atomic_write_json(res / "x.json", _metrics(cfg, 0.4, 0.3))
     atomic_write_json(res / "y.json", _metrics(cfg, 0.5, 0.3))
-    assert aggregate.main([str(res)]) == 2
+    assert bench("aggregate", str(res)) == 2
     assert "same run" in capsys.readouterr().err
 
 
-def test_run_held_by_another_runner_is_left_to_it(run_grid, fake_pipeline, tmp_path, capsys):
-    import fcntl
+def test_run_held_by_another_runner_is_left_to_it(fake_pipeline, tmp_path, capsys):
+    """A run whose lock another live runner holds is skipped; once that runner is gone (killed:
+    its lock file stays behind, naming a dead process) the next invocation takes the run over."""
+    import subprocess
     held_id = SMOKE_IDS[1]
     run_dir = tmp_path / "work" / held_id
     run_dir.mkdir(parents=True)
-    with open(run_dir / ".run_grid.lock", "w") as held:
-        held.write("12345")
-        held.flush()
-        fcntl.flock(held.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        assert run_grid.main([str(SMOKE), *_dirs(tmp_path)]) == 0
+    code = ("import sys; from dgl_emu.locking import DirectoryLock\n"
+            f"DirectoryLock({str(run_dir / runner.LOCK_NAME)!r}).acquire()\n"
+            "print('held', flush=True); sys.stdin.readline()\n")
+    other = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert other.stdout.readline().strip() == "held"
+        assert bench("grid", str(SMOKE), *_dirs(tmp_path)) == 0
         out = capsys.readouterr().out
-        assert f"{held_id}: skipped (another runner, pid 12345, is training it)" in out
+        assert f"{held_id}: skipped (another runner, pid {other.pid}, is training it)" in out
         assert "3 done, 0 skipped, 0 failed, 1 being trained by another runner" in out
+    finally:
+        other.kill()
+        other.wait()
     assert sorted(fake_pipeline.calls) == sorted(i for i in SMOKE_IDS if i != held_id)
     assert not (tmp_path / "results" / f"{held_id}.json").exists()
-    # released: the next invocation trains only the run that was held
-    assert run_grid.main([str(SMOKE), *_dirs(tmp_path)]) == 0
+    assert (run_dir / runner.LOCK_NAME).exists()  # left by the killed runner
+    # its holder is gone: the next invocation trains only the run that was held
+    assert bench("grid", str(SMOKE), *_dirs(tmp_path)) == 0
     assert fake_pipeline.calls[-1] == held_id and len(fake_pipeline.calls) == 4
+    assert not (run_dir / runner.LOCK_NAME).exists()  # released after the run
 
 
-def test_run_finished_by_another_runner_after_the_scan_is_not_retrained(run_grid, fake_pipeline, tmp_path,
+def test_run_finished_by_another_runner_after_the_scan_is_not_retrained(fake_pipeline, tmp_path,
                                                                          monkeypatch, capsys):
     """Between the start-up scan and taking a run's lock, another runner may finish it."""
-    real_lock = run_grid.lock
+    real_lock = runner.lock_run
 
     def lock_after_other_runner_finished(run_dir):
         handle = real_lock(run_dir)
@@ -481,8 +498,8 @@ def test_run_finished_by_another_runner_after_the_scan_is_not_retrained(run_grid
                               _metrics(RunConfig(dataset="synthetic"), 0.5, 0.5))
         return handle
 
-    monkeypatch.setattr(run_grid, "lock", lock_after_other_runner_finished)
-    assert run_grid.main([str(SMOKE), *_dirs(tmp_path)]) == 0
+    monkeypatch.setattr(runner, "lock_run", lock_after_other_runner_finished)
+    assert bench("grid", str(SMOKE), *_dirs(tmp_path)) == 0
     assert SMOKE_IDS[0] not in fake_pipeline.calls and len(fake_pipeline.calls) == 3
     out = capsys.readouterr().out
     assert f"{SMOKE_IDS[0]}: skipped (finished by another runner)" in out
@@ -491,7 +508,7 @@ def test_run_finished_by_another_runner_after_the_scan_is_not_retrained(run_grid
     assert copied["best_valid_mrr"] == 0.5
 
 
-def test_aggregate_validation_curves(aggregate, tmp_path, monkeypatch, capsys):
+def test_aggregate_validation_curves(tmp_path, monkeypatch, capsys):
     res = tmp_path / "r"
     res.mkdir()
     for emu in (False, True):
@@ -499,39 +516,39 @@ def test_aggregate_validation_curves(aggregate, tmp_path, monkeypatch, capsys):
         m = _metrics(cfg, 0.3, 0.2)
         m["validations"] = [{"step": s, "valid_mrr": 0.1 * s + (0.05 if emu else 0)} for s in (2, 4, 6)]
         atomic_write_json(res / f"{'emu' if emu else 'plain'}.json", m)
-    records = aggregate.load_results(res)
+    records = load_results(res)
     # sorted by file name: emu.json, then plain.json
     assert [r["validations"] for r in records] == [[(s, 0.1 * s + 0.05) for s in (2, 4, 6)],
                                                   [(s, 0.1 * s) for s in (2, 4, 6)]]
-    summary, _ = aggregate.aggregate(res)
+    summary, _ = aggregate(res)
     assert (res / "curves.png").read_bytes()[:4] == b"\x89PNG"
     assert str(res / "curves.png") in summary["written"]
     assert "validations" not in json.dumps(summary)        # curves stay out of summary.json
     # too many groups for one figure: no curves.png, and a note says why
     (res / "curves.png").unlink()
-    monkeypatch.setattr(sys.modules[aggregate.plot_curves.__module__], "MAX_CURVE_PANELS", 0)
-    aggregate.aggregate(res)
+    monkeypatch.setattr(plots, "MAX_CURVE_PANELS", 0)
+    aggregate(res)
     assert not (res / "curves.png").exists()
     assert "curves.png not drawn" in capsys.readouterr().err
 
 
-def test_dimension_plot_needs_one_series_at_two_dimensions(aggregate, tmp_path):
+def test_dimension_plot_needs_one_series_at_two_dimensions(tmp_path):
     res = tmp_path / "r"
     res.mkdir()
     # two dimensions in the folder, but no model measured at both: nothing to plot
     atomic_write_json(res / "a.json", _metrics(RunConfig(dataset="umls", model="transe", emu=False, dim=100), 0.4, 0.3))
     atomic_write_json(res / "b.json", _metrics(RunConfig(dataset="umls", model="distmult", emu=False, dim=500), 0.5, 0.3))
-    summary, _ = aggregate.aggregate(res)
+    summary, _ = aggregate(res)
     assert not (res / "dimension.png").exists()
     atomic_write_json(res / "c.json", _metrics(RunConfig(dataset="umls", model="distmult", emu=True, dim=100), 0.6, 0.3))
-    summary, _ = aggregate.aggregate(res)
+    summary, _ = aggregate(res)
     assert (res / "dimension.png").read_bytes()[:4] == b"\x89PNG"
 
 
-def test_new_grids_expand_with_config_files_and_shared_runs(run_grid, tmp_path):
+def test_new_grids_expand_with_config_files_and_shared_runs(tmp_path):
     """p2-published reads the shipped paper configurations under its own fields; the grids whose
     runs are shared with p1-shallow / p2-large give those runs the same ids and configurations."""
-    p2 = {r.run_id: r.config for r in run_grid.expand(run_grid.load_grid(GRIDS / "p2-published.yaml"),
+    p2 = {r.run_id: r.config for r in expand(load_grid(GRIDS / "p2-published.yaml"),
                                                         work_dir=tmp_path)}
     base = p2["fb15k-237-distmult-uniform-plain-d100-s0"]
     assert (base.regularizer.name, base.get("regularizer.weight"), base.get("regularizer.p")) == ("table", 1e-5, 3.0)
@@ -542,24 +559,24 @@ def test_new_grids_expand_with_config_files_and_shared_runs(run_grid, tmp_path):
     control = p2["wn18rr-rotate-uniform-smoothing-d100-s0"]  # EMU's soft labels and r = 0, no mutation
     assert len(p2) == 14 and control.emu.name == "smoothing" and control.get("regularizer.weight") == 0.0
     assert (control.get("emu.negative_label"), control.get("emu.plain_weight")) == (0.53, 0.11)
-    large = {r.run_id: r.config for r in run_grid.expand(run_grid.load_grid(GRIDS / "p2-large.yaml"),
+    large = {r.run_id: r.config for r in expand(load_grid(GRIDS / "p2-large.yaml"),
                                                            work_dir=tmp_path)}
     assert emu.flat() | {"output": None} == large["fb15k-237-distmult-uniform-emu-d100-s0"].flat() | {"output": None}
     shallow = {r.run_id: r.config.flat() | {"output": None}
-               for r in run_grid.expand(run_grid.load_grid(GRIDS / "p1-shallow.yaml"), work_dir=tmp_path)}
+               for r in expand(load_grid(GRIDS / "p1-shallow.yaml"), work_dir=tmp_path)}
     for name, shared in (("p1-regimes", 36), ("p1-controls", 18)):
-        runs = run_grid.expand(run_grid.load_grid(GRIDS / f"{name}.yaml"), work_dir=tmp_path)
+        runs = expand(load_grid(GRIDS / f"{name}.yaml"), work_dir=tmp_path)
         same = [r for r in runs if r.run_id in shallow]
         assert len(same) == shared and all(r.config.flat() | {"output": None} == shallow[r.run_id] for r in same)
-    controls = {r.run_id: r.config for r in run_grid.expand(run_grid.load_grid(GRIDS / "p1-controls.yaml"),
+    controls = {r.run_id: r.config for r in expand(load_grid(GRIDS / "p1-controls.yaml"),
                                                               work_dir=tmp_path)}
     assert controls["umls-complex-uniform-emu-2draws-d100-s1"].emu.options["separate_negatives"] is True
     assert controls["codex-s-distmult-uniform-smoothing-d100-s2"].emu.name == "smoothing"
 
 
-def test_unreadable_config_file_names_the_grid(run_grid, tmp_path):
+def test_unreadable_config_file_names_the_grid(tmp_path):
     grid = tmp_path / "g.yaml"
     grid.write_text("name: g\nbase: {config: no/such/file.yaml, steps: 2}\naxes: {seed: [0]}\n")
-    with pytest.raises(run_grid.GridError) as err:
-        run_grid.expand(run_grid.load_grid(grid), work_dir=tmp_path)
+    with pytest.raises(GridError) as err:
+        expand(load_grid(grid), work_dir=tmp_path)
     assert str(err.value).startswith(f"{grid}: config: cannot read no/such/file.yaml")

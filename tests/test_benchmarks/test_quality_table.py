@@ -1,18 +1,13 @@
-"""benchmarks/quality_table.py: Markdown tables to RST for the docs."""
+"""``python -m benchmarks report``: the quality pairs' table, and Markdown tables to RST for the docs."""
 from __future__ import annotations
 
-import importlib.util
+import json
+import shutil
 
 import docutils.core
 
-from .conftest import BENCHMARKS
-
-
-def _module():
-    spec = importlib.util.spec_from_file_location("quality_table", BENCHMARKS / "quality_table.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+from benchmarks.agglib.quality import QUALITY, quality_table, write_quality_table
+from benchmarks.agglib.report import rst_table
 
 
 MD = """# Results: demo
@@ -32,7 +27,7 @@ Second table's caption:
 
 
 def test_every_markdown_table_becomes_its_own_csv_table():
-    rst = _module().rst_table(MD)   # aggregate.py's, imported by quality_table.py
+    rst = rst_table(MD)   # aggregate's, also used by report and the tuned summary
     assert rst == (".. csv-table::\n   :header-rows: 1\n\n"
                    '   "a", "b"\n   "1", "x ""y"""\n\n'
                    "Second table's caption:\n\n"
@@ -42,3 +37,18 @@ def test_every_markdown_table_becomes_its_own_csv_table():
     html = docutils.core.publish_string(rst, writer="html",
                                         settings_overrides={"halt_level": 2, "report_level": 2}).decode()
     assert html.count("<table") == 2 and "x &quot;y&quot;" in html and "caption:" in html
+
+
+def test_one_row_per_quality_result(tmp_path):
+    for path in sorted(QUALITY.glob("*.json"))[:2]:
+        shutil.copy(path, tmp_path)
+    text = write_quality_table(tmp_path)
+    assert (tmp_path / "summary.md").read_text() == text == quality_table(tmp_path)
+    assert (tmp_path / "summary.rst").read_text() == rst_table(text)
+    rows = text.splitlines()[2:]
+    assert [r.split(" | ")[0] for r in rows] == [f"| {json.loads(p.read_text())['name']}"
+                                               for p in sorted(tmp_path.glob("*.json"))]
+
+
+def test_the_committed_table_is_the_reports():
+    assert (QUALITY / "summary.md").read_text() == quality_table()

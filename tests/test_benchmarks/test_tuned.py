@@ -1,4 +1,4 @@
-"""benchmarks/tuned.py: both arms tuned with equal budgets, best configurations retrained with
+"""``python -m benchmarks tuned``: both arms tuned with equal budgets, best configurations retrained with
 several seeds beside the smoothing-only control, and the seed-paired summary."""
 from __future__ import annotations
 
@@ -10,18 +10,15 @@ import yaml
 
 from dgl_emu.config import RunConfig, load_config
 
-from .conftest import GRIDS, _load
+from benchmarks.tunedlib.spec import load_spec
+
+from .conftest import GRIDS, bench
 
 SPEC = {"name": "tiny", "trials": 2, "prune_after": 1, "seeds": [0, 1],
         "base": {"dataset": "synthetic", "dim": 8, "steps": 20, "eval_every": 10, "batch_size": 64,
                  "num_negatives": 4, "progress": False},
         "cells": {"syn-distmult": {"model": "distmult", "search": {"emu.keep_prob": None,
                                                                  "optimizer.lr": {"low": 0.01, "high": 0.2}}}}}
-
-
-@pytest.fixture(scope="module")
-def tuned():
-    return _load("tuned")
 
 
 def _write(tmp_path, spec):
@@ -34,10 +31,10 @@ def _mrr(path):
     return json.loads(path.read_text())["test"]["both"]["realistic"]["mrr"]
 
 
-def test_tune_retrain_and_summary(tuned, tmp_path):
+def test_tune_retrain_and_summary(tmp_path):
     spec_path = _write(tmp_path, SPEC)
     dirs = ["--work-dir", str(tmp_path / "work"), "--results-dir", str(tmp_path / "res")]
-    assert tuned.main([str(spec_path), *dirs, "--threads", "1"]) == 0
+    assert bench("tuned", str(spec_path), *dirs, "--threads", "1") == 0
     res, study = tmp_path / "res", tmp_path / "work" / "syn-distmult" / "study"
     report = json.loads((study / "report.json").read_text())
     assert report["equal_budgets"] and report["arms"]["emu"]["trials_finished"] == 2
@@ -68,7 +65,7 @@ def test_tune_retrain_and_summary(tuned, tmp_path):
     assert smooth["optimizer"] == emu["optimizer"] and smooth["regularizer"] == emu["regularizer"]
 
     # the summary's differences are the means of the per-seed differences read from the files
-    assert tuned.main([str(spec_path), *dirs, "--summary"]) == 0
+    assert bench("tuned", str(spec_path), *dirs, "--summary") == 0
     summary = json.loads((res / "summary.json").read_text())
     (cell,) = summary["cells"]
     for label, a, b in (("EMU − baseline", "emu", "baseline"), ("EMU − smoothing", "emu", "smoothing"),
@@ -88,22 +85,22 @@ def test_tune_retrain_and_summary(tuned, tmp_path):
     # (one written by an older version is replaced)
     stamps = {p.name: p.stat().st_mtime_ns for p in res.glob("syn-distmult-*-s*.json")}
     (study / "report.md").write_text("stale\n")
-    assert tuned.main([str(spec_path), *dirs, "--threads", "1"]) == 0
+    assert bench("tuned", str(spec_path), *dirs, "--threads", "1") == 0
     assert (res / "syn-distmult-tuning.md").read_text() == (study / "report.md").read_text() != "stale\n"
     assert {p.name: p.stat().st_mtime_ns for p in res.glob("syn-distmult-*-s*.json")} == stamps
     assert json.loads((study / "report.json").read_text())["arms"]["emu"]["trials_finished"] == 2
 
 
-def test_ctrl_c_while_tuning_is_one_line_and_the_next_invocation_resumes(tuned, tmp_path, capsys, monkeypatch):
+def test_ctrl_c_while_tuning_is_one_line_and_the_next_invocation_resumes(tmp_path, capsys, monkeypatch):
     spec_path = _write(tmp_path, {**SPEC, "seeds": [0]})
     dirs = ["--work-dir", str(tmp_path / "work"), "--results-dir", str(tmp_path / "res")]
     monkeypatch.setenv("DGL_EMU_TEST_SIGNAL", "SIGINT@15")  # Ctrl-C after step 15 of the first trial
-    assert tuned.main([str(spec_path), *dirs]) == 130
+    assert bench("tuned", str(spec_path), *dirs) == 130
     out = capsys.readouterr()
     assert "Traceback" not in out.out + out.err
     assert "syn-distmult: interrupted at step 15 of " in out.out and "re-run the same command" in out.out
     monkeypatch.delenv("DGL_EMU_TEST_SIGNAL")
-    assert tuned.main([str(spec_path), *dirs]) == 0
+    assert bench("tuned", str(spec_path), *dirs) == 0
     rows = json.loads((tmp_path / "work" / "syn-distmult" / "study" / "emu" / "trials.json").read_text())["trials"]
     assert rows[0]["state"] == "FAIL" and {r["state"] for r in rows[1:]} <= {"COMPLETE", "PRUNED"} and len(rows) == 3
     assert rows[1]["note"] == "resumes the run of trial 0 from step 15" and rows[1]["params"] == rows[0]["params"]
@@ -119,16 +116,16 @@ def test_ctrl_c_while_tuning_is_one_line_and_the_next_invocation_resumes(tuned, 
     ({"cells": {"a": {"search": {"optimizer.lr": {"low": -1.0}}}}}, "cells.a: "),
     ({"search": {"no.such": {"low": 1}}}, "cells.syn-distmult: "),
 ])
-def test_bad_spec_is_one_error_line(tuned, tmp_path, capsys, change, message):
+def test_bad_spec_is_one_error_line(tmp_path, capsys, change, message):
     path = _write(tmp_path, {**SPEC, **change})
-    assert tuned.main([str(path), "--work-dir", str(tmp_path / "w"), "--results-dir", str(tmp_path / "r")]) == 2
+    assert bench("tuned", str(path), "--work-dir", str(tmp_path / "w"), "--results-dir", str(tmp_path / "r")) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"Error: {path}: ") and message in err[0], err
     assert not (tmp_path / "w").exists() and not (tmp_path / "r").exists()
 
 
-def test_shipped_spec_loads(tuned):
-    spec = tuned.load_spec(GRIDS / "tuned.yaml")
+def test_shipped_spec_loads():
+    spec = load_spec(GRIDS / "tuned.yaml")
     assert spec.trials == 8 and spec.seeds == [0, 1, 2]
     assert spec.pruning.to_dict() == {"after": 4, "warmup": 0.25}
     assert {c.encoder.name for c in spec.cells.values()} == {"lookup", "rgcn", "compgcn"}

@@ -297,7 +297,7 @@ class BilinearInteraction(Interaction):
     entities one ``(B, d) @ (d, E)`` product. Both also have a cheap backward pass: the
     candidates' gradient is one outer product, where broadcasting :meth:`forward` would
     materialise and reduce ``(B, K, d)`` temporaries (DistMult's EMU training step on CPU,
-    ``benchmarks/speed.py train-step``, spends most of its time there).
+    ``python -m benchmarks speed train-step``, spends most of its time there).
 
     Examples
     --------

@@ -1,29 +1,35 @@
-#!/usr/bin/env python
-"""Markdown table of every ``benchmarks/results/quality/*.json`` written by ``quality.py``.
-
-    python benchmarks/quality_table.py      # prints it and writes results/quality/summary.md
-
-It also writes ``summary.rst`` next to it, for the docs (``aggregate.py`` writes the grids' own).
-"""
+"""The report of the quick pairs of ``python -m benchmarks quality``: one row per result file."""
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 from dgl_emu.utils import atomic_write_text
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from aggregate import rst_table  # noqa: E402  (the sibling script)
+from .report import rst_table
 
-RESULTS = Path(__file__).resolve().parent / "results" / "quality"
+__all__ = ["QUALITY", "quality_table", "write_quality_table"]
+
+#: where ``quality`` writes its result files
+QUALITY = Path(__file__).resolve().parents[1] / "results" / "quality"
 
 
-def table() -> str:
-    """One row per quality result: baseline vs EMU test MRR / Hits@1 (realistic, filtered)."""
+def quality_table(folder: Path = QUALITY) -> str:
+    """One row per quality result in ``folder``: baseline vs EMU test MRR / Hits@1 (realistic, filtered).
+
+    Parameters
+    ----------
+    folder : Path
+        A folder of ``quality`` result files (default ``benchmarks/results/quality``).
+
+    Returns
+    -------
+    str
+        A Markdown table.
+    """
     rows = ["| run | steps | seeds | baseline MRR | EMU MRR | Δ MRR | baseline Hits@1 | EMU Hits@1 | Δ Hits@1 |",
             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for path in sorted(RESULTS.glob("*.json")):
+    for path in sorted(folder.glob("*.json")):
         res = json.loads(path.read_text())
         s = res["summary"]
         steps = sorted({r["steps"] for r in res["runs"]})
@@ -41,8 +47,10 @@ def table() -> str:
     return "\n".join(rows) + "\n"
 
 
-if __name__ == "__main__":
-    text = table()
-    atomic_write_text(RESULTS / "summary.md", text)
-    atomic_write_text(RESULTS / "summary.rst", rst_table(text))
-    print(text)
+def write_quality_table(folder: Path = QUALITY) -> str:
+    """Write :func:`quality_table` to ``summary.md`` and, for the docs, ``summary.rst`` in ``folder``;
+    returns the table."""
+    text = quality_table(folder)
+    atomic_write_text(folder / "summary.md", text)
+    atomic_write_text(folder / "summary.rst", rst_table(text))
+    return text

@@ -1,17 +1,14 @@
-#!/usr/bin/env python
-"""Speed benchmarks of dgl-emu. Each subcommand prints one JSON object as its last line and
-saves it under benchmarks/results/ (atomically).
+"""``python -m benchmarks speed``: speed benchmarks of dgl-emu. Each subcommand prints one JSON object
+as its last line and saves it under benchmarks/results/ (atomically)::
 
-    python benchmarks/speed.py eval --dataset fb15k-237 --data-dir ../shared/datasets
-    python benchmarks/speed.py train-step --data-dir ../shared/datasets
-    python benchmarks/speed.py sans --data-dir ../shared/datasets
-    python benchmarks/speed.py scale --data-dir ../shared/datasets
+    python -m benchmarks speed eval --dataset fb15k-237 --data-dir ../shared/datasets
+    python -m benchmarks speed train-step --data-dir ../shared/datasets
+    python -m benchmarks speed sans --data-dir ../shared/datasets
+    python -m benchmarks speed scale --data-dir ../shared/datasets
 """
 from __future__ import annotations
 
-import sys
 import time
-from pathlib import Path
 
 import click
 import torch
@@ -19,24 +16,25 @@ import torch
 from dgl_emu.config import RunConfig
 from dgl_emu.data import load_dataset
 from dgl_emu.evaluation import RankBasedEvaluator
-from dgl_emu.pipeline import build_batches, build_model, build_objective, build_sampler
+from dgl_emu.pipeline import build_batches, build_model, build_objective, build_regime
 from dgl_emu.training import OptimizerSchedule, Trainer
 from dgl_emu.typing import Target
 from dgl_emu.utils import tune_cpu_allocator
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # speedlib beside this script
-from speedlib.command import scale  # noqa: E402
-from speedlib.report import RESULTS, SECONDS_DIGITS, emit, machine, ratio, secs  # noqa: E402,F401
+from ..speedlib.command import scale
+from ..speedlib.report import emit, ratio, secs
+
+__all__ = ["speed"]
 
 
-
-@click.group()
-def cli():
-    """dgl-emu speed benchmarks."""
+@click.group("speed", short_help="Speed benchmarks (one JSON each).")
+def speed():
+    """Speed benchmarks of dgl-emu: each subcommand prints one JSON object as its last line and
+    saves it as benchmarks/results/speed-<name>.json (unless --no-save)."""
     tune_cpu_allocator()
 
 
-@cli.command("eval")
+@speed.command("eval")
 @click.option("--dataset", default="fb15k-237", show_default=True)
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None)
 @click.option("--dim", default=100, show_default=True)
@@ -87,7 +85,7 @@ def _loop_baseline(model, kg, triples, total, seconds) -> dict:
             "speedup_vs_baseline": ratio(est, seconds, 1)}
 
 
-@cli.command("train-step")
+@speed.command("train-step")
 @click.option("--dataset", default="fb15k-237", show_default=True)
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None)
 @click.option("--model", default="distmult", show_default=True)
@@ -106,7 +104,7 @@ def train_step(dataset, data_dir, model, dim, batch_size, negatives, steps, warm
         cfg = RunConfig(dataset=dataset, model=model, dim=dim, batch_size=batch_size,
                         num_negatives=negatives, emu=emu, device=device, progress=False).validate()
         m = build_model(cfg, kg).to(device)
-        trainers[emu] = Trainer(build_objective(cfg, m), build_sampler(cfg, kg), kg.splits["train"],
+        trainers[emu] = Trainer(build_objective(cfg, m), build_regime(cfg, kg), kg.splits["train"],
                                 num_steps=warmup + steps, batch_size=batch_size,
                                 optimizer=OptimizerSchedule("adagrad", 0.1),
                                 device=torch.device(device), progress=False)
@@ -133,7 +131,7 @@ def train_step(dataset, data_dir, model, dim, batch_size, negatives, steps, warm
         "emu_overhead_ratio": ratio(mean[True], mean[False], 2)}, save)
 
 
-@cli.command("encoder-epoch")
+@speed.command("encoder-epoch")
 @click.option("--dataset", default="fb15k-237", show_default=True)
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None)
 @click.option("--encoder", "encoders", multiple=True, default=("rgcn", "compgcn"), show_default=True)
@@ -181,7 +179,7 @@ def encoder_epoch(dataset, data_dir, encoders, dim, layers, batch_size, negative
                     layer.composition = functools.partial(layer.composition)
             if enc == "rgcn":
                 out["num_bases"] = m.encoder.layers[0].linear_r.num_bases
-            trainers[name] = Trainer(build_objective(cfg, m), build_sampler(cfg, kg), kg.splits["train"],
+            trainers[name] = Trainer(build_objective(cfg, m), build_regime(cfg, kg), kg.splits["train"],
                                      num_steps=steps + 1, batch_size=batch_size,
                                      batches=build_batches(cfg, graph),
                                      optimizer=OptimizerSchedule("adam", 0.01), progress=False)
@@ -202,7 +200,7 @@ def encoder_epoch(dataset, data_dir, encoders, dim, layers, batch_size, negative
     emit("encoder-epoch", out, save)
 
 
-@cli.command("pykeen")
+@speed.command("pykeen")
 @click.option("--dataset", default="fb15k-237", show_default=True)
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None)
 @click.option("--train-triples", default=20000, show_default=True,
@@ -245,7 +243,7 @@ def pykeen_cmd(dataset, data_dir, train_triples, eval_triples, save):
     cfg = RunConfig(dataset=dataset, model="distmult", dim=100, batch_size=1000, num_negatives=256,
                     emu=False, progress=False).validate()
     m = build_model(cfg, kg)
-    tr = Trainer(build_objective(cfg, m), build_sampler(cfg, kg), sub, num_steps=3 + steps,
+    tr = Trainer(build_objective(cfg, m), build_regime(cfg, kg), sub, num_steps=3 + steps,
                  batch_size=1000, optimizer=OptimizerSchedule("adagrad", 0.1), progress=False)
     for _ in range(3):
         tr.train_step()
@@ -271,7 +269,7 @@ def pykeen_cmd(dataset, data_dir, train_triples, eval_triples, save):
         "eval_speedup": ratio(pk_eval, our_eval, 1)}, save)
 
 
-@cli.command("sans")
+@speed.command("sans")
 @click.option("--dataset", default="fb15k-237", show_default=True)
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None)
 @click.option("--k", default=3, show_default=True)
@@ -302,12 +300,4 @@ def sans(dataset, data_dir, k, walks, baseline_entities, save):
     emit("sans", out, save)
 
 
-cli.add_command(scale)
-
-if __name__ == "__main__":
-    from dgl_emu.data import ChecksumError, DataFormatError, DatasetNotFoundError
-    try:
-        cli()
-    except (DatasetNotFoundError, DataFormatError, ChecksumError) as e:  # one line, no traceback
-        print(f"Error: {str(e).splitlines()[0]}", file=sys.stderr)
-        sys.exit(2)
+speed.add_command(scale)

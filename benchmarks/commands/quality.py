@@ -1,8 +1,5 @@
-#!/usr/bin/env python
-"""EMU vs baseline: train the same configuration with and without EMU (same seed, same steps).
-
-    python benchmarks/quality.py --dataset umls --data-dir ../shared/datasets --model rotate \
-        --steps 1000 [--encoder rgcn] [--seeds 0 1 2] [any option as --set key=value]
+"""``python -m benchmarks quality``: EMU vs baseline, the same configuration trained with and without
+EMU (same seed, same steps), as a quick pair outside a grid.
 
 Writes ``benchmarks/results/quality/<dataset>-<encoder>-<model>-<sampler>-d<dim>.json`` with both
 metric sets per seed and a plot of validation MRR against steps (``.png``). Run directories go to
@@ -21,7 +18,9 @@ from dgl_emu.config import RunConfig
 from dgl_emu.pipeline import run
 from dgl_emu.utils import atomic_write_bytes, atomic_write_json
 
-HERE = Path(__file__).resolve().parent
+HERE = Path(__file__).resolve().parents[1]  # benchmarks/
+
+__all__ = ["quality", "published"]
 
 
 def published(cfg_kwargs: dict) -> dict:
@@ -37,7 +36,7 @@ def published(cfg_kwargs: dict) -> dict:
     return {**base, **cfg_kwargs}
 
 
-@click.command()
+@click.command("quality", short_help="Train one EMU/baseline pair outside a grid.")
 @click.option("--dataset", required=True)
 @click.option("--data-dir", default=None)
 @click.option("--model", default="distmult", show_default=True)
@@ -49,8 +48,19 @@ def published(cfg_kwargs: dict) -> dict:
 @click.option("--seeds", multiple=True, type=int, default=(0,), show_default=True)
 @click.option("--set", "extra", multiple=True, help="Extra option (flat name or dotted path), KEY=VALUE (YAML value).")
 @click.option("--progress/--no-progress", default=False)
-def main(dataset, data_dir, model, encoder, sampler, dim, steps, eval_every, seeds, extra, progress):
-    """Train with and without EMU and write both metric sets."""
+def quality(dataset, data_dir, model, encoder, sampler, dim, steps, eval_every, seeds, extra, progress):
+    """EMU vs baseline: train the same configuration with and without EMU (same seed, same steps)
+    and write both metric sets.
+
+    \b
+        python -m benchmarks quality --dataset umls --data-dir ../shared/datasets --model rotate \\
+            --steps 1000 [--encoder rgcn] [--seeds 0 --seeds 1] [any option as --set key=value]
+
+    Writes benchmarks/results/quality/<dataset>-<encoder>-<model>-<sampler>-d<dim>.json with both
+    metric sets per seed and a plot of validation MRR against steps (.png). Run directories go to
+    benchmarks/work/quality/ (not committed); re-running resumes or skips finished runs.
+    `python -m benchmarks report` tabulates the results.
+    """
     overrides = {k: yaml.safe_load(v) for k, v in (x.split("=", 1) for x in extra)}
     name = f"{dataset}-{encoder}-{model}-{sampler}-d{dim}"
     results = {"name": name, "runs": []}
@@ -106,7 +116,3 @@ def _plot(results: dict, path: Path) -> None:
     fig.savefig(buf, format="png", dpi=100)
     plt.close(fig)
     atomic_write_bytes(path, buf.getvalue())
-
-
-if __name__ == "__main__":
-    main()

@@ -1,36 +1,34 @@
-#!/usr/bin/env python
-"""The controls table of ``grids/p1-controls.yaml``: per dataset and model, the baseline, EMU with
-one shared draw of negatives, EMU with two draws (the reference code's protocol) and the
-label-smoothing-only control, with the seed-paired differences that answer two questions:
+"""The controls table: per dataset and model, the baseline, EMU with one shared draw of negatives,
+EMU with two draws (the reference code's protocol) and the label-smoothing-only control, with the
+seed-paired differences that answer two questions:
 
 * does the protocol matter? (two draws − one draw)
 * where does EMU's gain come from? (smoothing − baseline: the soft labels alone; EMU − smoothing:
   what the mutation adds on top of them)
 
-    python benchmarks/controls.py benchmarks/results/p1-controls
-
-Writes ``controls.md`` and ``controls.json`` into the folder and prints the table. Test MRR,
-filtered, realistic ties, both sides; 95 % t-intervals over the paired seeds.
+Test MRR, filtered, realistic ties, both sides; 95 % t-intervals over the paired seeds.
 """
 from __future__ import annotations
 
 import json
-import sys
 from collections import defaultdict
 from pathlib import Path
+from typing import Any, Dict
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from .records import load_results
+from .report import fmt_diff
+from .stats import describe, paired_difference, verdict
 
-from agglib.records import load_results  # noqa: E402
-from agglib.report import fmt_diff  # noqa: E402
-from agglib.stats import describe, paired_difference, verdict  # noqa: E402
+__all__ = ["ARMS", "QUESTIONS", "arm", "table", "markdown", "write_controls"]
 
 ARMS = ("baseline", "EMU", "EMU, 2 draws", "smoothing only")
+#: (label, minuend arm, subtrahend arm) of the seed-paired differences
 QUESTIONS = (("2 draws − 1 draw", "EMU, 2 draws", "EMU"), ("smoothing − baseline", "smoothing only", "baseline"),
              ("EMU − smoothing", "EMU", "smoothing only"), ("EMU − baseline", "EMU", "baseline"))
 
 
-def arm(record) -> str:
+def arm(record: Dict[str, Any]) -> str:
+    """The arm of a result record (:func:`.records.load_results`), or ``""`` for another EMU variant."""
     cfg = record["config"]
     if not record["emu"]:
         return "baseline"
@@ -41,7 +39,19 @@ def arm(record) -> str:
     return "EMU, 2 draws" if cfg.get("separate_negatives") else "EMU"
 
 
-def table(directory) -> dict:
+def table(directory) -> Dict[str, Any]:
+    """Per (dataset, model) at d=100: each arm's test MRR over seeds and the differences of :data:`QUESTIONS`.
+
+    Parameters
+    ----------
+    directory : path-like
+        A folder of per-run result JSONs.
+
+    Returns
+    -------
+    dict
+        ``{"metric": ..., "rows": [{"dataset", "model", "arms", "differences"}, ...]}``.
+    """
     cells = defaultdict(lambda: defaultdict(dict))
     for r in load_results(directory):
         name = arm(r)
@@ -56,7 +66,8 @@ def table(directory) -> dict:
     return {"metric": "test MRR (filtered, realistic, both sides)", "rows": out}
 
 
-def markdown(result: dict) -> str:
+def markdown(result: Dict[str, Any]) -> str:
+    """The Markdown table of :func:`table`'s ``result``."""
     head = ["dataset", "model", *ARMS, *(q for q, _, _ in QUESTIONS)]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in result["rows"]:
@@ -66,13 +77,13 @@ def markdown(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-if __name__ == "__main__":
-    folder = Path(sys.argv[1] if len(sys.argv) > 1 else "benchmarks/results/p1-controls")
+def write_controls(folder: Path) -> str:
+    """Write ``controls.md`` and ``controls.json`` into ``folder``; returns the Markdown table."""
     result = table(folder)
     text = markdown(result)
     (folder / "controls.json").write_text(json.dumps(result, indent=1) + "\n")
     (folder / "controls.md").write_text(
-        f"# Controls ({folder.name}), {result['metric']}\n\nMade by `python benchmarks/controls.py {folder}`; "
+        f"# Controls ({folder.name}), {result['metric']}\n\nMade by `python -m benchmarks controls {folder}`; "
         "differences are seed-paired, 95 % t-intervals; the verdict word says whether the interval "
         "lies above zero (better), below (worse) or contains it (unclear).\n\n" + text)
-    print(text)
+    return text
