@@ -20,6 +20,11 @@ import tempfile
 from pathlib import Path
 from typing import Iterator, Optional, Tuple, Type, Union
 
+try:
+    import fcntl
+except ImportError:  # not POSIX: no directory mutex
+    fcntl = None
+
 __all__ = ["DirectoryLock", "Locked", "process_start_time", "process_alive"]
 
 
@@ -112,9 +117,7 @@ def _holder_runs(pid: int, start: Optional[int]) -> bool:
 @contextlib.contextmanager
 def _directory_mutex(directory: Path) -> Iterator[None]:
     """An exclusive ``flock`` of ``directory`` for a few file operations (none without fcntl)."""
-    try:
-        import fcntl
-    except ImportError:  # not POSIX
+    if fcntl is None:  # not POSIX
         yield
         return
     fd = os.open(directory, os.O_RDONLY)
