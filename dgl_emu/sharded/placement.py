@@ -56,7 +56,7 @@ RANK_SEED_STRIDE = 7919
 
 
 def in_trainer() -> bool:
-    """Whether this process was started as a sharded trainer (by :func:`~.launch.launch`)."""
+    """Whether this process was started as a sharded trainer (by :func:`dgl_emu.sharded.launch.launch`)."""
     return bool(os.environ.get(PART_CONFIG_ENV))
 
 
