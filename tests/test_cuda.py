@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from dgl_emu.config import RunConfig
+from dgl_emu.counter_rng import counter_mask, draw_key
 from dgl_emu.data import generate_cyclic_kg
 from dgl_emu.evaluation import RankBasedEvaluator
 from dgl_emu.models import KGEModel
@@ -27,6 +28,18 @@ def test_emu_mask_on_the_gpu_is_seeded_and_has_the_keep_rate():
     pos, neg = torch.randn(8, 1, 16, device=CUDA), torch.randn(8, 4, 16, device=CUDA, requires_grad=True)
     emu(pos, neg).sum().backward()
     assert neg.grad.device.type == "cuda"
+
+
+def test_emu_counter_mask_is_the_same_on_the_gpu():
+    """The counter-based bits are a function of their coordinates: the GPU's equal the CPU's, and
+    the layer's first draw on the GPU is the formula's."""
+    key = draw_key(3, 0)
+    cpu = counter_mask(key, 17, (64, 32, 100), 0.39)
+    gpu = counter_mask(key, 17, (64, 32, 100), 0.39, device=CUDA)
+    assert gpu.device.type == "cuda" and torch.equal(gpu.cpu(), cpu)
+    pos, neg = torch.zeros(64, 1, 100, device=CUDA), torch.ones(64, 32, 100, device=CUDA)
+    out = EmbeddingMutation(0.39, seed=3)(pos, neg)
+    assert torch.equal(out.cpu(), counter_mask(key, 0, (64, 32, 100), 0.39, dtype=torch.float32))
 
 
 def test_evaluation_on_the_gpu_equals_the_cpu():

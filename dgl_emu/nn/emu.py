@@ -1,7 +1,8 @@
 """Embedding MUtation (EMU) and its Mixup variant (Takamoto et al., TMLR 2025).
 
 Paper: https://arxiv.org/abs/2504.03327. Both modules are pure: they take the positive's and
-the negatives' embeddings and a random stream (their :class:`~dgl_emu.rng.GeneratorPool`) and
+the negatives' embeddings and a random stream (a :class:`~dgl_emu.counter_rng.CounterStream`,
+or Mixup's :class:`~dgl_emu.rng.GeneratorPool`) and
 return mutated negatives. No ids, sides, graphs, ranks or losses: a process that holds some rows
 of a batch sets a :func:`~dgl_emu.rng.row_window` on the stream, not on the layer.
 """
@@ -14,7 +15,9 @@ from torch import nn
 from torch.autograd.function import once_differentiable
 
 from ..registry import Registry
-from ..rng import GeneratorPool, Stochastic, bernoulli_mask
+from ..counter_rng import CounterStream
+from ..rng import GeneratorPool, Stochastic
+from .fused import keep_mask
 from ..ranges import FloatRange, Param
 from ..typing import Tensor
 
@@ -117,14 +120,19 @@ class EmbeddingMutation(Stochastic, nn.Module):
     (``q = keep_prob``, the probability of keeping the negative's coordinate). Gradients flow
     to both inputs. Identity in eval mode.
 
+    The bits come from a counter-based stream (:mod:`dgl_emu.counter_rng`): the bit of coordinate
+    ``j`` of negative ``k`` of row ``i`` of call ``s`` is a pure function of ``(seed, s, i, k, j)``,
+    so the fused kernels of :mod:`dgl_emu.nn.fused` recompute it instead of storing the mask, a
+    data-parallel process computes the bits of its own rows (a :func:`~dgl_emu.rng.row_window`
+    gives their first global row), and a checkpoint keeps only the number of calls.
+    ``P(keep) = floor(q 2^32) / 2^32``.
+
     Parameters
     ----------
     keep_prob : float
         ``q`` in ``[0, 1]``; the published runs use 0.39.
-    generator : torch.Generator, optional
-        Randomness for the generator's device; other devices get a generator seeded ``seed``.
     seed : int
-        Seed of generators created on demand.
+        Seed of the stream.
 
     Notes
     -----
@@ -147,20 +155,29 @@ class EmbeddingMutation(Stochastic, nn.Module):
     #: ranges searched by ``dgl-emu tune`` (:mod:`dgl_emu.tuning`)
     search_space: ClassVar[Dict[str, Param]] = {"keep_prob": FloatRange(0.1, 0.9)}
 
-    def __init__(self, keep_prob: float = 0.39, generator: Optional[torch.Generator] = None,
-                 seed: int = 0):
+    #: the fused kernels can score this layer's mutation without forming it (:mod:`dgl_emu.nn.fused`)
+    fusable: ClassVar[bool] = True
+
+    def __init__(self, keep_prob: float = 0.39, seed: int = 0):
         super().__init__()
         if not 0.0 <= keep_prob <= 1.0:
             raise ValueError(f"keep_prob must be in [0, 1], got {keep_prob}")
         self.keep_prob = float(keep_prob)
-        self.generators = GeneratorPool(seed, generator)
+        #: the counter-based stream of the masks (its state: the number of draws)
+        self.generators = CounterStream(seed)
+
+    def draw(self) -> Tuple[int, int]:
+        """``(key, row0)`` of the next mask: its key and the global row of the first row this
+        process holds (``0`` outside a row window); every mask, fused or formed, takes one."""
+        return self.generators.next_draw()
 
     def mask(self, shape: Sequence[int], device: torch.device,
              dtype: torch.dtype = torch.bool) -> Tensor:
-        """A fresh keep-mask of ``shape`` on ``device`` (1 = keep the negative's coordinate); its
-        first dimension is the batch's rows (see :meth:`~dgl_emu.rng.GeneratorPool.draw_rows`)."""
-        return self.generators.draw_rows(shape, device,
-                                         lambda s, g: bernoulli_mask(s, self.keep_prob, g, device, dtype))
+        """A fresh keep-mask of ``shape`` ``(rows, K, d)`` on ``device`` (1 = keep the negative's
+        coordinate): :func:`~dgl_emu.counter_rng.counter_mask` of the next draw (the compiled
+        kernel computes the same bits faster on CPU when it is loaded)."""
+        key, row0 = self.draw()
+        return keep_mask(key, row0, shape, self.keep_prob, torch.device(device), dtype)
 
     def forward(self, pos: Tensor, neg: Tensor) -> Tensor:
         if not self.training:

@@ -1,7 +1,7 @@
 """The training objective of one batch: encode -> gather -> (EMU) -> score -> loss."""
 from __future__ import annotations
 
-from typing import List, Optional, Union
+from typing import List, Optional, Tuple, Union
 
 import torch
 from torch import nn
@@ -9,6 +9,7 @@ from torch import nn
 from ..losses import EMULoss, Loss, LpRegularizer
 from ..models import Gathered, KGEModel
 from ..nn.emu import EmbeddingMixup, EmbeddingMutation
+from ..nn.fused import fused_scores, kernels
 from ..nn.encoders.base import Representations
 from ..typing import Target, Tensor
 from .regimes import Part, Regime
@@ -106,16 +107,46 @@ class Objective(nn.Module):
         if self.separate_negatives:  # (B, 2K): the plain pass's K, then the EMU pass's own K
             half = g.neg.shape[1] // 2
             g, g_emu = g._replace(neg=g.neg[:, :half]), g._replace(neg=g.neg[:, half:])
-        plain = self.model.score_plain(g, target)
         if self.mutation is None:
-            loss = self.loss(plain)
+            loss = self.loss(self.model.score_plain(g, target))
         else:
+            loss = self.loss(*self.emu_scores(g, g_emu, target))
+        penalty = self.batch_penalty(g.anchor, g.relation, g.pos)
+        return loss if penalty is None else loss + penalty
+
+    def emu_scores(self, g: Gathered, g_emu: Gathered, target: Target) -> Tuple[Tensor, Tensor, Optional[Tensor]]:
+        """``(S_emu, S_plain, labels)``: the scores ``(B, 1 + K)`` of the mutated negatives of
+        ``g_emu`` and of the negatives of ``g`` (the positive in column 0 of both), and the soft
+        labels (``None``: the loss's fixed label).
+
+        When the mutation and the interaction allow it (:attr:`EmbeddingMutation.fusable
+        <dgl_emu.nn.emu.EmbeddingMutation.fusable>`, :meth:`Interaction.candidate_form
+        <dgl_emu.nn.interactions.Interaction.candidate_form>`) and the kernels are loaded, the
+        fused kernels score the mutated negatives without forming them, reading the negatives once
+        for both matrices when both passes share them; otherwise the mutated negatives are formed.
+        Both ways use the same mask bits.
+        """
+        form = self._candidate_form(g_emu, target)
+        if form is None:
+            plain = self.model.score_plain(g, target)
             mutated, labels = self.mutation.mutate(g_emu.pos, g_emu.neg)
             emu = plain if mutated is g.neg else torch.cat(  # un-mutated (soft labels only): same scores
                 [plain[:, :1], self.model.score_gathered(g_emu, mutated, target)], dim=1)
-            loss = self.loss(emu, plain, labels)
-        penalty = self.batch_penalty(g.anchor, g.relation, g.pos)
-        return loss if penalty is None else loss + penalty
+            return emu, plain, labels
+        key, row0 = self.mutation.draw()
+        pos = self.model.score_gathered(g, g.pos, target)
+        shared = g_emu is g
+        raw_emu, raw_plain = fused_scores(form.query[:, 0], g_emu.pos[:, 0], g_emu.neg, form.kind, key, row0,
+                                          self.mutation.keep_prob, with_plain=shared)
+        plain = torch.cat([pos, form.score(raw_plain)], 1) if shared else self.model.score_plain(g, target)
+        return torch.cat([pos, form.score(raw_emu)], 1), plain, None
+
+    def _candidate_form(self, g: Gathered, target: Target):
+        """The interaction's candidate form when the fused kernels can score this step's mutation."""
+        if not (getattr(self.mutation, "fusable", False) and self.mutation.training and g.neg.device.type == "cpu"
+                and kernels() is not None):
+            return None
+        return self.model.interaction.candidate_form(g.anchor, g.relation, g.anchor, target)
 
     def batch_penalty(self, *embeddings: Tensor) -> Optional[Tensor]:
         """The per-batch regulariser of ``embeddings`` (anchor, relation, true entity), or

@@ -171,7 +171,7 @@ def test_sampled_blocks_do_not_depend_on_earlier_full_graph_passes(hand_kg, kind
 def test_minibatch_training_runs_and_learns(cyclic_kg, kind):
     model = KGEModel(_encoder(kind, cyclic_kg), DistMult(dim=DIM))
     objective = Objective(model, EMULoss(0.53, 0.11),
-                          EmbeddingMutation(0.39, generator=torch.Generator().manual_seed(2)))
+                          EmbeddingMutation(0.39, seed=2))
     losses = []
     trainer = _trainer(cyclic_kg, model, [3, 3], objective=objective, steps=20, batch_size=16,
                        optimizer=OptimizerSchedule("adam", 0.01), callbacks=[_Record(losses)])

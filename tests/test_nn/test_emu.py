@@ -6,6 +6,7 @@ import math
 import pytest
 import torch
 
+from dgl_emu.counter_rng import counter_mask, draw_key
 from dgl_emu.nn.emu import EmbeddingMixup, EmbeddingMutation
 from dgl_emu.rng import bernoulli_mask
 
@@ -21,6 +22,11 @@ def clone(g: torch.Generator) -> torch.Generator:
     return c
 
 
+def reproduced(seed: int, call: int, shape, p: float, dtype=torch.float64) -> torch.Tensor:
+    """The keep-mask of call ``call`` of an EmbeddingMutation seeded ``seed``, from the counter formula."""
+    return counter_mask(draw_key(seed, call), 0, shape, p, dtype=dtype)
+
+
 def pos_neg(B=4, K=6, d=5, seed=0, dtype=torch.float64):
     g = gen(seed)
     pos = torch.randn(B, 1, d, generator=g, dtype=dtype)
@@ -31,20 +37,20 @@ def pos_neg(B=4, K=6, d=5, seed=0, dtype=torch.float64):
 # ----------------------------------------------------------------------------- EMU: golden values
 def test_keep_all_is_identity():
     pos, neg = pos_neg()
-    out = EmbeddingMutation(keep_prob=1.0, generator=gen(0))(pos, neg)
+    out = EmbeddingMutation(keep_prob=1.0, seed=0)(pos, neg)
     assert torch.equal(out, neg)
 
 
 def test_keep_none_gives_the_positive_everywhere():
     pos, neg = pos_neg()
-    out = EmbeddingMutation(keep_prob=0.0, generator=gen(0))(pos, neg)
+    out = EmbeddingMutation(keep_prob=0.0, seed=0)(pos, neg)
     assert out.shape == neg.shape
     assert torch.equal(out, pos.expand_as(neg))
 
 
 def test_eval_mode_is_identity():
     pos, neg = pos_neg()
-    emu = EmbeddingMutation(keep_prob=0.39, generator=gen(0)).eval()
+    emu = EmbeddingMutation(keep_prob=0.39, seed=0).eval()
     assert torch.equal(emu(pos, neg), neg)
     out, labels = emu.mutate(pos, neg)
     assert torch.equal(out, neg) and labels is None
@@ -55,18 +61,16 @@ def test_eval_mode_is_identity():
 @pytest.mark.parametrize("p", [0.39, 0.8])
 def test_output_matches_definition_with_reproduced_mask(p):
     pos, neg = pos_neg(B=5, K=7, d=9)
-    g = gen(11)
-    state_gen = clone(g)
-    emu = EmbeddingMutation(keep_prob=p, generator=g)
+    emu = EmbeddingMutation(keep_prob=p, seed=11)
     out = emu(pos, neg)
-    m = bernoulli_mask(neg.shape, p, state_gen).to(neg.dtype)
+    m = reproduced(11, 0, neg.shape, p)
     assert 0 < m.sum() < m.numel()
     assert torch.equal(out, m * neg + (1 - m) * pos)
     # each output coordinate is the negative's or the positive's, never anything else
     assert torch.all((out == neg) | (out == pos.expand_as(neg)))
     # a second call draws a fresh mask (per step), continuing the same stream
     out2 = emu(pos, neg)
-    m2 = bernoulli_mask(neg.shape, p, state_gen).to(neg.dtype)
+    m2 = reproduced(11, 1, neg.shape, p)
     assert torch.equal(out2, m2 * neg + (1 - m2) * pos)
     assert not torch.equal(m, m2)
 
@@ -76,9 +80,8 @@ def test_gradients_reach_both_inputs_with_mask_values():
     pos, neg = pos_neg(B=3, K=8, d=6)
     pos.requires_grad_(True)
     neg.requires_grad_(True)
-    g = gen(5)
-    m = bernoulli_mask(neg.shape, p, clone(g)).to(neg.dtype)
-    out = EmbeddingMutation(keep_prob=p, generator=g)(pos, neg)
+    m = reproduced(5, 0, neg.shape, p)
+    out = EmbeddingMutation(keep_prob=p, seed=5)(pos, neg)
     out.sum().backward()
     assert torch.equal(neg.grad, m)
     assert torch.equal(pos.grad, (1 - m).sum(1, keepdim=True))
@@ -91,22 +94,19 @@ def test_weighted_gradients():
     pos.requires_grad_(True)
     neg.requires_grad_(True)
     w = torch.randn(2, 4, 3, generator=gen(9), dtype=torch.float64)
-    g = gen(6)
-    m = bernoulli_mask(neg.shape, 0.5, clone(g)).to(neg.dtype)
-    (EmbeddingMutation(0.5, generator=g)(pos, neg) * w).sum().backward()
+    m = reproduced(6, 0, neg.shape, 0.5)
+    (EmbeddingMutation(0.5, seed=6)(pos, neg) * w).sum().backward()
     torch.testing.assert_close(neg.grad, w * m)
     torch.testing.assert_close(pos.grad, (w * (1 - m)).sum(1, keepdim=True))
 
 
 def test_same_seed_same_mask_and_different_seed_different_mask():
     pos, neg = pos_neg(B=8, K=16, d=10)
-    a = EmbeddingMutation(0.39, generator=gen(1))(pos, neg)
-    b = EmbeddingMutation(0.39, generator=gen(1))(pos, neg)
-    c = EmbeddingMutation(0.39, generator=gen(2))(pos, neg)
+    a = EmbeddingMutation(0.39, seed=1)(pos, neg)
+    b = EmbeddingMutation(0.39, seed=1)(pos, neg)
+    c = EmbeddingMutation(0.39, seed=2)(pos, neg)
     assert torch.equal(a, b)
     assert not torch.equal(a, c)
-    # the seed argument gives the same determinism when no generator is passed
-    assert torch.equal(EmbeddingMutation(0.39, seed=4)(pos, neg), EmbeddingMutation(0.39, seed=4)(pos, neg))
     assert torch.equal(bernoulli_mask((50, 50), 0.3, gen(3)), bernoulli_mask((50, 50), 0.3, gen(3)))
     assert not torch.equal(bernoulli_mask((50, 50), 0.3, gen(3)), bernoulli_mask((50, 50), 0.3, gen(4)))
 
@@ -132,7 +132,7 @@ def test_complex_shaped_inputs_mutate_each_real_coordinate_independently():
     p, d = 0.39, 50
     pos = torch.zeros(100, 1, 2 * d)
     neg = torch.ones(100, 64, 2 * d)
-    kept = EmbeddingMutation(p, generator=gen(3))(pos, neg) == 1
+    kept = EmbeddingMutation(p, seed=3)(pos, neg) == 1
     re, im = kept[..., :d], kept[..., d:]
     assert (re != im).any()
     n = re.numel()
@@ -148,7 +148,7 @@ def test_complex_shaped_inputs_mutate_each_real_coordinate_independently():
 def test_empirical_keep_rate(p):
     shape = (100, 100, 100)
     pos, neg = torch.zeros(100, 1, 100), torch.ones(shape)
-    kept = EmbeddingMutation(p, generator=gen(7))(pos, neg)
+    kept = EmbeddingMutation(p, seed=7)(pos, neg)
     n = kept.numel()
     rate = kept.double().mean().item()
     assert abs(rate - p) < 4 * math.sqrt(p * (1 - p) / n)
@@ -212,7 +212,7 @@ def test_invalid_keep_prob_raises(bad):
 def test_broadcast_positive_is_not_modified_in_place():
     pos, neg = pos_neg()
     pos0, neg0 = pos.clone(), neg.clone()
-    EmbeddingMutation(0.39, generator=gen(0))(pos, neg)
+    EmbeddingMutation(0.39, seed=0)(pos, neg)
     assert torch.equal(pos, pos0) and torch.equal(neg, neg0)
 
 

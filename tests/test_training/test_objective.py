@@ -7,14 +7,17 @@ placed tensors, never through ``KGEModel.gather`` / ``score_candidates``.
 """
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 import torch
 import torch.nn.functional as F
 
 from dgl_emu.losses import CrossEntropyLoss, EMULoss, LpRegularizer, SoftplusLoss
 from dgl_emu.models import KGEModel
+from dgl_emu.counter_rng import counter_mask, draw_key
 from dgl_emu.nn.emu import EmbeddingMixup, EmbeddingMutation
-from dgl_emu.rng import bernoulli_mask
+from dgl_emu.nn.fused import kernels, unfused
 from dgl_emu.nn.interactions import INTERACTIONS
 from dgl_emu.sampling import BernoulliNegativeSampler, UniformNegativeSampler
 from dgl_emu.training import Objective, alternating_target, split_by_side
@@ -66,22 +69,27 @@ def tables_grad(loss, model):
 
 
 # --------------------------------------------------------------------------- EMU (mutation)
+@pytest.mark.parametrize("fused", [True, False], ids=["fused", "formed"])
 @pytest.mark.parametrize("name", ["distmult", "transe", "complex", "rotate"])
 @pytest.mark.parametrize("target", [Target.TAIL, Target.HEAD])
-def test_emu_objective_equals_hand_definition(name, target):
+def test_emu_objective_equals_hand_definition(name, target, fused):
+    """Both ways of scoring the mutated negatives (the fused kernels, and the mutated tensor
+    formed) give EMU's loss and gradients as defined, with the counter formula's mask."""
+    if fused and kernels() is None:
+        pytest.skip("the fused kernels are not available here")
     model = make_model(name)
     hrt, neg = make_batch()
     q, c, p = 0.53, 0.11, 0.39
-    mutation = EmbeddingMutation(keep_prob=p, generator=torch.Generator().manual_seed(7))
+    mutation = EmbeddingMutation(keep_prob=p, seed=7)
     objective = Objective(model, EMULoss(q, c), mutation)
-    state = mutation.generators.get(CPU).get_state().clone()
 
-    loss = objective(model.encode(), hrt, neg, target)
-    grads = tables_grad(loss, model)
+    with (contextlib.nullcontext() if fused else unfused()):
+        loss = objective(model.encode(), hrt, neg, target)
+        grads = tables_grad(loss, model)
 
-    # the mask the layer drew, reproduced from the cloned generator state
+    # the mask of the layer's first draw, from the counter formula
     width = model.interaction.entity_dim
-    m = bernoulli_mask((B, K, width), p, torch.Generator().set_state(state), dtype=torch.float64)
+    m = counter_mask(draw_key(7, 0), 0, (B, K, width), p, dtype=torch.float64)
     assert 0 < m.sum() < m.numel()                          # a real mix of both sources
     s_plain, pos, negs = hand_plain_and_pos_neg(model, hrt, neg, target)
     neg_emu = m * negs + (1 - m) * pos
@@ -93,8 +101,8 @@ def test_emu_objective_equals_hand_definition(name, target):
     torch.testing.assert_close(loss, expected, rtol=1e-12, atol=1e-12)
     for got, want in zip(grads, expected_grads):
         torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
-    # the generator advanced: the next call uses a fresh mask
-    assert not torch.equal(mutation.generators.get(CPU).get_state(), state)
+    # one draw taken: the next call uses a fresh mask
+    assert mutation.generators.state_dict() == {"draws": 1}
 
 
 def test_emu_gradient_reaches_positive_through_mutated_negatives():
@@ -104,7 +112,7 @@ def test_emu_gradient_reaches_positive_through_mutated_negatives():
     hrt, neg = make_batch()
     target = Target.TAIL
     objective = Objective(model, EMULoss(negative_label=0.5, plain_weight=0.0),
-                          EmbeddingMutation(0.0, generator=torch.Generator().manual_seed(3)))
+                          EmbeddingMutation(0.0, seed=3))
     g_ent, _ = tables_grad(objective(model.encode(), hrt, neg, target), model)
     # keep_prob 0: every mutated negative equals the positive, so S_emu = [s, s, ..., s] per row
     s_pos = hand_scores(model, hrt, model.encoder.entity[hrt[:, 2]].unsqueeze(1), target)
@@ -123,7 +131,7 @@ def test_eval_mode_emu_scores_sampled_negatives():
     """In eval mode the layer is the identity, so S_emu = S_plain."""
     model = make_model("complex")
     hrt, neg = make_batch()
-    mutation = EmbeddingMutation(0.39, generator=torch.Generator().manual_seed(1))
+    mutation = EmbeddingMutation(0.39, seed=1)
     objective = Objective(model, EMULoss(0.53, 0.11), mutation).eval()
     loss = objective(model.encode(), hrt, neg, Target.TAIL)
     s_plain, _, _ = hand_plain_and_pos_neg(model, hrt, neg, Target.TAIL)
@@ -192,7 +200,7 @@ def test_regularizer_term_is_added(emu):
     def objective(reg):
         if emu:
             return Objective(model, EMULoss(0.53, 0.11),
-                             EmbeddingMutation(0.39, generator=torch.Generator().manual_seed(5)), reg)
+                             EmbeddingMutation(0.39, seed=5), reg)
         return Objective(model, CrossEntropyLoss(), None, reg)
 
     base = objective(None)(model.encode(), hrt, neg, target)

@@ -2,16 +2,45 @@
 from __future__ import annotations
 
 import math
-from typing import Optional, Tuple
+from typing import NamedTuple, Optional, Tuple
 
 import torch
 from torch import nn
 from torch.autograd.function import once_differentiable
 
 from ...typing import Target, Tensor
+from ..fused import FusedKind
 
-__all__ = ["Interaction", "BilinearInteraction", "candidate_dot", "candidate_distance",
+__all__ = ["Interaction", "BilinearInteraction", "CandidateForm", "candidate_dot", "candidate_distance",
            "candidate_complex_distance", "place_candidates", "embedding_range"]
+
+
+class CandidateForm(NamedTuple):
+    """How an interaction scores candidates against their query, for the fused EMU kernels.
+
+    The score of a candidate ``c`` is ``kernel(c, query)``, or ``bias - kernel(c, query)`` for a
+    distance, with ``kernel`` one of :class:`~dgl_emu.nn.fused.FusedKind`.
+
+    Attributes
+    ----------
+    kind : FusedKind
+        The comparison.
+    query : Tensor
+        ``(B, 1, d)``.
+    bias : float
+        ``γ`` of distance-based interactions.
+    distance : bool
+        Whether the score is ``bias - kernel``.
+    """
+
+    kind: FusedKind
+    query: Tensor
+    bias: float = 0.0
+    distance: bool = False
+
+    def score(self, raw: Tensor) -> Tensor:
+        """Scores from the kernel's values."""
+        return self.bias - raw if self.distance else raw
 
 
 def place_candidates(h: Tensor, r: Tensor, t: Tensor, candidates: Tensor,
@@ -106,6 +135,13 @@ class Interaction(nn.Module):
         ``h``, ``r``, ``t`` are ``(B, 1, d)``; the one on the ``target`` side is ignored.
         """
         return self(*place_candidates(h, r, t, candidates, target))
+
+    def candidate_form(self, h: Optional[Tensor], r: Tensor, t: Optional[Tensor],
+                       target: Target) -> Optional[CandidateForm]:
+        """The :class:`CandidateForm` of :meth:`score_candidates` (``h``, ``r``, ``t`` as there),
+        or ``None`` when the score is not a comparison of the candidate with one query vector
+        (then EMU forms its mutated negatives instead of fusing them)."""
+        return None
 
     def score_all(self, h: Optional[Tensor], r: Tensor, t: Optional[Tensor], entities: Tensor,
                   target: Target, max_elements: int = 2 ** 25) -> Tensor:
@@ -327,6 +363,10 @@ class BilinearInteraction(Interaction):
     def score_candidates(self, h: Optional[Tensor], r: Tensor, t: Optional[Tensor],
                          candidates: Tensor, target: Target) -> Tensor:
         return candidate_dot(candidates, self.query(h, r, t, target))
+
+    def candidate_form(self, h: Optional[Tensor], r: Tensor, t: Optional[Tensor],
+                       target: Target) -> Optional[CandidateForm]:
+        return CandidateForm(FusedKind.DOT, self.query(h, r, t, target))
 
     def score_all(self, h: Optional[Tensor], r: Tensor, t: Optional[Tensor], entities: Tensor,
                   target: Target, max_elements: int = 2 ** 25) -> Tensor:

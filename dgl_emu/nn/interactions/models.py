@@ -5,7 +5,8 @@ import torch
 
 from ...registry import Registry
 from ...typing import Target, Tensor
-from .base import (BilinearInteraction, Interaction, candidate_complex_distance, candidate_distance,
+from ..fused import FusedKind
+from .base import (BilinearInteraction, CandidateForm, Interaction, candidate_complex_distance, candidate_distance,
                    complex_parts, phase)
 
 __all__ = ["INTERACTIONS", "TransE", "DistMult", "ComplEx", "RotatE"]
@@ -46,6 +47,10 @@ class TransE(Interaction):
         # ||h + r - t|| = ||candidate - query|| with query h + r (tails) or t - r (heads)
         query = h + r if target is Target.TAIL else t - r
         return self.gamma - candidate_distance(candidates, query, self.p)
+
+    def candidate_form(self, h, r, t, target):
+        query = h + r if target is Target.TAIL else t - r
+        return CandidateForm(FusedKind.L1 if self.p == 1 else FusedKind.L2, query, self.gamma, distance=True)
 
     def score_all(self, h, r, t, entities, target, max_elements=2 ** 25):
         query = h + r if target is Target.TAIL else t - r
@@ -133,15 +138,20 @@ class RotatE(Interaction):
         re, im = hr * cr - hi * ci - tr, hr * ci + hi * cr - ti
         return self.gamma - torch.sqrt(re * re + im * im).sum(-1)
 
-    def score_candidates(self, h, r, t, candidates, target):
-        # rotate the anchor, not the candidates: h r for tails; for heads t conj(r), since
-        # |h r - t| = |h - t conj(r)| when |r| = 1. Either way one (B, K, d) difference.
+    def query(self, h, r, t, target):
+        """The rotated anchor that candidates are compared with: ``h r`` for tails; for heads
+        ``t conj(r)``, since ``|h r - t| = |h - t conj(r)|`` when ``|r| = 1``."""
         theta = phase(r, self.gamma, self.dim)
         cr, ci = torch.cos(theta), torch.sin(theta)
         if target is Target.TAIL:
             ar, ai = complex_parts(h)
-            query = torch.cat([ar * cr - ai * ci, ar * ci + ai * cr], dim=-1)
-        else:
-            ar, ai = complex_parts(t)
-            query = torch.cat([ar * cr + ai * ci, ai * cr - ar * ci], dim=-1)
-        return self.gamma - candidate_complex_distance(candidates, query)
+            return torch.cat([ar * cr - ai * ci, ar * ci + ai * cr], dim=-1)
+        ar, ai = complex_parts(t)
+        return torch.cat([ar * cr + ai * ci, ai * cr - ar * ci], dim=-1)
+
+    def score_candidates(self, h, r, t, candidates, target):
+        # rotate the anchor, not the candidates: one (B, K, d) difference either way
+        return self.gamma - candidate_complex_distance(candidates, self.query(h, r, t, target))
+
+    def candidate_form(self, h, r, t, target):
+        return CandidateForm(FusedKind.COMPLEX, self.query(h, r, t, target), self.gamma, distance=True)

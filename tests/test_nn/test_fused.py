@@ -1,0 +1,168 @@
+"""The fused EMU kernels against their oracle: the mutated negatives formed with torch operations."""
+from __future__ import annotations
+
+import contextlib
+import logging
+
+import pytest
+import torch
+
+from dgl_emu.counter_rng import draw_key
+from dgl_emu.losses import EMULoss
+from dgl_emu.models import KGEModel
+from dgl_emu.nn import fused as fused_module
+from dgl_emu.nn.emu import EmbeddingMutation
+from dgl_emu.nn.fused import FusedKind, fused_scores, kernels, reference_scores, unfused
+from dgl_emu.nn.interactions import INTERACTIONS
+from dgl_emu.nn.encoders import LookupEncoder
+from dgl_emu.rng import row_window
+from dgl_emu.training import Objective
+from dgl_emu.typing import Target
+
+pytestmark = pytest.mark.skipif(kernels() is None, reason="the fused kernels are not available here")
+
+E, R, B, K = 40, 4, 9, 6
+
+
+def _inputs(kind: FusedKind, chunk: int, seed: int = 0, dtype=torch.float64):
+    g = torch.Generator().manual_seed(seed)
+    d = 8
+    q = torch.randn(B, d, generator=g, dtype=dtype, requires_grad=True)
+    p = torch.randn(B, d, generator=g, dtype=dtype, requires_grad=True)
+    n = torch.randn(-(-B // chunk), K, d, generator=g, dtype=dtype, requires_grad=True)
+    return q, p, n
+
+
+@pytest.mark.parametrize("kind", list(FusedKind))
+@pytest.mark.parametrize("with_plain", [True, False])
+@pytest.mark.parametrize("chunk", [1, 4])
+def test_fused_scores_and_gradients_equal_the_formed_mutation(kind, with_plain, chunk):
+    """Scores of the mutated and the plain negatives, and the gradients of the query, the
+    positive and the negatives (shared by chunks of rows or not), agree with the oracle."""
+    q, p, n = _inputs(kind, chunk)
+    g = torch.Generator().manual_seed(1)
+    w_emu, w_plain = torch.randn(B, K, generator=g, dtype=q.dtype), torch.randn(B, K, generator=g, dtype=q.dtype)
+    results = []
+    for scores in (fused_scores, reference_scores):
+        emu, plain = scores(q, p, n, kind, draw_key(3, 4), 17, 0.39, with_plain, chunk)
+        loss = (emu * w_emu).sum() + ((plain * w_plain).sum() if with_plain else 0)
+        results.append((emu, plain, torch.autograd.grad(loss, (q, p, n))))
+    (emu, plain, grads), (emu_ref, plain_ref, grads_ref) = results
+    torch.testing.assert_close(emu, emu_ref, rtol=1e-12, atol=1e-12)
+    if with_plain:
+        torch.testing.assert_close(plain, plain_ref, rtol=1e-12, atol=1e-12)
+    else:
+        assert plain is None and plain_ref is None
+    for got, want in zip(grads, grads_ref):
+        torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
+
+
+def test_keep_all_scores_the_negatives_and_keep_none_the_positive():
+    q, p, n = _inputs(FusedKind.DOT, 1)
+    all_kept, plain = fused_scores(q, p, n, FusedKind.DOT, draw_key(0, 0), 0, 1.0)
+    torch.testing.assert_close(all_kept, plain, rtol=0, atol=0)
+    none_kept, _ = fused_scores(q, p, n, FusedKind.DOT, draw_key(0, 0), 0, 0.0, with_plain=False)
+    torch.testing.assert_close(none_kept, (q * p).sum(1, keepdim=True).expand(B, K), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["transe", "distmult", "complex", "rotate"])
+@pytest.mark.parametrize("target", list(Target))
+def test_candidate_form_is_the_interactions_candidate_score(name, target):
+    """``form.score(kernel(candidates, form.query))`` equals ``score_candidates``: the form the
+    kernels use is the interaction's own score."""
+    inter = INTERACTIONS.get(name)(dim=5, **({"p_norm": 2} if name == "transe" else {})).double()
+    g = torch.Generator().manual_seed(2)
+    width, rwidth = inter.entity_dim, inter.relation_dim
+    h, t = torch.randn(B, 1, width, generator=g, dtype=torch.float64), torch.randn(B, 1, width, generator=g,
+                                                                                   dtype=torch.float64)
+    r = torch.randn(B, 1, rwidth, generator=g, dtype=torch.float64)
+    cands = torch.randn(B, K, width, generator=g, dtype=torch.float64)
+    form = inter.candidate_form(h, r, t, target)
+    raw = fused_module._compare(cands, form.query, form.kind)
+    torch.testing.assert_close(form.score(raw), inter.score_candidates(h, r, t, cands, target),
+                               rtol=1e-12, atol=1e-12)
+
+
+def _objective(name: str, sparse: bool, separate: bool, seed: int = 0):
+    inter = INTERACTIONS.get(name)(dim=6).double()
+    encoder = LookupEncoder(E, R, inter, torch.Generator().manual_seed(seed), sparse=sparse).double()
+    model = KGEModel(encoder, inter)
+    return Objective(model, EMULoss(0.53, 0.11), EmbeddingMutation(0.39, seed=4), separate_negatives=separate)
+
+
+def _batch(separate: bool):
+    g = torch.Generator().manual_seed(3)
+    hrt = torch.stack([torch.randint(0, E, (B,), generator=g), torch.randint(0, R, (B,), generator=g),
+                       torch.randint(0, E, (B,), generator=g)], 1)
+    return hrt, torch.randint(0, E, (B, 2 * K if separate else K), generator=g)
+
+
+def _loss_and_grads(objective, hrt, neg, target):
+    model = objective.model
+    loss = objective.loss_of(model.gather(model.encode(), hrt, neg, target), target)
+    params = [p for p in model.parameters() if p.requires_grad]
+    grads = torch.autograd.grad(loss, params)
+    return loss, [g.to_dense() if g.is_sparse else g for g in grads]
+
+
+@pytest.mark.parametrize("name", ["transe", "distmult", "complex", "rotate", "conve"])
+@pytest.mark.parametrize("target", list(Target))
+@pytest.mark.parametrize("sparse", [False, True], ids=["dense", "sparse"])
+@pytest.mark.parametrize("separate", [False, True], ids=["shared", "separate"])
+def test_objective_fused_equals_formed(name, target, sparse, separate):
+    """EMU's loss and every parameter's gradient are the same through the kernels and with the
+    mutated negatives formed, for every interaction (ConvE has no candidate form: both run
+    formed), both sides, dense and sparse tables, shared and separate negatives."""
+    if name == "conve" and sparse:
+        pytest.skip("ConvE trains dense tables")
+    hrt, neg = _batch(separate)
+    runs = []
+    for ctx in (contextlib.nullcontext(), unfused()):
+        objective = _objective(name, sparse, separate)
+        with ctx:
+            runs.append(_loss_and_grads(objective, hrt, neg, target))
+        assert objective.mutation.generators.state_dict() == {"draws": 1}
+    (loss, grads), (loss_ref, grads_ref) = runs
+    torch.testing.assert_close(loss, loss_ref, rtol=1e-12, atol=1e-12)
+    for got, want in zip(grads, grads_ref):
+        torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("fused", [True, False], ids=["fused", "formed"])
+def test_a_process_holding_some_rows_scores_them_as_one_process(fused):
+    """Data-parallel processes score rows [a, b) of each part inside a row window: their EMU
+    scores are the rows of the one-process scores (the bits of global rows, no mask passed)."""
+    hrt, neg = _batch(False)
+    whole = _objective("distmult", False, False)
+    model = whole.model
+    g = model.gather(model.encode(), hrt, neg, Target.TAIL)
+    with (contextlib.nullcontext() if fused else unfused()):
+        emu, plain, _ = whole.emu_scores(g, g, Target.TAIL)
+        for rows in (slice(0, 4), slice(4, B)):
+            part = _objective("distmult", False, False)
+            mine = part.model.gather(part.model.encode(), hrt[rows], neg[rows], Target.TAIL)
+            with row_window(part, B, rows):
+                emu_rows, plain_rows, _ = part.emu_scores(mine, mine, Target.TAIL)
+            torch.testing.assert_close(emu_rows, emu[rows], rtol=1e-12, atol=1e-12)
+            torch.testing.assert_close(plain_rows, plain[rows], rtol=1e-12, atol=1e-12)
+
+
+def test_without_a_compiler_emu_runs_formed_with_one_log_line(monkeypatch, caplog):
+    """A failed build leaves the kernels out: kernel_status says why, one warning is logged,
+    and EMU trains on the formed path."""
+    from torch.utils import cpp_extension
+
+    def no_compiler(*args, **kwargs):
+        raise RuntimeError("no C++ compiler found (g++)")
+
+    monkeypatch.setattr(cpp_extension, "load", no_compiler)
+    monkeypatch.setitem(fused_module._STATE, "loaded", False)
+    monkeypatch.setitem(fused_module._STATE, "module", None)
+    with caplog.at_level(logging.WARNING, logger="dgl_emu.nn.fused"):
+        assert fused_module.kernels() is None
+        assert fused_module.kernels() is None   # once: the failure is remembered
+    assert "unavailable (no C++ compiler found (g++))" in fused_module.kernel_status()
+    assert [r.getMessage() for r in caplog.records].count(f"fused EMU kernels {fused_module.kernel_status()}") == 1
+    hrt, neg = _batch(False)
+    loss, _ = _loss_and_grads(_objective("distmult", False, False), hrt, neg, Target.TAIL)
+    assert torch.isfinite(loss)
