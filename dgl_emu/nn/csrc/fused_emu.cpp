@@ -56,7 +56,8 @@ template <typename T>
 struct Scratch {
   std::vector<uint32_t> u;
   std::vector<T> keep;
-  explicit Scratch(int64_t d) : u(d + 1), keep(d) {}
+  std::vector<T> grad;  // one negative's gradient, before it is written or added to grad_n
+  explicit Scratch(int64_t d) : u(d + 1), keep(d), grad(d) {}
 };
 
 template <typename T, int Kind, bool Plain>
@@ -129,6 +130,7 @@ void backward_impl(const T* q, const T* p, const T* n, const T* g_emu, const T* 
   at::parallel_for(0, chunks, 1, [&](int64_t begin, int64_t end) {
     Scratch<T> s(d);
     T* kp = s.keep.data();
+    T* v = s.grad.data();
     const int64_t half = d / 2;
     for (int64_t c = begin; c < end; ++c) {
       T* gnc = gn + c * K * d;
@@ -160,8 +162,8 @@ void backward_impl(const T* q, const T* p, const T* n, const T* g_emu, const T* 
                 fr = pm > 0 ? gpl * dr / pm : T(0);
                 fi = pm > 0 ? gpl * di / pm : T(0);
               }
-              gnk[r] = (first ? T(0) : gnk[r]) + kp[r] * sr + fr;
-              gnk[im] = (first ? T(0) : gnk[im]) + kp[im] * si + fi;
+              v[r] = kp[r] * sr + fr;
+              v[im] = kp[im] * si + fi;
               gpb[r] += (T(1) - kp[r]) * sr;
               gpb[im] += (T(1) - kp[im]) * si;
               gqb[r] -= sr + fr;
@@ -175,7 +177,7 @@ void backward_impl(const T* q, const T* p, const T* n, const T* g_emu, const T* 
               const T m = kp[j] != T(0) ? nk[j] : pb[j];
               const T sl = slope<T, Kind>(m, qb[j], ge, de);
               const T f = Plain ? slope<T, Kind>(nk[j], qb[j], gpl, dp) : T(0);
-              gnk[j] = (first ? T(0) : gnk[j]) + kp[j] * sl + f;
+              v[j] = kp[j] * sl + f;
               gpb[j] += (T(1) - kp[j]) * sl;
               if (Kind == 0) {
                 gqb[j] += ge * m + (Plain ? gpl * nk[j] : T(0));
@@ -183,6 +185,13 @@ void backward_impl(const T* q, const T* p, const T* n, const T* g_emu, const T* 
                 gqb[j] -= sl + f;
               }
             }
+          }
+          if (first) {  // plain stores: grad_n is not read where it is first written
+#pragma omp simd
+            for (int64_t j = 0; j < d; ++j) gnk[j] = v[j];
+          } else {
+#pragma omp simd
+            for (int64_t j = 0; j < d; ++j) gnk[j] += v[j];
           }
         }
       }
