@@ -17,6 +17,8 @@ TIERS = {
     "tests/test_training/test_distributed.py": ("slow", "distributed"),
     "tests/test_docs.py": ("slow",),
     "tests/test_tuning/test_study.py": ("slow",),
+    "tests/test_tuning/test_equal_time.py::test_equal_time_*": ("slow",),
+    "tests/test_tuning/test_equal_time.py::test_the_cli_*": ("slow",),
     "tests/test_benchmarks/test_speed.py": ("slow",),
     "tests/test_cli/test_bad_input.py::test_interrupted_*": ("slow",),
     "tests/test_benchmarks/test_grid.py::test_published_grids_expand": ("slow",),

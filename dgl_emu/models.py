@@ -10,7 +10,7 @@ from torch import nn
 from .nn.encoders.base import Encoder, LookupEncoder, Representations
 from .nn.interactions.base import Interaction
 from .nn.rows import distinct_rows, gather_rows
-from .typing import Target, Tensor
+from .typing import Sharing, Target, Tensor
 
 __all__ = ["KGEModel", "Gathered", "ModelScorer", "distinct_rows", "gather_rows"]
 
@@ -27,14 +27,24 @@ class Gathered(NamedTuple):
     pos : Tensor
         ``(B, 1, d)`` true entity on the corrupted side.
     neg : Tensor
-        ``(B, K, d)`` negatives. Gathered apart from ``pos`` (not sliced from one tensor), so the
+        ``(B, K, d)`` negatives, or ``(C, K, d)`` when chunks of rows share them (``sharing``; see
+        :meth:`negatives`). Gathered apart from ``pos`` (not sliced from one tensor), so the
         backward pass adds two gathers' gradients instead of zero-filling a ``(B, 1 + K, d)``.
+    sharing : Sharing
+        How rows share ``neg`` (default: each row its own).
     """
 
     anchor: Tensor
     relation: Tensor
     pos: Tensor
     neg: Tensor
+    sharing: Sharing = Sharing()
+
+    def negatives(self) -> Tensor:
+        """``(B, K, d)``: every row's negatives (the shared sets repeated where rows share them)."""
+        if self.sharing.chunk == 1:
+            return self.neg
+        return self.neg[self.sharing.set_of(len(self.pos)).to(self.neg.device)]
 
 
 class KGEModel(nn.Module):
@@ -93,7 +103,7 @@ class KGEModel(nn.Module):
         return self.encoder(graph, norms=norms)
 
     def gather(self, reps: Representations, hrt: Tensor, negatives: Tensor,
-               target: Target) -> Gathered:
+               target: Target, sharing: Sharing = Sharing()) -> Gathered:
         """Gather a batch's embeddings with one lookup per table.
 
         Parameters
@@ -106,27 +116,33 @@ class KGEModel(nn.Module):
             ``(B, K)`` negative entity ids for the ``target`` side.
         target : Target
             Corrupted side.
+        sharing : Sharing
+            When chunks of rows share their negatives, each shared set is gathered once:
+            ``neg`` is then ``(C, K, d)``.
         """
         c, o = target.column, target.other.column
+        if sharing.chunk > 1:
+            negatives = negatives[sharing.first_rows(len(hrt)).to(negatives.device)]
         if self.encoder.sparse:
-            return self._gather_rows(reps, hrt, negatives, c, o)
+            return self._gather_rows(reps, hrt, negatives, c, o, sharing)
         return Gathered(anchor=F.embedding(hrt[:, o:o + 1], reps.entity),
                         relation=F.embedding(hrt[:, 1:2], reps.relation),
                         pos=F.embedding(hrt[:, c:c + 1], reps.entity),
-                        neg=F.embedding(negatives, reps.entity))
+                        neg=F.embedding(negatives, reps.entity), sharing=sharing)
 
-    def _gather_rows(self, reps: Representations, hrt: Tensor, negatives: Tensor, c: int, o: int) -> Gathered:
+    def _gather_rows(self, reps: Representations, hrt: Tensor, negatives: Tensor, c: int, o: int,
+                     sharing: Sharing) -> Gathered:
         """The sparse path: each distinct entity row is looked up once, so the table's gradient is
         a coalesced sparse tensor of ``U`` distinct rows (``U <= min(E, B (K + 2))``); sharded
         tables pull those rows from their servers."""
-        B, K = negatives.shape
+        B, (C, K) = len(hrt), negatives.shape
         ids = torch.cat([hrt[:, o], hrt[:, c], negatives.reshape(-1)])
         unique, inverse = distinct_rows(ids, self.encoder.num_entities)
         rows = self.encoder.entity_rows(unique)  # (U, d); the lookups below are dense within it
         return Gathered(anchor=F.embedding(inverse[:B].unsqueeze(1), rows),
                         relation=F.embedding(hrt[:, 1:2], reps.relation, sparse=True),
                         pos=F.embedding(inverse[B:2 * B].unsqueeze(1), rows),
-                        neg=F.embedding(inverse[2 * B:].view(B, K), rows))
+                        neg=F.embedding(inverse[2 * B:].view(C, K), rows), sharing=sharing)
 
     def score_gathered(self, g: Gathered, candidates: Tensor, target: Target) -> Tensor:
         """Scores ``(B, K')`` of ``candidates (B, K', d)`` against the gathered anchors."""
@@ -134,7 +150,7 @@ class KGEModel(nn.Module):
 
     def score_plain(self, g: Gathered, target: Target) -> Tensor:
         """``S_plain (B, 1 + K)``: the positive in column 0, then the sampled negatives."""
-        return torch.cat([self.score_gathered(g, g.pos, target), self.score_gathered(g, g.neg, target)], 1)
+        return torch.cat([self.score_gathered(g, g.pos, target), self.score_gathered(g, g.negatives(), target)], 1)
 
     def score_hrt(self, reps: Representations, hrt: Tensor) -> Tensor:
         """Scores ``(B,)`` of triples ``(B, 3)``."""

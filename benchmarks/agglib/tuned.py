@@ -42,7 +42,9 @@ def cell_summary(spec, cell: str) -> Dict[str, Any]:
     report_path = spec.study_dir(cell) / "report.json"
     report = json.loads(report_path.read_text()) if report_path.exists() else None
     out: Dict[str, Any] = {"cell": cell, "equal_budgets": bool(report and report["equal_budgets"]),
-                           "trials": spec.trials, "steps_per_trial": spec.cells[cell].training.steps,
+                           "trials": spec.trials, "budget": spec.budgets[cell].to_dict(),
+                           "budget_described": spec.budgets[cell].describe(),
+                           "steps_per_trial": spec.cells[cell].training.steps,
                            "tuning": {}, "arms": {}, "differences": {}}
     if report is not None:
         for arm in ("emu", "baseline"):
@@ -87,7 +89,9 @@ def format_markdown(summary: Dict[str, Any]) -> str:
     head = ["cell", "tuning budget per arm", *ARM_LABELS.values(), *(q for q, _, _ in QUESTIONS)]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for c in summary["cells"]:
-        budget = f"{c['trials']} trials × ≤{c['steps_per_trial']} steps" + ("" if c["equal_budgets"] else " (incomplete)")
+        given = (f"{c['trials']} trials" if c.get("budget", {}).get("kind", "equal-trials") == "equal-trials"
+                 else c["budget_described"].replace(" per arm", ""))
+        budget = f"{given} × ≤{c['steps_per_trial']} steps" + ("" if c["equal_budgets"] else " (incomplete)")
         arms = [_mean(c["arms"][a]["stats"]) for a in ARM_LABELS]
         diffs = [f"{fmt_diff(c['differences'][q])} {verdict(c['differences'][q])}" if c["differences"][q] else "—"
                  for q, _, _ in QUESTIONS]

@@ -46,10 +46,11 @@ def tune_cell(spec: Spec, cell: str) -> bool:
     from dgl_emu.tuning.compare import compare_emu
     from dgl_emu.tuning.study import StudyLocked
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # one line per trial is ours
-    done = "tuned: rewriting its report" if is_tuned(spec, cell) else f"tuning, {spec.trials} trials per arm"
+    budget = spec.budgets[cell]
+    done = "tuned: rewriting its report" if is_tuned(spec, cell) else f"tuning, {budget.describe()}"
     print(f"{cell}: {done} ({spec.study_dir(cell)})", flush=True)
     try:
-        compare_emu(spec.cells[cell], spec.study_dir(cell), trials=spec.trials, pruning=spec.pruning,
+        compare_emu(spec.cells[cell], spec.study_dir(cell), budget=budget, pruning=spec.pruning,
                     overrides=spec.search[cell], where=f"{spec.path}: cells.{cell}: ", progress=False,
                     notify=lambda m: print(f"  {cell} {m}", flush=True))
     except StudyLocked:

@@ -13,10 +13,13 @@ Spec file (YAML)::
     cells:
       codex-s-distmult: {<<: *short, dataset: codex-s, model: distmult}
       umls-rgcn: {encoder: rgcn, search: {optimizer.lr: {low: 0.001, high: 0.1}}}
+      umls-compgcn: {encoder: compgcn, seconds: 414}   # equal time: 414 s of trials per arm
 
 ``search`` (top level, and per cell on top of it) changes the declared ranges as
 ``dgl-emu tune --search`` does: ``{low, high[, log]}``, a list of choices, or ``null`` to fix the
-option at the cell's value.
+option at the cell's value. ``seconds`` gives both arms of the cell that much trial wall time
+(:class:`~dgl_emu.tuning.budget.EqualTime`, ``dgl-emu tune --equal-time``) instead of ``trials``
+trials each.
 """
 from __future__ import annotations
 
@@ -26,6 +29,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from dgl_emu.config import ConfigError, RunConfig, load_config
+from dgl_emu.tuning.budget import Budget, EqualTime, EqualTrials
 from dgl_emu.tuning.compare import arm_configs, arm_spaces
 from dgl_emu.tuning.pruning import MedianRule
 
@@ -51,6 +55,7 @@ class Spec:
     search: Dict[str, Dict[str, Any]]  # per cell: search-range overrides (``dgl-emu tune --search``)
     work_dir: Path
     results_dir: Path
+    budgets: Dict[str, Budget]  # per cell: equal trials, or equal time (``seconds``)
 
     def study_dir(self, cell: str) -> Path:
         """The directory of ``cell``'s two studies."""
@@ -96,7 +101,7 @@ def load_spec(path, work_dir: Optional[Path] = None, results_dir: Optional[Path]
     shared_search = data.get("search") or {}
     if not isinstance(shared_search, dict):
         raise GridError(f"{path}: search: expected a mapping of option: range")
-    configs, searches = {}, {}
+    configs, searches, budgets = {}, {}, {}
     for cell, options in cells.items():
         if not str(cell).replace("-", "").replace("_", "").isalnum():
             raise GridError(f"{path}: cells.{cell}: a cell name is letters, digits, '-' and '_'")
@@ -107,6 +112,11 @@ def load_spec(path, work_dir: Optional[Path] = None, results_dir: Optional[Path]
                             f"retraining from `seeds`; remove it")
         options = dict(options or {})
         search = options.pop("search", None) or {}
+        seconds = options.pop("seconds", None)
+        if seconds is not None and (isinstance(seconds, bool) or not isinstance(seconds, (int, float))
+                                    or seconds <= 0):
+            raise GridError(f"{path}: cells.{cell}.seconds: expected a positive number of seconds, got {seconds!r}")
+        budgets[str(cell)] = EqualTime(float(seconds)) if seconds is not None else EqualTrials(trials)
         if not isinstance(search, dict):
             raise GridError(f"{path}: cells.{cell}.search: expected a mapping of option: range")
         try:
@@ -119,7 +129,7 @@ def load_spec(path, work_dir: Optional[Path] = None, results_dir: Optional[Path]
     name = str(data.get("name") or path.stem)
     return Spec(path, name, trials, pruning, [int(s) for s in seeds],
                 configs, searches, Path(work_dir or BENCHMARKS / "work" / name).resolve(),
-                Path(results_dir or BENCHMARKS / "results" / name).resolve())
+                Path(results_dir or BENCHMARKS / "results" / name).resolve(), budgets)
 
 
 def smoothing_config(emu_cfg: RunConfig) -> RunConfig:
@@ -132,12 +142,15 @@ def smoothing_config(emu_cfg: RunConfig) -> RunConfig:
 
 
 def is_tuned(spec: Spec, cell: str) -> bool:
-    """Whether both studies of ``cell`` hold ``spec.trials`` finished trials (``report.json``)."""
+    """Whether both studies of ``cell`` used the cell's budget (``report.json``; reports of
+    equal-trial comparisons written before budgets were recorded count by their trials)."""
     path = spec.study_dir(cell) / "report.json"
     if not path.exists():
         return False
     report = json.loads(path.read_text())
-    return bool(report["equal_budgets"]) and report["trials"] == spec.trials and all(
+    budget = spec.budgets[cell]
+    given = report.get("budget_given") or {"kind": "equal-trials", "trials": report["trials"]}
+    return bool(report["equal_budgets"]) and given == budget.to_dict() and all(
         report["arms"][a]["best_config"] for a in ("emu", "baseline"))
 
 

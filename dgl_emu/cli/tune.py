@@ -11,6 +11,7 @@ from ..data import ChecksumError, DataFormatError, DatasetNotFoundError
 from ..pipeline import RunInterrupted
 from ..training import CheckpointError
 from ..tuning import apply_overrides, read_search_file, search_space
+from ..tuning.budget import EqualTime, EqualTrials
 from .options import given_options, parse_set, run_options
 from .run import usage_error
 
@@ -53,9 +54,9 @@ def _summary(result, out_dir: Path) -> None:
 @click.command()
 @click.option("--config", "config_file", type=click.Path(dir_okay=False, exists=True),
               help="YAML file of options, as for dgl-emu run; command-line options override it.")
-@click.option("--trials", type=click.IntRange(min=1), default=20, show_default=True,
+@click.option("--trials", type=click.IntRange(min=1), default=None,
               help="Finished (complete, pruned or diverged) trials the study holds in the end; a resumed "
-                   "study runs only the missing ones.")
+                   "study runs only the missing ones.  [default: 20; with --equal-time: no cap]")
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
               help="Start no new trial after this many seconds (the running trial finishes).")
 @click.option("--search", "search_file", type=click.Path(dir_okay=False, exists=True),
@@ -73,10 +74,14 @@ def _summary(result, out_dir: Path) -> None:
 @click.option("--compare-emu", is_flag=True,
               help="Tune EMU and the plain baseline (emu: none) with equal budgets, in OUTPUT/emu and "
                    "OUTPUT/baseline; writes OUTPUT/report.md.")
+@click.option("--equal-time", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
+              help="With --compare-emu: both arms get SECONDS of trial wall time each on this machine (the arm "
+                   "that has used less runs the next trial), instead of the same number of trials; --trials "
+                   "then caps each arm's trials.")
 @run_options
 @click.pass_context
 def tune(ctx, config_file, trials, timeout, search_file, prune_after, prune_warmup, config_first, compare_emu,
-         set_values, **options):
+         equal_time, set_values, **options):
     """Search hyper-parameters with Optuna: each trial is a dgl-emu run, pruned on validation MRR.
 
     The study lives in OUTPUT/study.db (default OUTPUT: tunes/<name>); re-running the same
@@ -90,6 +95,10 @@ def tune(ctx, config_file, trials, timeout, search_file, prune_after, prune_warm
     from ..tuning.pruning import MedianRule  # start-up cost: Optuna
     from ..tuning.study import StudyLocked, default_study_dir, tune as run_study  # start-up cost: Optuna
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if equal_time is not None and not compare_emu:
+        raise click.UsageError("--equal-time gives EMU and its baseline the same time: it goes with --compare-emu",
+                               ctx)
+    budget = EqualTime(equal_time, trials) if equal_time is not None else EqualTrials(trials or 20)
     given = given_options(ctx, options)
     sets = parse_set(set_values)
     out_dir = given.pop("output", None) or sets.pop("output", None)
@@ -104,11 +113,11 @@ def tune(ctx, config_file, trials, timeout, search_file, prune_after, prune_warm
     try:
         space, overrides, where = _space(cfg, search_file, fixed)
         if compare_emu:
-            comparison = run_comparison(cfg, out_dir, trials=trials, timeout=timeout, overrides=overrides,
+            comparison = run_comparison(cfg, out_dir, budget=budget, timeout=timeout, overrides=overrides,
                                         where=where, fixed=fixed, pruning=pruning,
                                         config_first=config_first, notify=click.echo)
         else:
-            result = run_study(cfg, out_dir, trials=trials, timeout=timeout, space=space,
+            result = run_study(cfg, out_dir, trials=budget.trials, timeout=timeout, space=space,
                                pruning=pruning, config_first=config_first, notify=click.echo)
     except ConfigError as e:
         raise click.UsageError(str(e), ctx) from None

@@ -2,8 +2,8 @@
 
 For a query ``q (B, d)`` (the interaction's vector that candidates are compared with), the
 positive's embedding ``p (B, d)`` and the negatives ``n (C, K, d)`` (``C = B``, or one set shared
-by each chunk of ``B / C`` rows), the mutated negatives are
-``m[b, k, j] = n[b, k, j] if keep(b, k, j) else p[b, j]`` with the counter-based bits of
+by each chunk of rows: row ``b`` uses ``n[(b + phase) // chunk]``), the mutated negatives are
+``m[b, k, j] = n[., k, j] if keep(b, k, j) else p[b, j]`` with the counter-based bits of
 :mod:`dgl_emu.counter_rng`, and
 
 * :data:`FusedKind.DOT`: ``<q, m>`` (DistMult, ComplEx: linear in the candidate),
@@ -34,7 +34,8 @@ import torch
 from ..counter_rng import check_counters, counter_mask, keep_threshold
 from ..typing import Tensor
 
-__all__ = ["FusedKind", "fused_scores", "reference_scores", "keep_mask", "kernels", "kernel_status", "unfused",
+__all__ = ["FusedKind", "fused_scores", "reference_scores", "shared_rows", "keep_mask", "kernels", "kernel_status",
+           "unfused",
            "SOURCE"]
 
 log = logging.getLogger(__name__)
@@ -118,11 +119,12 @@ def _signed(x: int) -> int:
 
 class _FusedEMU(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, q, p, n, kind: int, key: int, row0: int, threshold: int, with_plain: bool, chunk: int):
+    def forward(ctx, q, p, n, kind: int, key: int, row0: int, threshold: int, with_plain: bool, chunk: int,
+                phase: int):
         q, p, n = q.contiguous(), p.contiguous(), n.contiguous()
-        emu, plain = kernels().forward(q, p, n, kind, _signed(key), row0, threshold, with_plain, chunk)
+        emu, plain = kernels().forward(q, p, n, kind, _signed(key), row0, threshold, with_plain, chunk, phase)
         ctx.save_for_backward(q, p, n, emu, plain if with_plain else emu)
-        ctx.args = (kind, _signed(key), row0, threshold, chunk, with_plain)
+        ctx.args = (kind, _signed(key), row0, threshold, chunk, phase, with_plain)
         if not with_plain:
             plain = emu.new_empty(0)
             ctx.mark_non_differentiable(plain)
@@ -131,17 +133,17 @@ class _FusedEMU(torch.autograd.Function):
     @staticmethod
     def backward(ctx, g_emu, g_plain):
         q, p, n, emu, plain = ctx.saved_tensors
-        kind, key, row0, threshold, chunk, with_plain = ctx.args
+        kind, key, row0, threshold, chunk, phase, with_plain = ctx.args
         if g_emu is None:
             g_emu = torch.zeros_like(emu)
         if not with_plain or g_plain is None or g_plain.numel() == 0:
             g_plain = torch.empty(0, dtype=q.dtype)
-        gq, gp, gn = kernels().backward(q, p, n, g_emu, g_plain, emu, plain, kind, key, row0, threshold, chunk)
-        return gq, gp, gn, None, None, None, None, None, None
+        gq, gp, gn = kernels().backward(q, p, n, g_emu, g_plain, emu, plain, kind, key, row0, threshold, chunk, phase)
+        return gq, gp, gn, None, None, None, None, None, None, None
 
 
 def fused_scores(q: Tensor, p: Tensor, n: Tensor, kind: FusedKind, key: int, row0: int, keep_prob: float,
-                 with_plain: bool = True, chunk: int = 1) -> Tuple[Tensor, Optional[Tensor]]:
+                 with_plain: bool = True, chunk: int = 1, phase: int = 0) -> Tuple[Tensor, Optional[Tensor]]:
     """Scores of the mutated negatives ``(B, K)``, and of the negatives themselves (``None`` without
     ``with_plain``), by the compiled kernel (CPU; :func:`kernels` must not be ``None``).
 
@@ -150,7 +152,8 @@ def fused_scores(q: Tensor, p: Tensor, n: Tensor, kind: FusedKind, key: int, row
     q, p : Tensor
         ``(B, d)`` query and positive embedding.
     n : Tensor
-        ``(C, K, d)`` negatives, ``C = ceil(B / chunk)``: row ``b`` uses ``n[b // chunk]``.
+        ``(C, K, d)`` negatives, ``C = ceil((B + phase) / chunk)``: row ``b`` uses
+        ``n[(b + phase) // chunk]``.
     kind : FusedKind
         The comparison.
     key, row0 : int
@@ -162,9 +165,12 @@ def fused_scores(q: Tensor, p: Tensor, n: Tensor, kind: FusedKind, key: int, row
         Also return ``kernel(n, q)``, read in the same pass.
     chunk : int
         Rows that share one set of negatives.
+    phase : int
+        The first row's place in its chunk (``0 <= phase < chunk``).
     """
     check_counters(row0, q.shape[0], n.shape[1], q.shape[1])
-    emu, plain = _FusedEMU.apply(q, p, n, int(kind), key, row0, keep_threshold(keep_prob), with_plain, chunk)
+    emu, plain = _FusedEMU.apply(q, p, n, int(kind), key, row0, keep_threshold(keep_prob), with_plain, chunk,
+                                 phase)
     return emu, (plain if with_plain else None)
 
 
@@ -178,6 +184,18 @@ def keep_mask(key: int, row0: int, shape, keep_prob: float, device: torch.device
         check_counters(row0, rows, negatives, width)
         return module.mask(_signed(key), row0, rows, negatives, width, keep_threshold(keep_prob), dtype)
     return counter_mask(key, row0, shape, keep_prob, device=device, dtype=dtype)
+
+
+def shared_rows(n: Tensor, rows: int, chunk: int = 1, phase: int = 0) -> Tensor:
+    """``(rows, K, d)``: the negatives of every row from the ``(C, K, d)`` sets its chunks share
+    (row ``b`` has ``n[(b + phase) // chunk]``); ``n`` itself when ``chunk`` is 1.
+
+    >>> shared_rows(torch.arange(3.).view(3, 1, 1), 5, chunk=2, phase=1).flatten().tolist()
+    [0.0, 1.0, 1.0, 2.0, 2.0]
+    """
+    if chunk == 1:
+        return n
+    return n[(torch.arange(rows, device=n.device) + phase) // chunk]
 
 
 def _compare(candidates: Tensor, q: Tensor, kind: FusedKind) -> Tensor:
@@ -194,12 +212,12 @@ def _compare(candidates: Tensor, q: Tensor, kind: FusedKind) -> Tensor:
 
 
 def reference_scores(q: Tensor, p: Tensor, n: Tensor, kind: FusedKind, key: int, row0: int, keep_prob: float,
-                     with_plain: bool = True, chunk: int = 1) -> Tuple[Tensor, Optional[Tensor]]:
+                     with_plain: bool = True, chunk: int = 1, phase: int = 0) -> Tuple[Tensor, Optional[Tensor]]:
     """:func:`fused_scores` with torch operations and autograd: the mutated negatives formed
     (``torch.where`` with the counter mask), then compared. Any device, any differentiable order.
     """
     B, K, d = q.shape[0], n.shape[1], q.shape[1]
-    full = n.repeat_interleave(chunk, dim=0)[:B] if chunk > 1 else n
+    full = shared_rows(n, B, chunk, phase)
     keep = counter_mask(key, row0, (B, K, d), keep_prob, device=q.device)
     mutated = torch.where(keep, full, p.unsqueeze(1))
     emu = _compare(mutated, q.unsqueeze(1), kind)

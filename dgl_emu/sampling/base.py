@@ -56,6 +56,12 @@ class NegativeSampler(Stochastic):
         """``(B, K)`` negative ids for the ``target`` slot of ``hrt (B, 3)``."""
         raise NotImplementedError
 
+    @property
+    def shared_rows(self) -> Optional[int]:
+        """Rows of a batch that share one draw of negatives (``chunk_size``), or ``None``: every
+        row draws its own. Gathers then look each shared set up once."""
+        return None
+
     def head_probability(self, hrt: Tensor) -> Optional[Tensor]:
         """Per-triple probability ``(B,)`` of corrupting the head, or ``None``.
 

@@ -51,6 +51,11 @@ class UniformNegativeSampler(NegativeSampler):
                              "positive's own entity (exclude_true)")
         self.exclude_true, self.chunk_size = exclude_true, chunk_size
 
+    @property
+    def shared_rows(self) -> Optional[int]:
+        """``chunk_size``: rows of a batch that share one draw."""
+        return self.chunk_size
+
     def corrupt(self, hrt: Tensor, target: Target) -> Tensor:
         gen = self.generator(hrt.device)
         if self.chunk_size is not None:

@@ -14,12 +14,12 @@ import torch
 from ..models import Gathered, KGEModel
 from ..nn.encoders.base import Encoder
 from ..rng import dgl_single_thread
-from ..typing import Target, Tensor
+from ..typing import Sharing, Target, Tensor
 
 __all__ = ["BatchStrategy", "FullGraphBatches", "NeighborSampledBatches", "Gather"]
 
-#: ``gather(hrt (B, 3), negatives (B, K), target) -> Gathered``
-Gather = Callable[[Tensor, Tensor, Target], Gathered]
+#: ``gather(hrt (B, 3), negatives (B, K), target, sharing=Sharing()) -> Gathered``
+Gather = Callable[..., Gathered]
 
 
 class BatchStrategy:
@@ -80,8 +80,8 @@ class FullGraphBatches(BatchStrategy):
     def gatherer(self, model: KGEModel, generator: torch.Generator) -> Gather:
         reps = model.encode(self.graph, norms=self.norms)  # one encoder pass serves every part
 
-        def gather(hrt: Tensor, negatives: Tensor, target: Target) -> Gathered:
-            return model.gather(reps, hrt, negatives, target)
+        def gather(hrt: Tensor, negatives: Tensor, target: Target, sharing: Sharing = Sharing()) -> Gathered:
+            return model.gather(reps, hrt, negatives, target, sharing)
 
         return gather
 
@@ -142,7 +142,8 @@ class NeighborSampledBatches(BatchStrategy):
     def gatherer(self, model: KGEModel, generator: torch.Generator) -> Gather:
         encoder = model.encoder
 
-        def gather(hrt: Tensor, negatives: Tensor, target: Target) -> Gathered:
+        def gather(hrt: Tensor, negatives: Tensor, target: Target, sharing: Sharing = Sharing()) -> Gathered:
+            # every negative is a seed node of the blocks: shared sets are not gathered apart here
             input_nodes, pos, neg, blocks = self.sample(hrt, negatives, target, generator)
             norms = [encoder.edge_norm(b, self.in_degrees) for b in blocks]
             reps = encoder(blocks, self.features(encoder, input_nodes), norms)

@@ -29,7 +29,7 @@ from torch.utils.checkpoint import checkpoint
 from ..data.index import FilterIndex
 from ..registry import Registry
 from ..sampling.base import NegativeSampler
-from ..typing import Target, Tensor
+from ..typing import Sharing, Target, Tensor
 
 __all__ = ["REGIMES", "Regime", "Part", "NegativeSampling", "OneVsAll", "KvsAll", "alternating_target",
            "split_by_side"]
@@ -51,11 +51,14 @@ class Part(NamedTuple):
     negatives : Tensor, optional
         ``(n, K)`` negative entity ids of sampled-negative regimes; ``None`` when the part is
         scored against every entity.
+    sharing : Sharing
+        How consecutive rows share their negatives (the sampler's chunks).
     """
 
     target: Target
     rows: Tensor
     negatives: Optional[Tensor] = None
+    sharing: Sharing = Sharing()
 
     def take(self, rows: slice) -> "Part":
         """The part's ``rows`` (a data-parallel process's share), negatives alike.
@@ -63,7 +66,8 @@ class Part(NamedTuple):
         >>> Part(Target.TAIL, torch.zeros(4, 3), torch.ones(4, 2)).take(slice(1, 3)).negatives.shape
         torch.Size([2, 2])
         """
-        return Part(self.target, self.rows[rows], None if self.negatives is None else self.negatives[rows])
+        return Part(self.target, self.rows[rows], None if self.negatives is None else self.negatives[rows],
+                    self.sharing.take(rows))
 
 
 #: ``score(part) -> scalar loss`` of one step (see :meth:`Regime.scorer`)
@@ -168,12 +172,13 @@ class NegativeSampling(Regime):
 
     def parts(self, rows: Tensor, step: int, generator: torch.Generator, objective) -> List[Part]:
         sides = [(Target.TAIL, rows)] if self.reciprocal else split_by_side(rows, step, self.sampler, generator)
+        sharing = Sharing(self.sampler.shared_rows or 1)
         out = []
         for target, mine in sides:
             negatives = self.sampler(mine, target)
             if objective.separate_negatives:  # a second, independent draw for the EMU pass
                 negatives = torch.cat([negatives, self.sampler(mine, target)], 1)
-            out.append(Part(target, mine, negatives))
+            out.append(Part(target, mine, negatives, sharing))
         return out
 
     def scorer(self, objective, batches, generator: torch.Generator) -> PartLoss:
@@ -182,7 +187,7 @@ class NegativeSampling(Regime):
         def score(part: Part) -> Tensor:
             nonlocal gather
             gather = gather or batches.gatherer(objective.model, generator)
-            return objective.loss_of(gather(part.rows, part.negatives, part.target), part.target)
+            return objective.loss_of(gather(part.rows, part.negatives, part.target, part.sharing), part.target)
 
         return score
 

@@ -129,15 +129,17 @@ class Objective(nn.Module):
         form = self._candidate_form(g_emu, target)
         if form is None:
             plain = self.model.score_plain(g, target)
-            mutated, labels = self.mutation.mutate(g_emu.pos, g_emu.neg)
-            emu = plain if mutated is g.neg else torch.cat(  # un-mutated (soft labels only): same scores
-                [plain[:, :1], self.model.score_gathered(g_emu, mutated, target)], dim=1)
-            return emu, plain, labels
+            negatives = g_emu.negatives()
+            mutated, labels = self.mutation.mutate(g_emu.pos, negatives)
+            if mutated is negatives and g_emu is g:  # un-mutated (soft labels only), shared draw: same scores
+                return plain, plain, labels
+            return torch.cat([plain[:, :1], self.model.score_gathered(g_emu, mutated, target)], dim=1), plain, labels
         key, row0 = self.mutation.draw()
         pos = self.model.score_gathered(g, g.pos, target)
         shared = g_emu is g
         raw_emu, raw_plain = fused_scores(form.query[:, 0], g_emu.pos[:, 0], g_emu.neg, form.kind, key, row0,
-                                          self.mutation.keep_prob, with_plain=shared)
+                                          self.mutation.keep_prob, with_plain=shared, chunk=g_emu.sharing.chunk,
+                                          phase=g_emu.sharing.phase)
         plain = torch.cat([pos, form.score(raw_plain)], 1) if shared else self.model.score_plain(g, target)
         return torch.cat([pos, form.score(raw_emu)], 1), plain, None
 

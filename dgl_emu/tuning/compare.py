@@ -1,11 +1,13 @@
 """EMU against its plain baseline, each tuned with the same budget (``dgl-emu tune --compare-emu``).
 
 Two studies, ``STUDY_DIR/emu/`` and ``STUDY_DIR/baseline/`` (the same configuration with
-``emu: none``), run side by side, one trial at a time, the arm with fewer finished trials first:
-the same number of trials, the same steps, batch and negatives per trial, the same seed, sampler
-and pruning rule. The baseline searches the same ranges except EMU's own. ``report.md`` and
-``report.json`` give, per arm, the trials, the steps, the search space and the best trial's
-validation and test metrics, and say whether the budgets are equal.
+``emu: none``), run side by side, one trial at a time, the arm that has used less of its budget
+first: the same number of trials (:class:`~dgl_emu.tuning.budget.EqualTrials`) or the same wall
+time (:class:`~dgl_emu.tuning.budget.EqualTime`, ``--equal-time``), the same steps, batch and
+negatives per trial, the same seed, sampler and pruning rule. The baseline searches the same
+ranges except EMU's own. ``report.md`` and ``report.json`` give, per arm, the trials, the steps,
+the seconds, the search space and the best trial's validation and test metrics, and say whether
+the budgets are equal.
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from tqdm.auto import tqdm
 
 from ..config import NONE, ConfigError, RunConfig
 from ..utils import atomic_write_json, atomic_write_text
+from .budget import ArmUse, Budget, EqualTrials
 from .pruning import TPE_STARTUP, MedianRule
 from .report import best_metrics
 from .space import Param, apply_overrides, describe_space, read_overrides, search_space
@@ -78,18 +81,29 @@ class Comparison:
     report: Dict[str, Any] = field(default_factory=dict)
 
 
-def compare_emu(cfg: RunConfig, out_dir=None, *, trials: int, timeout: Optional[float] = None,
-                overrides: Optional[Mapping[str, Any]] = None, where: str = "", fixed: Collection[str] = (),
-                pruning: MedianRule = MedianRule(), config_first: bool = False, progress: Optional[bool] = None,
-                notify: Optional[Callable[[str], None]] = None) -> Comparison:
+def _use(tuner: Tuner) -> ArmUse:
+    """The finished trials of an arm and their wall time."""
+    done = finished_trials(tuner.study)
+    return ArmUse(len(done), sum(t.user_attrs.get("seconds") or 0.0 for t in done))
+
+
+def compare_emu(cfg: RunConfig, out_dir=None, *, trials: Optional[int] = None, budget: Optional[Budget] = None,
+                timeout: Optional[float] = None, overrides: Optional[Mapping[str, Any]] = None, where: str = "",
+                fixed: Collection[str] = (), pruning: MedianRule = MedianRule(), config_first: bool = False,
+                progress: Optional[bool] = None, notify: Optional[Callable[[str], None]] = None) -> Comparison:
     """Tune EMU and the plain baseline with equal budgets; write ``report.md`` and ``report.json``.
 
-    Parameters are those of :func:`~dgl_emu.tuning.study.tune`; ``overrides`` (with ``where``
-    naming their file in errors) are the ``--search`` ranges and ``fixed`` the paths that are not
-    searched (see :func:`arm_spaces`). Each arm is resumable on its own
-    (a killed comparison resumes both). ``timeout`` stops starting trials in either arm; the
-    report then says whether the arms still hold the same number of trials.
+    Parameters are those of :func:`~dgl_emu.tuning.study.tune`; ``budget`` is what each arm gets
+    (default ``EqualTrials(trials)``; :class:`~dgl_emu.tuning.budget.EqualTime` for the same wall
+    time); ``overrides`` (with ``where`` naming their file in errors) are the ``--search`` ranges
+    and ``fixed`` the paths that are not searched (see :func:`arm_spaces`). Each arm is resumable
+    on its own (a killed comparison resumes both). ``timeout`` stops starting trials in either
+    arm; the report then says whether the arms used their budgets.
     """
+    if budget is None:
+        if trials is None:
+            raise ValueError("compare_emu needs trials or a budget")
+        budget = EqualTrials(trials)
     out_dir = Path(out_dir) if out_dir is not None else default_study_dir(cfg)
     arms = arm_configs(cfg)
     spaces = arm_spaces(arms, overrides, where, fixed)
@@ -103,34 +117,38 @@ def compare_emu(cfg: RunConfig, out_dir=None, *, trials: int, timeout: Optional[
         for tuner in tuners.values():
             stack.enter_context(tuner)
 
-        def done() -> int:
-            return sum(min(t.finished, trials) for t in tuners.values())
+        def done() -> float:
+            return round(sum(min(budget.used(_use(t)), budget.per_arm) for t in tuners.values()), 1)
 
-        bar = tqdm(total=2 * trials, initial=done(), disable=not show, desc="tune emu+baseline",
-                   unit="trial", dynamic_ncols=True)
+        bar = tqdm(total=2 * budget.per_arm, initial=done(), disable=not show, desc="tune emu+baseline",
+                   unit=budget.unit, dynamic_ncols=True)
         if show:
             say = bar.write
         try:
-            while done() < 2 * trials:
+            while True:
+                open_arms = [a for a in ARMS if budget.open(_use(tuners[a]))]
+                if not open_arms:
+                    break
                 if timeout is not None and time.monotonic() - started >= timeout:
                     stopped = f"timeout: no new trial after {timeout:g} s"
                     break
-                arm = min((a for a in ARMS if tuners[a].finished < trials), key=lambda a: tuners[a].finished)
+                arm = min(open_arms, key=lambda a: budget.used(_use(tuners[a])))  # ties: EMU first
                 tuners[arm].run_trial()
-                tuners[arm].write_outputs(trials, importance=False)
+                tuners[arm].write_outputs(budget.target(_use(tuners[arm])), importance=False)
                 bar.n = done()
                 bar.refresh()
         finally:
             bar.close()
         results = {}
         for arm in ARMS:
-            note = tuners[arm].write_outputs(trials)
-            results[arm] = tuners[arm].result(trials, stopped, note)
-        report = _report(out_dir, tuners, results, trials, pruning, stopped)
+            target = budget.target(_use(tuners[arm]))
+            note = tuners[arm].write_outputs(target)
+            results[arm] = tuners[arm].result(target, stopped, note)
+        report = _report(out_dir, tuners, results, budget, pruning, stopped)
     return Comparison(out_dir, results, report)
 
 
-def _report(out_dir: Path, tuners: Mapping[str, Tuner], results: Mapping[str, TuneResult], trials: int,
+def _report(out_dir: Path, tuners: Mapping[str, Tuner], results: Mapping[str, TuneResult], budget: Budget,
             pruning: MedianRule, stopped: Optional[str]) -> Dict[str, Any]:
     cfg = tuners["emu"].cfg
     arms = {}
@@ -144,29 +162,32 @@ def _report(out_dir: Path, tuners: Mapping[str, Tuner], results: Mapping[str, Tu
                      "seconds_trained": round(sum(seconds), 1),
                      "search_space": describe_space(t.space), **best_metrics(t.out_dir, t.study),
                      "best_config": str(out_dir / arm / "best.yaml") if r.best_number is not None else None}
-    equal = arms["emu"]["trials_finished"] == arms["baseline"]["trials_finished"] == trials
+    equal = not any(budget.open(_use(tuners[arm])) for arm in ARMS)
+    most = max(a["trials_finished"] for a in arms.values())
     only_emu = sorted(set(arms["emu"]["search_space"]) - set(arms["baseline"]["search_space"]))
-    sampler = (f"TPE, whose first {TPE_STARTUP} trials are random: with {trials} trials per arm a random search"
-               if trials <= TPE_STARTUP else f"TPE, after {TPE_STARTUP} random trials")
+    sampler = (f"TPE, whose first {TPE_STARTUP} trials are random: with {most} trials per arm a random search"
+               if most <= TPE_STARTUP else f"TPE, after {TPE_STARTUP} random trials")
     first = "each arm's first trial is its configuration's own values; " if tuners["emu"].config_first else ""
-    budget = (f"both arms ran {trials} trials of at most {cfg.training.steps} steps each "
-              f"({cfg.training.batch_size} positives and {cfg.sampler.options['num_negatives']} negatives "
-              f"per step, validation every {cfg.training.eval_every} steps), from seed {cfg.seed}, with "
-              f"the same sampler ({sampler}) and pruning rule ({pruning.describe(cfg.training.steps)}); "
-              f"{first}the baseline searches the same ranges except EMU's own "
-              f"({', '.join(only_emu) or 'none'})")
+    per_trial = (f"of at most {cfg.training.steps} steps each "
+                 f"({cfg.training.batch_size} positives and {cfg.sampler.options['num_negatives']} negatives "
+                 f"per step, validation every {cfg.training.eval_every} steps), from seed {cfg.seed}, with "
+                 f"the same sampler ({sampler}) and pruning rule ({pruning.describe(cfg.training.steps)}); "
+                 f"{first}the baseline searches the same ranges except EMU's own "
+                 f"({', '.join(only_emu) or 'none'})")
     if equal:
-        statement = f"The budgets are equal: {budget}."
+        statement = f"The budgets are equal: {budget.statement(arms, per_trial)}."
     else:
-        statement = (f"The budgets are NOT equal yet: EMU finished {arms['emu']['trials_finished']} and the "
-                     f"baseline {arms['baseline']['trials_finished']} of {trials} trials"
-                     f"{' (' + stopped + ')' if stopped else ''}; re-run the same command to complete both.")
+        statement = (f"The budgets are NOT equal yet: of {budget.describe()}, EMU used "
+                     f"{arms['emu']['trials_finished']} trials and {arms['emu']['seconds_trained']:.0f} s, the "
+                     f"baseline {arms['baseline']['trials_finished']} trials and "
+                     f"{arms['baseline']['seconds_trained']:.0f} s{' (' + stopped + ')' if stopped else ''}; "
+                     f"re-run the same command to complete both.")
     pruned = (f"Pruning stops poor trials early under the same rule in both arms, so the steps actually "
               f"trained differ: EMU {arms['emu']['steps_trained']}, baseline {arms['baseline']['steps_trained']}. "
-              f"Equal trials are not equal time: EMU's trials took {arms['emu']['seconds_trained']:.0f} s and "
-              f"the baseline's {arms['baseline']['seconds_trained']:.0f} s (wall time of every trial on the "
-              f"machine that ran it, set-up and evaluation included).")
-    report = {"equal_budgets": equal, "budget": statement, "pruning": pruned, "trials": trials,
+              f"{budget.caveat(arms)}")
+    report = {"equal_budgets": equal, "budget": statement, "pruning": pruned,
+              "budget_kind": budget.to_dict()["kind"], "budget_given": budget.to_dict(),
+              "trials": getattr(budget, "trials", None),
               "steps_per_trial": cfg.training.steps, "seed": cfg.seed, "pruning_rule": pruning.to_dict(),
               "sampler": sampler,
               "stopped": stopped, "arms": arms}
@@ -181,7 +202,8 @@ def _f(v: Any) -> str:
 
 def format_report(report: Mapping[str, Any]) -> str:
     """``report.md``: one row per arm, the search spaces and the budget statement."""
-    lines = ["# EMU against the plain baseline, tuned with equal budgets", "", report["budget"], "",
+    what = "equal time" if report.get("budget_kind") == "equal-time" else "equal budgets"
+    lines = [f"# EMU against the plain baseline, tuned with {what}", "", report["budget"], "",
              report["pruning"], "",
              "| arm | trials (complete / pruned / diverged) | steps per trial | steps trained | seconds "
              "| best valid MRR | test MRR | test Hits@1 | best trial |", "|---|---|---:|---:|---:|---:|---:|---:|---:|"]

@@ -16,35 +16,36 @@ from dgl_emu.nn.fused import FusedKind, fused_scores, kernels, reference_scores,
 from dgl_emu.nn.interactions import INTERACTIONS
 from dgl_emu.nn.encoders import LookupEncoder
 from dgl_emu.rng import row_window
-from dgl_emu.training import Objective
-from dgl_emu.typing import Target
+from dgl_emu.training import Objective, Part
+from dgl_emu.typing import Sharing, Target
 
 pytestmark = pytest.mark.skipif(kernels() is None, reason="the fused kernels are not available here")
 
 E, R, B, K = 40, 4, 9, 6
 
 
-def _inputs(kind: FusedKind, chunk: int, seed: int = 0, dtype=torch.float64):
+def _inputs(kind: FusedKind, chunk: int, seed: int = 0, dtype=torch.float64, phase: int = 0):
     g = torch.Generator().manual_seed(seed)
     d = 8
     q = torch.randn(B, d, generator=g, dtype=dtype, requires_grad=True)
     p = torch.randn(B, d, generator=g, dtype=dtype, requires_grad=True)
-    n = torch.randn(-(-B // chunk), K, d, generator=g, dtype=dtype, requires_grad=True)
+    n = torch.randn(-(-(B + phase) // chunk), K, d, generator=g, dtype=dtype, requires_grad=True)
     return q, p, n
 
 
 @pytest.mark.parametrize("kind", list(FusedKind))
 @pytest.mark.parametrize("with_plain", [True, False])
-@pytest.mark.parametrize("chunk", [1, 4])
-def test_fused_scores_and_gradients_equal_the_formed_mutation(kind, with_plain, chunk):
+@pytest.mark.parametrize("chunk, phase", [(1, 0), (4, 0), (4, 3)])
+def test_fused_scores_and_gradients_equal_the_formed_mutation(kind, with_plain, chunk, phase):
     """Scores of the mutated and the plain negatives, and the gradients of the query, the
-    positive and the negatives (shared by chunks of rows or not), agree with the oracle."""
-    q, p, n = _inputs(kind, chunk)
+    positive and the negatives (shared by chunks of rows, the first row anywhere in its chunk,
+    or not shared), agree with the oracle."""
+    q, p, n = _inputs(kind, chunk, phase=phase)
     g = torch.Generator().manual_seed(1)
     w_emu, w_plain = torch.randn(B, K, generator=g, dtype=q.dtype), torch.randn(B, K, generator=g, dtype=q.dtype)
     results = []
     for scores in (fused_scores, reference_scores):
-        emu, plain = scores(q, p, n, kind, draw_key(3, 4), 17, 0.39, with_plain, chunk)
+        emu, plain = scores(q, p, n, kind, draw_key(3, 4), 17, 0.39, with_plain, chunk, phase)
         loss = (emu * w_emu).sum() + ((plain * w_plain).sum() if with_plain else 0)
         results.append((emu, plain, torch.autograd.grad(loss, (q, p, n))))
     (emu, plain, grads), (emu_ref, plain_ref, grads_ref) = results
@@ -166,3 +167,59 @@ def test_without_a_compiler_emu_runs_formed_with_one_log_line(monkeypatch, caplo
     hrt, neg = _batch(False)
     loss, _ = _loss_and_grads(_objective("distmult", False, False), hrt, neg, Target.TAIL)
     assert torch.isfinite(loss)
+
+
+@pytest.mark.parametrize("fused", [True, False], ids=["fused", "formed"])
+@pytest.mark.parametrize("sparse", [False, True], ids=["dense", "sparse"])
+def test_shared_negatives_are_gathered_once_and_score_as_repeated_ones(fused, sparse):
+    """Rows that share a draw (chunks of 4, a part starting inside a chunk): each shared set is
+    gathered once (``neg`` is ``(C, K, d)``), and EMU's loss and gradients equal those of the
+    same negatives gathered row by row."""
+    sharing = Sharing(chunk=4, phase=1)
+    g = torch.Generator().manual_seed(5)
+    hrt = torch.stack([torch.randint(0, E, (B,), generator=g), torch.randint(0, R, (B,), generator=g),
+                       torch.randint(0, E, (B,), generator=g)], 1)
+    sets = torch.randint(0, E, (sharing.sets(B), K), generator=g)
+    negatives = sets[sharing.set_of(B)]          # (B, K): rows of a chunk repeat one set
+    runs = []
+    for share in (sharing, Sharing()):
+        objective = _objective("distmult", sparse, False)
+        model = objective.model
+        gathered = model.gather(model.encode(), hrt, negatives, Target.TAIL, share)
+        assert gathered.neg.shape[0] == (sharing.sets(B) if share.chunk > 1 else B)
+        with (contextlib.nullcontext() if fused else unfused()):
+            loss = objective.loss_of(gathered, Target.TAIL)
+        grads = torch.autograd.grad(loss, [p for p in model.parameters() if p.requires_grad])
+        runs.append((loss, [x.to_dense() if x.is_sparse else x for x in grads]))
+    (loss, grads), (loss_ref, grads_ref) = runs
+    torch.testing.assert_close(loss, loss_ref, rtol=1e-12, atol=1e-12)
+    for got, want in zip(grads, grads_ref):
+        torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-12)
+
+
+def test_a_share_of_a_chunked_part_keeps_its_place_in_the_chunks():
+    part = Part(Target.TAIL, torch.zeros(10, 3), torch.arange(10).view(10, 1) // 4, Sharing(4))
+    mine = part.take(slice(5, 10))
+    assert mine.sharing == Sharing(4, 1)
+    first = mine.negatives[mine.sharing.first_rows(5)]
+    assert first.flatten().tolist() == [1, 2]   # rows 5 and 8 of the part start its sets
+
+
+def test_training_with_shared_negatives_follows_the_repeated_ones():
+    """A trainer whose sampler shares draws (chunk_size 8) gathers each set once; its SGD loss
+    trace equals that of the same draws gathered row by row (the sampler's sharing hidden)."""
+    from dgl_emu.sampling import UniformNegativeSampler
+    from dgl_emu.training import NegativeSampling, OptimizerSchedule, Trainer
+
+    class RowByRow(UniformNegativeSampler):
+        shared_rows = None
+
+    triples = torch.stack([torch.arange(60) % E, torch.arange(60) % R, (torch.arange(60) * 7 + 1) % E], 1)
+    traces = []
+    for sampler_cls in (UniformNegativeSampler, RowByRow):
+        objective = _objective("complex", False, False)
+        sampler = sampler_cls(E, K, R, seed=1, chunk_size=8)
+        trainer = Trainer(objective, NegativeSampling(sampler), triples, num_steps=6, batch_size=20,
+                          optimizer=OptimizerSchedule("sgd", 0.05), progress=False)
+        traces.append([trainer.train_step()["loss"] for _ in range(6)])
+    assert traces[0] == pytest.approx(traces[1], rel=1e-12)

@@ -51,7 +51,7 @@ def test_kvsall_targets_are_the_filter_index():
     tails = {(h, r) for h, r, _ in TRAIN.tolist()}
     heads = {(r, t) for _, r, t in TRAIN.tolist()}
     assert len(examples) == len(tails) + len(heads)
-    for target, rows, _ in regime.parts(examples, 0, None, None):
+    for target, rows, *_ in regime.parts(examples, 0, None, None):
         y = KvsAll.targets(regime.known, rows, target, E)
         for row, hot in zip(rows.tolist(), y):
             want = torch.zeros(E)
@@ -71,7 +71,7 @@ def test_kvsall_is_binary_cross_entropy(eps):
     regime = KvsAll(label_smoothing=eps, entity_batch_size=3)
     examples = regime.examples(TRAIN)
     a, b = _model(1), _model(1)
-    for target, rows, _ in regime.parts(examples, 0, None, None):
+    for target, rows, *_ in regime.parts(examples, 0, None, None):
         got = regime.loss(a, a.encode(), rows, target)
         y = KvsAll.targets(regime.known, rows, target, E) * (1 - eps) + eps / E
         want = F.binary_cross_entropy_with_logits(_all_scores(b, rows, target), y)

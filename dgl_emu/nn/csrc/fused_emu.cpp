@@ -1,8 +1,9 @@
 // Fused EMU scoring: the scores of mutated negatives without forming them.
 //
 // For a query q (B, d), the positive's embedding p (B, d) and negatives n (C, K, d) shared by
-// chunks of B / C rows (C == B: one set of negatives per row), the mutated negative of row b,
-// negative k is  m[b,k,j] = bit(b,k,j) ? n[b/chunk,k,j] : p[b,j]  with bit() a pure function of
+// chunks of rows (chunk == 1: one set of negatives per row; row b uses n[(b + phase) / chunk],
+// phase being the first row's place in its chunk), the mutated negative of row b, negative k is
+//   m[b,k,j] = bit(b,k,j) ? n[(b + phase) / chunk, k, j] : p[b,j]  with bit() a pure function of
 // (key, global row row0 + b, k, j) (dgl_emu.rng.counter_mask gives the same bits with torch ops).
 // The forward pass returns f(m[b,k], q[b]) for every (b, k) and, optionally, f(n[b,k], q[b]):
 //   kind 0: dot        sum_j q_j m_j
@@ -62,7 +63,7 @@ struct Scratch {
 
 template <typename T, int Kind, bool Plain>
 void forward_impl(const T* q, const T* p, const T* n, T* emu, T* plain, int64_t B, int64_t K, int64_t d,
-                  int64_t chunk, uint64_t key, int64_t row0, uint64_t threshold) {
+                  int64_t chunk, int64_t phase, uint64_t key, int64_t row0, uint64_t threshold) {
   at::parallel_for(0, B, 1, [&](int64_t begin, int64_t end) {
     Scratch<T> s(d);
     T* kp = s.keep.data();
@@ -70,7 +71,7 @@ void forward_impl(const T* q, const T* p, const T* n, T* emu, T* plain, int64_t 
     for (int64_t b = begin; b < end; ++b) {
       const T* qb = q + b * d;
       const T* pb = p + b * d;
-      const T* nb = n + (b / chunk) * K * d;
+      const T* nb = n + ((b + phase) / chunk) * K * d;
       for (int64_t k = 0; k < K; ++k) {
         const T* nk = nb + k * d;
         row_keep(key, static_cast<uint64_t>(row0 + b), static_cast<uint64_t>(k), d, threshold, s.u.data(), kp);
@@ -125,8 +126,8 @@ inline T slope(T m, T qj, T g, T dist) {
 template <typename T, int Kind, bool Plain>
 void backward_impl(const T* q, const T* p, const T* n, const T* g_emu, const T* g_plain, const T* emu,
                    const T* plain, T* gq, T* gp, T* gn, int64_t B, int64_t K, int64_t d, int64_t chunk,
-                   uint64_t key, int64_t row0, uint64_t threshold) {
-  const int64_t chunks = (B + chunk - 1) / chunk;
+                   int64_t phase, uint64_t key, int64_t row0, uint64_t threshold) {
+  const int64_t chunks = (B + phase + chunk - 1) / chunk;
   at::parallel_for(0, chunks, 1, [&](int64_t begin, int64_t end) {
     Scratch<T> s(d);
     T* kp = s.keep.data();
@@ -135,8 +136,9 @@ void backward_impl(const T* q, const T* p, const T* n, const T* g_emu, const T* 
     for (int64_t c = begin; c < end; ++c) {
       T* gnc = gn + c * K * d;
       const T* nb = n + c * K * d;
-      for (int64_t b = c * chunk; b < std::min(B, (c + 1) * chunk); ++b) {
-        const bool first = b == c * chunk;  // the chunk's first row writes its negatives' gradient, the others add
+      const int64_t lo = std::max<int64_t>(0, c * chunk - phase), hi = std::min(B, (c + 1) * chunk - phase);
+      for (int64_t b = lo; b < hi; ++b) {
+        const bool first = b == lo;  // the chunk's first row writes its negatives' gradient, the others add
         const T* qb = q + b * d;
         const T* pb = p + b * d;
         T* gqb = gq + b * d;
@@ -199,43 +201,48 @@ void backward_impl(const T* q, const T* p, const T* n, const T* g_emu, const T* 
   });
 }
 
-void check(const torch::Tensor& q, const torch::Tensor& p, const torch::Tensor& n, int64_t chunk) {
+void check(const torch::Tensor& q, const torch::Tensor& p, const torch::Tensor& n, int64_t chunk, int64_t phase) {
   TORCH_CHECK(q.device().is_cpu(), "fused EMU: CPU tensors only");
   TORCH_CHECK(q.dim() == 2 && p.sizes() == q.sizes(), "fused EMU: q and p must be (B, d) alike");
   TORCH_CHECK(n.dim() == 3 && n.size(2) == q.size(1), "fused EMU: n must be (C, K, d)");
-  TORCH_CHECK(chunk >= 1 && n.size(0) == (q.size(0) + chunk - 1) / chunk, "fused EMU: n must hold ceil(B / chunk) rows");
+  TORCH_CHECK(chunk >= 1 && phase >= 0 && phase < chunk, "fused EMU: need 0 <= phase < chunk");
+  TORCH_CHECK(n.size(0) == (q.size(0) + phase + chunk - 1) / chunk, "fused EMU: n must hold ceil((B + phase) / chunk) rows");
   TORCH_CHECK(q.is_contiguous() && p.is_contiguous() && n.is_contiguous(), "fused EMU: contiguous tensors only");
   TORCH_CHECK(q.scalar_type() == p.scalar_type() && q.scalar_type() == n.scalar_type(), "fused EMU: one dtype");
 }
 
 template <typename T, bool Plain>
 void dispatch_forward(int64_t kind, const T* q, const T* p, const T* n, T* e, T* pl, int64_t B, int64_t K,
-                      int64_t d, int64_t chunk, uint64_t key, int64_t row0, uint64_t thr) {
+                      int64_t d, int64_t chunk, int64_t phase, uint64_t key, int64_t row0, uint64_t thr) {
   switch (kind) {
-    case 0: forward_impl<T, 0, Plain>(q, p, n, e, pl, B, K, d, chunk, key, row0, thr); break;
-    case 1: forward_impl<T, 1, Plain>(q, p, n, e, pl, B, K, d, chunk, key, row0, thr); break;
-    case 2: forward_impl<T, 2, Plain>(q, p, n, e, pl, B, K, d, chunk, key, row0, thr); break;
-    case 3: forward_impl<T, 3, Plain>(q, p, n, e, pl, B, K, d, chunk, key, row0, thr); break;
+    case 0: forward_impl<T, 0, Plain>(q, p, n, e, pl, B, K, d, chunk, phase, key, row0, thr); break;
+    case 1: forward_impl<T, 1, Plain>(q, p, n, e, pl, B, K, d, chunk, phase, key, row0, thr); break;
+    case 2: forward_impl<T, 2, Plain>(q, p, n, e, pl, B, K, d, chunk, phase, key, row0, thr); break;
+    case 3: forward_impl<T, 3, Plain>(q, p, n, e, pl, B, K, d, chunk, phase, key, row0, thr); break;
     default: TORCH_CHECK(false, "fused EMU: unknown kind ", kind);
   }
 }
 
 template <typename T, bool Plain>
 void dispatch_backward(int64_t kind, const T* q, const T* p, const T* n, const T* ge, const T* gpl, const T* e,
-                       const T* pl, T* gq, T* gp, T* gn, int64_t B, int64_t K, int64_t d, int64_t chunk, uint64_t key,
-                       int64_t row0, uint64_t thr) {
+                       const T* pl, T* gq, T* gp, T* gn, int64_t B, int64_t K, int64_t d, int64_t chunk,
+                       int64_t phase, uint64_t key, int64_t row0, uint64_t thr) {
   switch (kind) {
-    case 0: backward_impl<T, 0, Plain>(q, p, n, ge, gpl, e, pl, gq, gp, gn, B, K, d, chunk, key, row0, thr); break;
-    case 1: backward_impl<T, 1, Plain>(q, p, n, ge, gpl, e, pl, gq, gp, gn, B, K, d, chunk, key, row0, thr); break;
-    case 2: backward_impl<T, 2, Plain>(q, p, n, ge, gpl, e, pl, gq, gp, gn, B, K, d, chunk, key, row0, thr); break;
-    case 3: backward_impl<T, 3, Plain>(q, p, n, ge, gpl, e, pl, gq, gp, gn, B, K, d, chunk, key, row0, thr); break;
+    case 0: backward_impl<T, 0, Plain>(q, p, n, ge, gpl, e, pl, gq, gp, gn, B, K, d, chunk, phase, key, row0,
+                                                 thr); break;
+    case 1: backward_impl<T, 1, Plain>(q, p, n, ge, gpl, e, pl, gq, gp, gn, B, K, d, chunk, phase, key, row0,
+                                                 thr); break;
+    case 2: backward_impl<T, 2, Plain>(q, p, n, ge, gpl, e, pl, gq, gp, gn, B, K, d, chunk, phase, key, row0,
+                                                 thr); break;
+    case 3: backward_impl<T, 3, Plain>(q, p, n, ge, gpl, e, pl, gq, gp, gn, B, K, d, chunk, phase, key, row0,
+                                                 thr); break;
     default: TORCH_CHECK(false, "fused EMU: unknown kind ", kind);
   }
 }
 
 std::vector<torch::Tensor> forward(torch::Tensor q, torch::Tensor p, torch::Tensor n, int64_t kind, int64_t key,
-                                   int64_t row0, int64_t threshold, bool with_plain, int64_t chunk) {
-  check(q, p, n, chunk);
+                                   int64_t row0, int64_t threshold, bool with_plain, int64_t chunk, int64_t phase) {
+  check(q, p, n, chunk, phase);
   const int64_t B = q.size(0), K = n.size(1), d = q.size(1);
   TORCH_CHECK(kind != 3 || d % 2 == 0, "fused EMU: complex rows need an even width");
   auto emu = torch::empty({B, K}, q.options());
@@ -244,7 +251,7 @@ std::vector<torch::Tensor> forward(torch::Tensor q, torch::Tensor p, torch::Tens
     auto run = [&](auto plain_flag) {
       dispatch_forward<scalar_t, decltype(plain_flag)::value>(
           kind, q.data_ptr<scalar_t>(), p.data_ptr<scalar_t>(), n.data_ptr<scalar_t>(), emu.data_ptr<scalar_t>(),
-          with_plain ? plain.data_ptr<scalar_t>() : nullptr, B, K, d, chunk, static_cast<uint64_t>(key), row0,
+          with_plain ? plain.data_ptr<scalar_t>() : nullptr, B, K, d, chunk, phase, static_cast<uint64_t>(key), row0,
           static_cast<uint64_t>(threshold));
     };
     if (with_plain) run(std::true_type{}); else run(std::false_type{});
@@ -254,8 +261,8 @@ std::vector<torch::Tensor> forward(torch::Tensor q, torch::Tensor p, torch::Tens
 
 std::vector<torch::Tensor> backward(torch::Tensor q, torch::Tensor p, torch::Tensor n, torch::Tensor g_emu,
                                     torch::Tensor g_plain, torch::Tensor emu, torch::Tensor plain, int64_t kind,
-                                    int64_t key, int64_t row0, int64_t threshold, int64_t chunk) {
-  check(q, p, n, chunk);
+                                    int64_t key, int64_t row0, int64_t threshold, int64_t chunk, int64_t phase) {
+  check(q, p, n, chunk, phase);
   const int64_t B = q.size(0), K = n.size(1), d = q.size(1);
   const bool with_plain = g_plain.defined() && g_plain.numel() > 0;
   g_emu = g_emu.contiguous();
@@ -267,7 +274,8 @@ std::vector<torch::Tensor> backward(torch::Tensor q, torch::Tensor p, torch::Ten
           kind, q.data_ptr<scalar_t>(), p.data_ptr<scalar_t>(), n.data_ptr<scalar_t>(), g_emu.data_ptr<scalar_t>(),
           with_plain ? g_plain.data_ptr<scalar_t>() : nullptr, emu.data_ptr<scalar_t>(),
           with_plain ? plain.data_ptr<scalar_t>() : nullptr, gq.data_ptr<scalar_t>(), gp.data_ptr<scalar_t>(),
-          gn.data_ptr<scalar_t>(), B, K, d, chunk, static_cast<uint64_t>(key), row0, static_cast<uint64_t>(threshold));
+          gn.data_ptr<scalar_t>(), B, K, d, chunk, phase, static_cast<uint64_t>(key), row0,
+          static_cast<uint64_t>(threshold));
     };
     if (with_plain) run(std::true_type{}); else run(std::false_type{});
   });
