@@ -7,6 +7,7 @@ from typing import Optional, Sequence
 import click
 
 from .commands.aggregate import aggregate
+from .commands.compare import compare
 from .commands.controls import controls
 from .commands.equivalence import equivalence
 from .commands.grid import grid
@@ -30,7 +31,7 @@ def cli():
     """
 
 
-for command in (grid, aggregate, controls, tuned, quality, report, speed, equivalence):
+for command in (grid, aggregate, compare, controls, tuned, quality, report, speed, equivalence):
     cli.add_command(command)
 
 

@@ -9,11 +9,13 @@ as its last line and saves it under benchmarks/results/ (atomically)::
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import click
 import torch
 
-from dgl_emu.config import RunConfig
+from dgl_emu.cli.options import parse_set
+from dgl_emu.config import RunConfig, load_config
 from dgl_emu.data import load_dataset
 from dgl_emu.evaluation import RankBasedEvaluator
 from dgl_emu.pipeline import build_batches, build_model, build_objective, build_regime
@@ -129,6 +131,49 @@ def train_step(dataset, data_dir, model, dim, batch_size, negatives, steps, warm
         "median_seconds_per_step_emu": secs(med[True]),
         "median_seconds_per_step_plain": secs(med[False]),
         "emu_overhead_ratio": ratio(mean[True], mean[False], 2)}, save)
+
+
+@speed.command("pair")
+@click.argument("baseline_config", type=click.Path(dir_okay=False, exists=True))
+@click.option("--emu-set", "emu_sets", multiple=True, metavar="KEY=VALUE",
+              help="Options of the EMU arm on top of BASELINE_CONFIG (repeat), e.g. emu=true.")
+@click.option("--dataset", default="fb15k-237", show_default=True)
+@click.option("--data-dir", type=click.Path(file_okay=False), default=None)
+@click.option("--steps", default=30, show_default=True, help="Timed steps per arm.")
+@click.option("--warmup", default=3, show_default=True)
+@click.option("--emu-steps", type=int, default=None, help="Report the baseline's steps in the time of this many "
+                                                           "EMU steps.")
+@click.option("--save/--no-save", default=False)
+def pair(baseline_config, emu_sets, dataset, data_dir, steps, warmup, emu_steps, save):
+    """Seconds per training step of a baseline configuration and of its EMU arm, measured in
+    one process, alternating steps (so both see the same machine state), with the baseline's
+    steps that fit the time of --emu-steps EMU steps: equal-time budgets in steps."""
+    kg = load_dataset(dataset, data_dir)
+    base = load_config(baseline_config, {"dataset": dataset, "progress": False})
+    arms = {"baseline": base, "emu": load_config(baseline_config, {"dataset": dataset, "progress": False},
+                                                   parse_set(emu_sets))}
+    trainers = {}
+    for arm, cfg in arms.items():
+        m = build_model(cfg, kg)
+        trainers[arm] = Trainer(build_objective(cfg, m), build_regime(cfg, kg), kg.splits["train"],
+                                num_steps=warmup + steps, batch_size=cfg.training.batch_size,
+                                optimizer=OptimizerSchedule(cfg.optimizer.name, cfg.get("optimizer.lr")),
+                                progress=False)
+    times = {arm: [] for arm in arms}
+    for i in range(warmup + steps):
+        for arm, tr in trainers.items():
+            start = time.perf_counter()
+            tr.train_step()
+            if i >= warmup:
+                times[arm].append(time.perf_counter() - start)
+    mean = {arm: sum(v) / len(v) for arm, v in times.items()}
+    out = {"dataset": dataset, "baseline_config": str(baseline_config), "emu_set": list(emu_sets),
+           "timed_steps": steps, "seconds_per_step_baseline": secs(mean["baseline"]),
+           "seconds_per_step_emu": secs(mean["emu"]), "emu_over_baseline": ratio(mean["emu"], mean["baseline"], 3)}
+    if emu_steps is not None:
+        out["emu_steps"] = emu_steps
+        out["baseline_steps_in_emu_time"] = int(round(emu_steps * mean["emu"] / mean["baseline"]))
+    emit(f"pair-{Path(baseline_config).stem}-{dataset}", out, save)
 
 
 @speed.command("encoder-epoch")

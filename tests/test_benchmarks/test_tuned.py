@@ -115,6 +115,7 @@ def test_ctrl_c_while_tuning_is_one_line_and_the_next_invocation_resumes(tmp_pat
     ({"cells": {"a": {"seed": 3}}}, "cells.a: seed:"),
     ({"cells": {"a": {"search": {"optimizer.lr": {"low": -1.0}}}}}, "cells.a: "),
     ({"search": {"no.such": {"low": 1}}}, "cells.syn-distmult: "),
+    ({"cells": {"a": {"seconds": -5}}}, "cells.a.seconds: expected a positive number of seconds, got -5"),
 ])
 def test_bad_spec_is_one_error_line(tmp_path, capsys, change, message):
     path = _write(tmp_path, {**SPEC, **change})
@@ -132,3 +133,13 @@ def test_shipped_spec_loads():
     assert all(c.emu_enabled for c in spec.cells.values())
     assert spec.search["umls-rgcn"] == {"optimizer.lr": {"low": 0.001, "high": 0.1}}
     assert spec.search["codex-s-distmult"] == {}
+
+
+def test_equal_time_spec_gives_each_cell_its_seconds():
+    """tuned-equal-time.yaml: tuned.yaml's cells, each with the seconds of its baseline's 8 trials."""
+    from dgl_emu.tuning.budget import EqualTime, EqualTrials
+    timed, counted = load_spec(GRIDS / "tuned-equal-time.yaml"), load_spec(GRIDS / "tuned.yaml")
+    assert timed.cells == counted.cells and timed.search == counted.search
+    assert timed.budgets["umls-compgcn"] == EqualTime(414.0) and timed.budgets["codex-s-complex"] == EqualTime(1200.0)
+    assert all(isinstance(b, EqualTime) for b in timed.budgets.values())
+    assert all(b == EqualTrials(8) for b in counted.budgets.values())
