@@ -164,6 +164,9 @@ def run(cfg: RunConfig, *, resume: bool = True, notify: Optional[Callable[[str],
     setup = placement.setup(cfg, kg, device)
     for split, report in kg.reports.items():
         say(f"data: {split}: {report.summary()}")
+    note = setup.objective.kernel_note(device)
+    if note is not None:
+        say(note)
     valid = "valid" if "valid" in kg.splits else None
     evaluator = build_evaluator(cfg, kg)
 

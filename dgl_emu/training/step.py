@@ -9,7 +9,7 @@ from torch import nn
 from ..losses import EMULoss, Loss, LpRegularizer
 from ..models import Gathered, KGEModel
 from ..nn.emu import EmbeddingMixup, EmbeddingMutation
-from ..nn.fused import fused_scores, kernels
+from ..nn.fused import fused_scores, kernel_status, kernels
 from ..nn.encoders.base import Representations
 from ..typing import Target, Tensor
 from .regimes import Part, Regime
@@ -142,6 +142,16 @@ class Objective(nn.Module):
                                           phase=g_emu.sharing.phase)
         plain = torch.cat([pos, form.score(raw_plain)], 1) if shared else self.model.score_plain(g, target)
         return torch.cat([pos, form.score(raw_emu)], 1), plain, None
+
+    def kernel_note(self, device: torch.device) -> Optional[str]:
+        """Load the fused kernels now if this objective will use them on ``device`` (so a first
+        build happens before training, not inside its first step); one line saying how it went,
+        or ``None`` when the objective has no use for them."""
+        if not (getattr(self.mutation, "fusable", False) and self.model.interaction.fusable
+                and torch.device(device).type == "cpu"):
+            return None
+        kernels()
+        return f"EMU: fused kernels {kernel_status()}"
 
     def _candidate_form(self, g: Gathered, target: Target):
         """The interaction's candidate form when the fused kernels can score this step's mutation."""

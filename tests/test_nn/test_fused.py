@@ -223,3 +223,12 @@ def test_training_with_shared_negatives_follows_the_repeated_ones():
                           optimizer=OptimizerSchedule("sgd", 0.05), progress=False)
         traces.append([trainer.train_step()["loss"] for _ in range(6)])
     assert traces[0] == pytest.approx(traces[1], rel=1e-12)
+
+
+def test_a_run_that_will_fuse_loads_the_kernels_before_training_and_says_so():
+    assert _objective("distmult", False, False).kernel_note(torch.device("cpu")).startswith(
+        "EMU: fused kernels loaded in ")
+    assert _objective("conve", False, False).kernel_note(torch.device("cpu")) is None   # no candidate form
+    from dgl_emu.nn.emu import EmbeddingMixup
+    mixup = Objective(_objective("distmult", False, False).model, EMULoss(), EmbeddingMixup())
+    assert mixup.kernel_note(torch.device("cpu")) is None

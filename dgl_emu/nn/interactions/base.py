@@ -96,6 +96,8 @@ class Interaction(nn.Module):
     entity_factor: int = 1
     #: real coordinates per relation for one unit of ``dim``
     relation_factor: int = 1
+    #: whether :meth:`candidate_form` gives a form (EMU's fused kernels can score its candidates)
+    fusable: bool = False
 
     def __init__(self, dim: int, gamma: float = 12.0):
         super().__init__()
@@ -363,6 +365,8 @@ class BilinearInteraction(Interaction):
     def score_candidates(self, h: Optional[Tensor], r: Tensor, t: Optional[Tensor],
                          candidates: Tensor, target: Target) -> Tensor:
         return candidate_dot(candidates, self.query(h, r, t, target))
+
+    fusable = True
 
     def candidate_form(self, h: Optional[Tensor], r: Tensor, t: Optional[Tensor],
                        target: Target) -> Optional[CandidateForm]:

@@ -48,6 +48,8 @@ class TransE(Interaction):
         query = h + r if target is Target.TAIL else t - r
         return self.gamma - candidate_distance(candidates, query, self.p)
 
+    fusable = True
+
     def candidate_form(self, h, r, t, target):
         query = h + r if target is Target.TAIL else t - r
         return CandidateForm(FusedKind.L1 if self.p == 1 else FusedKind.L2, query, self.gamma, distance=True)
@@ -152,6 +154,8 @@ class RotatE(Interaction):
     def score_candidates(self, h, r, t, candidates, target):
         # rotate the anchor, not the candidates: one (B, K, d) difference either way
         return self.gamma - candidate_complex_distance(candidates, self.query(h, r, t, target))
+
+    fusable = True
 
     def candidate_form(self, h, r, t, target):
         return CandidateForm(FusedKind.COMPLEX, self.query(h, r, t, target), self.gamma, distance=True)
