@@ -176,6 +176,51 @@ def pair(baseline_config, emu_sets, dataset, data_dir, steps, warmup, emu_steps,
     emit(f"pair-{Path(baseline_config).stem}-{dataset}", out, save)
 
 
+@speed.command("fused")
+@click.option("--batch-size", default=1000, show_default=True)
+@click.option("--negatives", default=256, show_default=True)
+@click.option("--dim", default=100, show_default=True)
+@click.option("--repeats", default=5, show_default=True)
+@click.option("--inductor/--no-inductor", default=True, help="Also time torch.compile of the formed path "
+                                                              "(its compilation is timed apart).")
+@click.option("--save/--no-save", default=True)
+def fused(batch_size, negatives, dim, repeats, inductor, save):
+    """EMU's mutated scores (DistMult's dot product) and their backward, three engines on one
+    (B, K, d) batch: the C++ kernel (dgl_emu.nn.fused), the formed path in eager torch (the
+    mutated tensor from the counter mask), and that path compiled by torch.compile (Inductor)."""
+    from dgl_emu.counter_rng import draw_key
+    from dgl_emu.nn.fused import FusedKind, fused_scores, kernel_status, kernels, reference_scores
+    g = torch.Generator().manual_seed(0)
+    B, K, d = batch_size, negatives, dim
+    q, p = (torch.randn(B, d, generator=g, requires_grad=True) for _ in range(2))
+    n = torch.randn(B, K, d, generator=g, requires_grad=True)
+    key = draw_key(0, 0)
+    kernels()
+
+    def formed():
+        return reference_scores(q, p, n, FusedKind.DOT, key, 0, 0.39)
+
+    engines = {"kernel": lambda: fused_scores(q, p, n, FusedKind.DOT, key, 0, 0.39), "eager": formed}
+    out = {"batch_size": B, "negatives": K, "dim": d, "kernels": kernel_status()}
+    if inductor:
+        compiled = torch.compile(formed)
+        start = time.perf_counter()
+        e, pl = compiled()
+        (e.sum() + pl.sum()).backward()
+        out["inductor_compile_seconds"] = secs(time.perf_counter() - start)
+        engines["inductor"] = compiled
+    for name, run in engines.items():
+        times = []
+        for _ in range(repeats):
+            q.grad = p.grad = n.grad = None
+            start = time.perf_counter()
+            e, pl = run()
+            (e.sum() + pl.sum()).backward()
+            times.append(time.perf_counter() - start)
+        out[f"seconds_{name}"] = secs(sorted(times)[len(times) // 2])
+    emit("fused", out, save)
+
+
 @speed.command("encoder-epoch")
 @click.option("--dataset", default="fb15k-237", show_default=True)
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None)
