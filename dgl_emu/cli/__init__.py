@@ -1,4 +1,5 @@
-"""The ``dgl-emu`` command line: ``run``, ``tune``, ``partition``, ``evaluate``, ``predict``, ``datasets``, ``components``.
+"""The ``dgl-emu`` command line: ``run``, ``tune``, ``partition``, ``evaluate``, ``predict``, ``export``, ``datasets``,
+``components``.
 
 Modules named in the ``DGL_EMU_PLUGINS`` environment variable (comma-separated) are imported
 first, so components they register appear in the choices and help of every command.
@@ -29,6 +30,7 @@ _load_plugins()
 
 from ..sharded.placement import in_trainer  # noqa: E402
 from .datasets import datasets  # noqa: E402  (after the plugins: options are built at import)
+from .export import export  # noqa: E402
 from .inspect import components, evaluate, format_metrics_table, predict  # noqa: E402
 from .partition import partition  # noqa: E402
 from .run import run  # noqa: E402
@@ -79,5 +81,5 @@ def main(debug):
     """dgl-emu: Embedding MUtation (EMU) for knowledge-graph link prediction on DGL."""
 
 
-for _command in (run, tune, partition, evaluate, predict, datasets, components):
+for _command in (run, tune, partition, evaluate, predict, export, datasets, components):
     main.add_command(_command)

@@ -12,8 +12,9 @@ from .placement import Placement
 from .run import RunDiverged, RunInterrupted, RunResult, load_run, run
 from .rundir import RunDirectory
 from .setup import Setup
+from .trained import TrainedRun, export_run
 
 __all__ = ["load_graph", "build_interaction", "build_model", "build_sampler", "build_regime", "build_objective",
            "build_schedule", "build_batches", "training_graph", "device_of", "default_output",
            "SEED_OFFSETS", "evaluate", "run", "RunResult", "RunInterrupted", "RunDiverged", "load_run",
-           "RunDirectory", "Placement", "Setup"]
+           "RunDirectory", "Placement", "Setup", "TrainedRun", "export_run"]
