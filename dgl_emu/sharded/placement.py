@@ -19,8 +19,10 @@ A trainer process is started by :func:`dgl_emu.sharded.launch.launch` with DGL's
 * generators seeded per rank (``seed + 7919 * rank``), so trainers draw different batches,
   negatives and EMU masks.
 
-Validation and testing gather the shards into a one-process model on rank 0 (``E x d`` floats on
-that machine) and rank against every entity.
+Validation and testing rank shard-wise for lookup tables: each trainer scores the queries against
+the rows of its own share of its machine's partition and the counts are summed, so no machine
+holds the ``E x d`` table (:meth:`ShardedPlacement.evaluation`); for GNN encoders and sampled
+evaluation rank 0 gathers the shards into a one-process model and ranks every entity there.
 """
 from __future__ import annotations
 
@@ -36,6 +38,8 @@ import torch.distributed as dist
 from ..config import ConfigError, RunConfig
 from ..data import KnowledgeGraph
 from ..data_parallel import DataParallelReplicas
+from ..evaluation import RankBasedEvaluator
+from ..evaluation.shardwise import ShardRanker
 from ..models import KGEModel
 from ..pipeline import (SEED_OFFSETS, Placement, Setup, build_interaction, build_model, build_objective,
                         build_regime, build_schedule, evaluate, training_graph)
@@ -217,13 +221,30 @@ class ShardedPlacement(Placement):
                      train=local, batch_size=batch, seed=own.seed, replicas=self.replicas,
                      evaluate=self.evaluation(cfg, kg))
 
+    def own_rows(self) -> torch.Tensor:
+        """``(n,)`` the store rows this trainer ranks against: its machine's partition, cut into one
+        contiguous share per trainer of the machine (every row once over all trainers)."""
+        book = self.graph.get_partition_book()
+        rows = book.partid2nids(book.partid).long()
+        per_machine = max(1, self.replicas.world_size // book.num_partitions())
+        return torch.tensor_split(rows, per_machine)[self.replicas.rank % per_machine]
+
     def evaluation(self, cfg: RunConfig, kg: KnowledgeGraph) -> Evaluate:
-        """Evaluation of a sharded model: trainer 0 gathers the shards into a one-process model
-        and ranks every triple of the split; every trainer returns its result."""
+        """Evaluation of a sharded model.
+
+        Lookup tables against every entity are ranked shard-wise
+        (:class:`~dgl_emu.evaluation.shardwise.ShardRanker`): each trainer pulls its own rows
+        (:meth:`own_rows`) and the queries' rows, scores the queries against its rows, and the
+        true scores and the counts are summed over the trainers, so no machine holds the whole
+        table. A GNN's representations, and sampled evaluation, need the whole graph or table:
+        trainer 0 then gathers the shards into a one-process model and ranks there. Every
+        trainer returns the result."""
         local: Optional[KGEModel] = None
 
         def run_evaluation(model: KGEModel, split: str, evaluator, progress: bool = False):
             nonlocal local
+            if not cfg.gnn and type(evaluator) is RankBasedEvaluator:
+                return self._shardwise(model, kg, split, evaluator)
             result = None
             if self.writes:
                 local = local if local is not None else build_model(cfg, kg)
@@ -232,6 +253,24 @@ class ShardedPlacement(Placement):
                 result = evaluate(local, kg, split, graph=graph, progress=progress, evaluator=evaluator)
             return self.follow(result)
         return run_evaluation
+
+    def _shardwise(self, model: KGEModel, kg: KnowledgeGraph, split: str, evaluator: RankBasedEvaluator):
+        """Ranks of ``split``, every trainer against its own rows (see :meth:`evaluation`)."""
+        encoder = model.eval().encoder
+        own = self.own_rows()
+        store = encoder.store._tensor
+        to_store = torch.empty_like(encoder.new_to_orig)
+        to_store[encoder.new_to_orig] = torch.arange(len(to_store))
+        ranker = ShardRanker(model.interaction, encoder.new_to_orig[own], store[own], kg.num_entities,
+                             evaluator.filter_index, evaluator.batch_size, evaluator.max_scores, evaluator.sides,
+                             evaluator.ks)
+
+        def reduce_sum(t: torch.Tensor) -> torch.Tensor:
+            dist.all_reduce(t)
+            return t
+
+        return ranker.evaluate(kg.splits[split], lambda ids: store[to_store[ids.long()]],
+                               encoder.relation.detach(), reduce_sum)
 
 
 def check_options(cfg: RunConfig) -> None:

@@ -222,7 +222,8 @@ def test_two_trainers_match_one_process_and_their_checkpoint_evaluates(parts, si
     """One partition, one server, two trainers (each 128 of the 256 positives per step, from its
     own half of the triples): test MRR within 0.02 of one process at the same total batch and
     steps; above 0.5 on UMLS (random ranking: ~0.04; one process: 0.64 after these 60 steps);
-    the checkpoint, gathered from the shard, evaluates in one process with ``dgl-emu evaluate``."""
+    the trainers ranked shard-wise (each against its half of the partition's rows) and the
+    checkpoint, gathered from the shard, ranks the same in one process with ``dgl-emu evaluate``."""
     out = tmp_path / "sharded"
     code, text = _sharded(parts, out)
     assert code == 0, text
@@ -368,3 +369,9 @@ def test_two_machines_in_network_namespaces(two_machines, single, tmp_path):
     metrics = json.loads((out / "metrics.json").read_text())
     mrr, ref = metrics["test"]["both"]["realistic"]["mrr"], single["test"]["both"]["realistic"]["mrr"]
     assert metrics["world_size"] == 2 and abs(mrr - ref) <= 0.02, (mrr, ref)
+    # the machines ranked shard-wise (each against its own partition's rows); the checkpoint,
+    # gathered, ranks the same in one process
+    code, text = _cli(["evaluate", out, "--split", "test"])
+    assert code == 0, text
+    again = json.loads((out / "eval-test.json").read_text())["metrics"]
+    assert again["both"]["realistic"]["mrr"] == pytest.approx(mrr, abs=1e-9)
