@@ -224,6 +224,9 @@ class EmbeddingMixup(Stochastic, nn.Module):
     True
     """
 
+    #: one λ per negative, not a coordinate mask: the fused kernels do not score it
+    fusable: ClassVar[bool] = False
+
     def __init__(self, alpha: float = 2.0, beta: float = 1.0, fixed_label: Optional[float] = None,
                  generator: Optional[torch.Generator] = None, seed: int = 0):
         super().__init__()
@@ -273,6 +276,9 @@ class SoftLabelsOnly(nn.Module):
     >>> out is neg, labels
     (True, None)
     """
+
+    #: nothing to fuse: the negatives pass unchanged
+    fusable: ClassVar[bool] = False
 
     def forward(self, pos: Tensor, neg: Tensor) -> Tensor:
         return neg

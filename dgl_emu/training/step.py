@@ -147,7 +147,7 @@ class Objective(nn.Module):
         """Load the fused kernels now if this objective will use them on ``device`` (so a first
         build happens before training, not inside its first step); one line saying how it went,
         or ``None`` when the objective has no use for them."""
-        if not (getattr(self.mutation, "fusable", False) and self.model.interaction.fusable
+        if not (self.mutation is not None and self.mutation.fusable and self.model.interaction.fusable
                 and torch.device(device).type == "cpu"):
             return None
         kernels()
@@ -155,7 +155,7 @@ class Objective(nn.Module):
 
     def _candidate_form(self, g: Gathered, target: Target):
         """The interaction's candidate form when the fused kernels can score this step's mutation."""
-        if not (getattr(self.mutation, "fusable", False) and self.mutation.training and g.neg.device.type == "cpu"
+        if not (self.mutation.fusable and self.mutation.training and g.neg.device.type == "cpu"
                 and kernels() is not None):
             return None
         return self.model.interaction.candidate_form(g.anchor, g.relation, g.anchor, target)

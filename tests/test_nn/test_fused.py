@@ -159,6 +159,7 @@ def test_without_a_compiler_emu_runs_formed_with_one_log_line(monkeypatch, caplo
     monkeypatch.setattr(cpp_extension, "load", no_compiler)
     monkeypatch.setitem(fused_module._STATE, "loaded", False)
     monkeypatch.setitem(fused_module._STATE, "module", None)
+    monkeypatch.setitem(fused_module._STATE, "status", "not loaded")
     with caplog.at_level(logging.WARNING, logger="dgl_emu.nn.fused"):
         assert fused_module.kernels() is None
         assert fused_module.kernels() is None   # once: the failure is remembered
