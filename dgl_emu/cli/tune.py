@@ -8,7 +8,8 @@ import click
 
 from ..config import ALIASES, ConfigError, RunConfig, load_config
 from ..data import ChecksumError, DataFormatError, DatasetNotFoundError
-from ..pipeline import RunInterrupted
+from ..pipeline import RunDiverged, RunInterrupted, RunWriteError
+from ..pipeline.datarecord import DataChanged
 from ..training import CheckpointError
 from ..tuning import apply_overrides, read_search_file, search_space
 from .options import given_options, parse_set, run_options
@@ -88,7 +89,8 @@ def tune(ctx, config_file, trials, timeout, search_file, prune_after, prune_warm
     import optuna  # start-up cost: Optuna (0.2 s) is imported only when a study runs
     from ..tuning.compare import compare_emu as run_comparison, format_report  # start-up cost: Optuna
     from ..tuning.pruning import MedianRule  # start-up cost: Optuna
-    from ..tuning.study import StudyLocked, default_study_dir, tune as run_study  # start-up cost: Optuna
+    from ..tuning.study import (StudyLocked, StudyUnreadable, default_study_dir,  # start-up cost: Optuna
+                                tune as run_study)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     given = given_options(ctx, options)
     sets = parse_set(set_values)
@@ -112,7 +114,8 @@ def tune(ctx, config_file, trials, timeout, search_file, prune_after, prune_warm
                                pruning=pruning, config_first=config_first, notify=click.echo)
     except ConfigError as e:
         raise click.UsageError(str(e), ctx) from None
-    except (StudyLocked, DataFormatError, DatasetNotFoundError, ChecksumError, CheckpointError) as e:
+    except (StudyLocked, StudyUnreadable, DataFormatError, DatasetNotFoundError, ChecksumError, CheckpointError,
+            DataChanged, RunDiverged, RunWriteError) as e:
         raise click.ClickException(str(e)) from None
     except RunInterrupted as e:
         click.echo(f"Interrupted at step {e.step} of {e.run_dir}: re-run the same command to resume the study.",
