@@ -23,6 +23,7 @@ setup(
         "tqdm",
         "matplotlib",
         "optuna>=4.0",  # dgl-emu tune (its studies are SQLite files: SQLAlchemy comes with it)
+        "psutil",  # launchers (network interfaces), lock holders, available memory
     ],
     extras_require={
         "test": ["pytest", "pykeen", "import-linter"],  # lint-imports checks .importlinter

@@ -206,6 +206,8 @@ def run(cfg: RunConfig, *, resume: bool = True, notify: Optional[Callable[[str],
     current = describe(cfg, kg, files) if writes else None
     if record is not None:
         _check_data(record, current, accept_changed_data, "resuming would train", say)
+    # the checkpoint to resume from is read (as data only) before anything is written
+    resume_state = load_checkpoint(out / LAST, device) if action == "resume" and (out / LAST).exists() else None
     check_memory(cfg, kg, device)
     setup = placement.setup(cfg, kg, device)
     for split, report in kg.reports.items():
@@ -245,8 +247,12 @@ def run(cfg: RunConfig, *, resume: bool = True, notify: Optional[Callable[[str],
                           eval_every=cfg.training.eval_every, run_dir=out if writes else None,
                           callbacks=callbacks, progress=cfg.progress and writes,
                           max_grad_norm=cfg.optimizer.options["max_grad_norm"], replicas=setup.replicas)
-        if action == "resume" and trainer.resume(out / LAST):
+        if action == "resume" and resume_state is not None:
+            trainer.load_state_dict(resume_state)
             say(f"resumed {out} at step {trainer.step} of {cfg.training.steps}")
+        elif action == "resume" and trainer.resume(out / LAST):
+            say(f"resumed {out} at step {trainer.step} of {cfg.training.steps}")
+        resume_state = None
         setup_seconds = time.perf_counter() - started  # the fit is counted by the trainer, over resumes
         _fit(trainer, watch, cfg, out)
         try:
