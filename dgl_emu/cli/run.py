@@ -93,7 +93,7 @@ def _launch_sharded(ctx, part_config, ip_config, num_trainers, num_servers, mach
 
 @click.command()
 @click.option("--nproc", type=click.IntRange(min=1, max=MAX_PROCESSES), default=1, show_default=True,
-              help="Data-parallel processes on this machine (torchrun; see the docs' Scaling up page).")
+              help="Data-parallel processes on this machine (see the docs' Scaling up page).")
 @click.option("--part-config", type=click.Path(dir_okay=False, exists=True),
               help="Sharded embeddings: DGL partition configuration from 'dgl-emu partition'.")
 @click.option("--ip-config", type=click.Path(dir_okay=False, exists=True),

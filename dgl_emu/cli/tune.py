@@ -1,6 +1,7 @@
 """``dgl-emu tune``: hyper-parameter search on Optuna, resumable, with equal-budget EMU comparisons."""
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 from typing import Any, Dict, Optional
 
@@ -8,6 +9,7 @@ import click
 
 from ..config import ALIASES, ConfigError, RunConfig, load_config
 from ..data import ChecksumError, DataFormatError, DatasetNotFoundError
+from ..launching import exit_status
 from ..pipeline import RunDiverged, RunInterrupted, RunWriteError
 from ..pipeline.datarecord import DataChanged
 from ..training import CheckpointError
@@ -118,9 +120,10 @@ def tune(ctx, config_file, trials, timeout, search_file, prune_after, prune_warm
             DataChanged, RunDiverged, RunWriteError) as e:
         raise click.ClickException(str(e)) from None
     except RunInterrupted as e:
-        click.echo(f"Interrupted at step {e.step} of {e.run_dir}: re-run the same command to resume the study.",
+        verb = "Terminated" if e.signal == signal.SIGTERM else "Interrupted"
+        click.echo(f"{verb} at step {e.step} of {e.run_dir}: re-run the same command to resume the study.",
                    err=True)
-        ctx.exit(130)
+        ctx.exit(exit_status(e.signal))
     if compare_emu:
         click.echo("\n" + format_report(comparison.report))
         click.echo(f"report: {out_dir / 'report.md'}; studies: {out_dir / 'emu'}, {out_dir / 'baseline'}")

@@ -2,7 +2,7 @@
 
 The launcher starts ``N`` workers (``python -m dgl_emu run ARGV``) with the environment that
 ``torchrun`` would give them (``RANK``, ``LOCAL_RANK``, ``WORLD_SIZE``, ``MASTER_ADDR``,
-``MASTER_PORT``) and hosts their rendezvous store itself: a
+``MASTER_PORT``; ``OMP_NUM_THREADS=1`` unless set) and hosts their rendezvous store itself: a
 :class:`torch.distributed.TCPStore` on a socket bound to 127.0.0.1 only (``torchrun``'s store,
 and rank 0's when a process group starts without one, listen on every interface). The workers
 connect to it as clients (``TORCHELASTIC_USE_AGENT_STORE``), and gloo talks over the loopback
@@ -70,6 +70,8 @@ def launch(nproc: int, argv: Sequence[str], *, resume: str = "the same command")
     """
     store, port = loopback_store(nproc)
     env = dict(os.environ)
+    if nproc > 1:
+        env.setdefault("OMP_NUM_THREADS", "1")  # as torchrun: one thread per process unless set
     env.update({"MASTER_ADDR": LOOPBACK, "MASTER_PORT": str(port), "WORLD_SIZE": str(nproc),
                 "LOCAL_WORLD_SIZE": str(nproc), "GROUP_RANK": "0", "TORCHELASTIC_USE_AGENT_STORE": "True",
                 "GLOO_SOCKET_IFNAME": "lo"})

@@ -53,7 +53,10 @@ RUN_FILES = ("config.yaml", "data.json", "entities.dict", "relations.dict", "log
              "metrics.json", "curve.png")
 #: files whose presence means the directory holds results worth protecting
 CHECKPOINTS = ("last.pt", "best.pt", "metrics.json")
-_OTHER_OWNED = (MARKER, LOCK, "tensorboard", "eval-train.json", "eval-valid.json", "eval-test.json")
+#: lock files: a run's, and the benchmark grid runner's (``benchmarks/gridlib``), never removed by a run
+LOCKS = (LOCK, ".grid.lock")
+_OTHER_OWNED = (MARKER, *LOCKS, "tensorboard", "eval-train.json", "eval-valid.json", "eval-test.json",
+                "error.txt")  # error.txt: the benchmark grid's record of a failed run
 #: a temporary file of an atomic write (``.<name>.<random>``), left by a process that was killed
 _TEMPORARY = re.compile(r"\.(?P<name>[\w.-]+?)\.[\w]{6,}")
 
@@ -135,7 +138,7 @@ class RunDirectory:
         names = [p.name for p in path.iterdir()]
         if MARKER in names and not (path / MARKER).is_symlink():
             return "marked"
-        if not [n for n in names if n != LOCK]:
+        if not [n for n in names if n not in LOCKS]:
             return "empty"
         if all(owned(n) for n in names) and self.has_checkpoint(path) and self._readable_config(path):
             return "legacy"
@@ -293,9 +296,9 @@ class RunDirectory:
 
     @staticmethod
     def _clear(path: Path) -> None:
-        """Remove dgl-emu's run files from ``path`` (marker and lock stay)."""
+        """Remove dgl-emu's run files from ``path`` (marker and locks stay)."""
         for entry in path.iterdir():
-            if owned(entry.name) and entry.name not in (MARKER, LOCK):
+            if owned(entry.name) and entry.name != MARKER and entry.name not in LOCKS:
                 if entry.is_dir() and not entry.is_symlink():
                     shutil.rmtree(entry)
                 else:
@@ -306,8 +309,10 @@ class RunDirectory:
         """Remove dgl-emu's files from ``path``, then ``path`` itself when nothing else is left;
         returns whether it is gone."""
         cls._clear(path)
-        for name in (MARKER, LOCK):
-            (path / name).unlink(missing_ok=True)
+        (path / MARKER).unlink(missing_ok=True)
+        for name in LOCKS:
+            if holder(path / name) is None:  # a live process's lock stays (and so does the directory)
+                (path / name).unlink(missing_ok=True)
         try:
             path.rmdir()
         except OSError:  # something dgl-emu did not write is in it: left alone
