@@ -271,7 +271,8 @@ class Launch:
     def _stopped(self, signum: int) -> int:
         self.end(self.workers, signal.SIGKILL, timeout=10.0)
         self.end(self.servers, signal.SIGTERM, timeout=SERVER_GRACE)
-        stops = [r for r in (m.read_report() for m in self.workers) if r and r.get("kind") == "stopped"]
+        stops = [r for r in (m.read_report() for m in self.workers)
+                 if r and r.get("kind") == "stopped" and r.get("step") is not None]  # stopped in training
         stops.sort(key=lambda r: r.get("checkpoint") is None)  # the writer's, with its checkpoint, first
         if stops:
             r = stops[0]

@@ -37,12 +37,11 @@ from typing import Dict, List, Optional, Sequence
 import psutil
 import torch.distributed as dist
 
-from ..launching import SERVER_GRACE, Launch
+from ..launching import Launch
 from .placement import PART_CONFIG_ENV
 from .partition import read_info
 
-__all__ = ["Machine", "read_ip_config", "launch", "interface_of", "DEFAULT_SERVER_PORT", "DEFAULT_MASTER_PORT",
-           "SERVER_GRACE"]
+__all__ = ["Machine", "read_ip_config", "launch", "interface_of", "DEFAULT_SERVER_PORT", "DEFAULT_MASTER_PORT"]
 
 DEFAULT_SERVER_PORT = 30050
 DEFAULT_MASTER_PORT = 29577
