@@ -168,8 +168,9 @@ def load_dataset(name: str, data_dir: Optional[PathLike] = None, *,
     check : bool
         Verify the files' sha256 checksums against the registry first (default). A file's digest
         is cached by its file identity, size, modification and change time
-        (:func:`verified_digest`), so only new or changed files are hashed again. A registered name with other files must not train
-        under that name: load them with :meth:`KnowledgeGraph.from_files` instead.
+        (:func:`verified_digest`), so only new or changed files are hashed again. A registered
+        name with other files must not train under that name: load them with
+        :meth:`KnowledgeGraph.from_files` instead.
     seed : int
         Seed of the synthetic graph.
 

@@ -18,8 +18,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Dict, Mapping, Optional, Union
 
-import yaml
-
 from ..config import ALIASES, COMPONENTS, NONE, ConfigError, RunConfig, read_yaml
 from ..ranges import Choice, FloatRange, IntRange, Param, finite_number
 from ..registry import did_you_mean

@@ -468,8 +468,8 @@ def test_a_corrupt_study_database_is_named(tmp_path):
 
 # --------------------------------------------------------------------------- the Python API
 API_ROWS = {
-    "triples of shape (N, 2)": (lambda: KnowledgeGraph.from_id_triples({"train": [[0, 1], [1, 2]]}, 3, 1),
-                                ValueError, r"split 'train': expected id triples of shape \(N, 3\), got shape \(2, 2\)"),
+    "triples of shape (N, 2)": (lambda: KnowledgeGraph.from_id_triples({"train": [[0, 1], [1, 2]]}, 3, 1), ValueError,
+                                r"split 'train': expected id triples of shape \(N, 3\), got shape \(2, 2\)"),
     "triples of shape (N, 4)": (lambda: KnowledgeGraph.from_id_triples({"train": [[0, 0, 1, 2]]}, 3, 1),
                                 ValueError, r"shape \(1, 4\)"),
     "flat triples": (lambda: KnowledgeGraph.from_id_triples({"train": [0, 0, 1, 1, 0, 2]}, 3, 1),
@@ -490,7 +490,8 @@ API_ROWS = {
     "float chunk size": (lambda: UniformNegativeSampler(10, 2, chunk_size=1.5), TypeError, "chunk_size"),
     "a filter index of (N, 2)": (lambda: FilterIndex(torch.tensor([[0, 1]]), 3, 1), ValueError, r"\(N, 3\)"),
     "a float dimension": (lambda: INTERACTIONS.get("distmult")(dim=8.5), TypeError, "dim must be an integer"),
-    "a probability beyond [0, 1]": (lambda: EmbeddingMutation(keep_prob=1.5), ValueError, r"keep_prob must be in \[0, 1\]"),
+    "a probability beyond [0, 1]": (lambda: EmbeddingMutation(keep_prob=1.5), ValueError,
+                                    r"keep_prob must be in \[0, 1\]"),
     "a probability that is not a number": (lambda: EmbeddingMutation(keep_prob="0.4"), TypeError, "keep_prob"),
 }
 
