@@ -21,6 +21,7 @@ TIERS = {
     "tests/test_tuning/test_equal_time.py::test_the_cli_*": ("slow",),
     "tests/test_benchmarks/test_speed.py": ("slow",),
     "tests/test_cli/test_bad_input.py::test_interrupted_*": ("slow",),
+    "tests/test_cli/test_trust_processes.py": ("slow", "distributed"),
     "tests/test_benchmarks/test_grid.py::test_published_grids_expand": ("slow",),
     "tests/test_training/test_regimes.py::test_each_regime_trains_the_generated_kg*": ("slow",),
 }

@@ -24,6 +24,7 @@ setup(
         "matplotlib",
         "optuna>=4.0",  # dgl-emu tune (its studies are SQLite files: SQLAlchemy comes with it)
         "pyarrow",  # Parquet exports (dgl-emu export --format parquet)
+        "psutil",  # launchers (network interfaces), lock holders, available memory
     ],
     extras_require={
         "test": ["pytest", "pykeen", "import-linter"],  # lint-imports checks .importlinter

@@ -25,7 +25,7 @@ try:
 except ImportError:  # not POSIX: no directory mutex
     fcntl = None
 
-__all__ = ["DirectoryLock", "Locked", "process_start_time", "process_alive"]
+__all__ = ["DirectoryLock", "Locked", "holder", "process_start_time", "process_alive"]
 
 
 class Locked(RuntimeError):
@@ -112,6 +112,23 @@ def _holder_runs(pid: int, start: Optional[int]) -> bool:
         return True
     now = process_start_time(pid)
     return now is None or now == start
+
+
+def holder(path: Union[str, Path]) -> Optional[int]:
+    """The PID of the live process that holds the lock file ``path``; ``None`` when there is no
+    lock or its holder is gone (a stale lock). Reads only: it neither takes nor removes the lock.
+
+    Examples
+    --------
+    >>> lock_path = Path(tempfile.mkdtemp()) / "run.lock"
+    >>> holder(lock_path) is None
+    True
+    >>> with DirectoryLock(lock_path):
+    ...     holder(lock_path) == os.getpid()
+    True
+    """
+    pid, start = _read_holder(Path(path))
+    return pid if _holder_runs(pid, start) else None
 
 
 @contextlib.contextmanager

@@ -96,7 +96,8 @@ def _describe(hint: Any) -> str:
 def coerce(value: Any, hint: Any, where: str) -> Any:
     """Check ``value`` against a type ``hint`` and convert it (strings to enums, ints to floats).
 
-    Floats must be finite. Unknown hints accept the value as it is.
+    Floats must be finite, integers fit in 64 bits (what torch takes). Unknown hints accept the
+    value as it is.
 
     Raises
     ------
@@ -128,9 +129,11 @@ def coerce(value: Any, hint: Any, where: str) -> Any:
         return value
     if hint is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            if isinstance(value, str) and re.fullmatch(r"[+-]?\d+", value.strip()):
-                return int(value)
-            raise OptionError(f"{where}: expected an integer, got {value!r}")
+            if not (isinstance(value, str) and re.fullmatch(r"[+-]?\d+", value.strip())):
+                raise OptionError(f"{where}: expected an integer, got {value!r}")
+            value = int(value)
+        if not -2 ** 63 <= value < 2 ** 63:
+            raise OptionError(f"{where}: must be a 64-bit integer, in [-2^63, 2^63 - 1], got {value}")
         return value
     if hint is float:
         if isinstance(value, str):
@@ -140,9 +143,13 @@ def coerce(value: Any, hint: Any, where: str) -> Any:
                 raise OptionError(f"{where}: expected a number, got {value!r}") from None
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise OptionError(f"{where}: expected a number, got {value!r}")
+        try:
+            value = float(value)
+        except OverflowError:  # an integer beyond the largest float
+            raise OptionError(f"{where}: expected a finite number (at most about 1.8e308), got {value}") from None
         if not math.isfinite(value):
             raise OptionError(f"{where}: expected a finite number, got {value!r}")
-        return float(value)
+        return value
     if hint is str:
         if not isinstance(value, str):
             raise OptionError(f"{where}: expected a name, got {value!r}")

@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any, Union
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["atomic_write_bytes", "atomic_write_text", "atomic_write_json", "tune_cpu_allocator", "environment"]
+__all__ = ["atomic_write_bytes", "atomic_write_text", "atomic_write_json", "open_append", "tune_cpu_allocator",
+           "environment"]
 
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
 _TUNED = False
@@ -23,12 +24,22 @@ _TUNED = False
 def atomic_write_bytes(path: Union[str, Path], data: bytes) -> None:
     """Write ``data`` to ``path`` via a temporary file in the same directory and ``os.replace``.
 
-    Readers never see a half-written file, and a crash leaves the previous file intact.
+    Readers never see a half-written file, and a crash (or a full disk) leaves the previous file
+    intact. Nothing is written through a symbolic link: the temporary file is created exclusively
+    (``O_EXCL | O_NOFOLLOW``) and then replaces ``path``, so a link at ``path`` is replaced, never
+    followed.
+
+    Raises
+    ------
+    OSError
+        With ``path`` as its file name (also when writing the temporary file failed, e.g. disk
+        full); the temporary file is removed.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the usual permissions
@@ -37,10 +48,28 @@ def atomic_write_bytes(path: Union[str, Path], data: bytes) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
+    except BaseException as e:
+        if tmp is not None and os.path.lexists(tmp):
             os.unlink(tmp)
+        if isinstance(e, OSError) and e.errno is not None:
+            raise OSError(e.errno, e.strerror, str(path)) from None
         raise
+
+
+def open_append(path: Union[str, Path]):
+    """``path`` opened to append UTF-8 text, created if missing, never through a symbolic link.
+
+    Raises
+    ------
+    OSError
+        ``ELOOP`` when ``path`` is a symbolic link (with ``path`` as its file name).
+    """
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags, 0o666)
+    except OSError as e:
+        raise OSError(e.errno, e.strerror, str(path)) from None
+    return os.fdopen(fd, "a", encoding="utf-8")
 
 
 def atomic_write_text(path: Union[str, Path], text: str) -> None:
@@ -123,7 +152,7 @@ def environment(device: "torch.device") -> dict:
     import dgl  # start-up cost: this ground-floor module imports neither torch nor DGL itself
     import torch  # start-up cost, as above
 
-    record = {"python": platform.python_version(), "torch": torch.__version__, "dgl": dgl.__version__,
+    record = {"python": platform.python_version(), "torch": str(torch.__version__), "dgl": str(dgl.__version__),
               "cpu_capability": torch.backends.cpu.get_cpu_capability(),
               "threads": torch.get_num_threads(), "device": device.type}
     if device.type == "cuda":

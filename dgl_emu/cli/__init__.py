@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import importlib
 import os
+import signal
 import sys
+import threading
 import warnings
 
 import click
@@ -28,7 +30,7 @@ def _load_plugins() -> None:
 
 _load_plugins()
 
-from ..sharded.placement import in_trainer  # noqa: E402
+from ..launching import Terminated, raise_terminated, report, reporting  # noqa: E402
 from .datasets import datasets  # noqa: E402  (after the plugins: options are built at import)
 from .export import export  # noqa: E402
 from .inspect import components, evaluate, format_metrics_table, predict  # noqa: E402
@@ -46,27 +48,40 @@ def _one_line(err: BaseException) -> str:
 
 class _Commands(click.Group):
     """Every failure ends in one ``Error: ...`` line and an exit status (2 usage, 1 runtime, 130
-    interrupted); a traceback only with ``--debug`` (or ``DGL_EMU_DEBUG=1``)."""
+    interrupted, 143 terminated); a traceback only with ``--debug`` (or ``DGL_EMU_DEBUG=1``).
+
+    SIGTERM stops a command as Ctrl-C does (:class:`~dgl_emu.launching.Terminated`). A process
+    that a launcher started (:func:`~dgl_emu.launching.reporting`) gives its error line to the
+    launcher, which prints one line for all of its processes."""
 
     def invoke(self, ctx: click.Context):
+        previous = None
+        if threading.current_thread() is threading.main_thread():
+            previous = signal.signal(signal.SIGTERM, raise_terminated)
         try:
             return self._invoke(ctx)
         except click.exceptions.ClickException as e:
-            if in_trainer():  # a sharded trainer: DGL's client exit would wait
-                e.show()                                # for the other trainers; its launcher ends them
+            if reporting():  # its launcher prints the line; and a sharded trainer's exit through
+                report("error", e.format_message())  # DGL's client would wait for the other trainers
                 sys.stdout.flush()
                 sys.stderr.flush()
                 os._exit(e.exit_code)
             raise
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
 
     def _invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
         except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise
-        except KeyboardInterrupt:
-            click.echo("Interrupted.", err=True)
-            ctx.exit(130)
+        except KeyboardInterrupt as e:
+            terminated = isinstance(e, Terminated)
+            line = "Terminated." if terminated else "Interrupted."
+            if not report("stopped", line):
+                click.echo(line, err=True)
+            ctx.exit(143 if terminated else 130)
         except Exception as e:  # anything not mapped by a command: one line, no traceback
             if ctx.params.get("debug") or os.environ.get("DGL_EMU_DEBUG") == "1":
                 raise

@@ -12,6 +12,7 @@ from ..config import COMPONENTS, NONE, ConfigError
 from ..data import ChecksumError, DataFormatError, DatasetNotFoundError
 from ..data.datasets import DATASETS
 from ..pipeline import evaluate as evaluate_model, load_run
+from ..pipeline.datarecord import DataChanged
 from ..training import CheckpointError
 from ..typing import Target
 from ..utils import atomic_write_json
@@ -48,9 +49,13 @@ def format_metrics_table(metrics: dict, splits=("valid", "test")) -> str:
 @click.option("--split", type=click.Choice(["train", "valid", "test"]), default="test", show_default=True)
 @click.option("--device", default=None, help="Override the run's device.")
 @click.option("--per-relation", is_flag=True, help="Also write per-relation metrics.")
-def evaluate(run_dir, split, device, per_relation):
-    """Filtered evaluation of a run's best checkpoint; writes RUN_DIR/eval-SPLIT.json."""
-    cfg, kg, model, graph = _load(run_dir, device)
+@click.option("--accept-changed-data", is_flag=True,
+              help="Evaluate although the data differ from the run's record (read with its recorded id maps).")
+def evaluate(run_dir, split, device, per_relation, accept_changed_data):
+    """Filtered evaluation of a run's best checkpoint; writes RUN_DIR/eval-SPLIT.json.
+
+    The checkpoint is read as data only, and the data must be those the run trained on."""
+    cfg, kg, model, graph = _load(run_dir, device, accept_changed_data)
     if split not in kg.splits:
         raise click.UsageError(f"--split: the run's dataset has no {split!r} split")
     res = evaluate_model(model, kg, split, batch_size=cfg.training.eval_batch_size,
@@ -67,13 +72,13 @@ def evaluate(run_dir, split, device, per_relation):
                                    f"printed above") from None
 
 
-def _load(run_dir, device=None):
+def _load(run_dir, device=None, accept_changed_data=False):
     """``load_run`` with its failures as one-line errors."""
     try:
-        return load_run(Path(run_dir), device)
+        return load_run(Path(run_dir), device, accept_changed_data=accept_changed_data)
     except ConfigError as e:
         raise click.UsageError(str(e)) from None
-    except (CheckpointError, DataFormatError, DatasetNotFoundError, ChecksumError) as e:
+    except (CheckpointError, DataFormatError, DatasetNotFoundError, ChecksumError, DataChanged) as e:
         raise click.ClickException(str(e)) from None
 
 
@@ -85,12 +90,14 @@ def _load(run_dir, device=None):
 @click.option("--top-k", type=click.IntRange(min=1), default=10, show_default=True)
 @click.option("--unfiltered", is_flag=True, help="Keep entities that already form known triples.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-def predict(run_dir, head, tail, relation, top_k, unfiltered, as_json):
+@click.option("--accept-changed-data", is_flag=True,
+              help="Predict although the data differ from the run's record (read with its recorded id maps).")
+def predict(run_dir, head, tail, relation, top_k, unfiltered, as_json, accept_changed_data):
     """Top-k completions of a query, known triples filtered out, with labels and scores."""
 
     if (head is None) == (tail is None):
         raise click.UsageError("give exactly one of --head and --tail")
-    cfg, kg, model, graph = _load(run_dir)
+    cfg, kg, model, graph = _load(run_dir, accept_changed_data=accept_changed_data)
     target = Target.TAIL if head is not None else Target.HEAD
     anchor = head if head is not None else tail
     for label, table, opt in ((anchor, kg.entity_to_id, "--head" if head else "--tail"),

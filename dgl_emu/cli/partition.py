@@ -40,7 +40,10 @@ def partition(dataset, data_dir, train, valid, test, num_parts, method, output, 
     except (DataFormatError, DatasetNotFoundError, ChecksumError) as e:
         raise click.ClickException(str(e)) from None
     name = str(Path(train).resolve()) if train else cfg.data.dataset
-    path = partition_kg(kg, num_parts, output, method=PartitionMethod(method), dataset=str(name))
+    try:
+        path = partition_kg(kg, num_parts, output, method=PartitionMethod(method), dataset=str(name))
+    except ValueError as e:
+        raise click.UsageError(str(e).replace("num_parts:", "--num-parts:", 1)) from None
     click.echo(f"{kg.num_entities} entities, {len(kg.splits['train'])} training triples -> {num_parts} "
                f"{method} partition(s)")
     click.echo(f"part config: {path}")

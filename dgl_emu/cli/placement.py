@@ -14,7 +14,7 @@ __all__ = ["worker_placement"]
 def worker_placement(cfg: RunConfig) -> Optional[Placement]:
     """The placement of a process that a launcher started: a sharded trainer
     (:meth:`ShardedPlacement.from_env`, which connects it to DGL's servers first), or one of
-    ``torchrun``'s data-parallel processes (:meth:`DataParallelPlacement.from_env`); ``None``
+    the data-parallel launcher's processes (:meth:`DataParallelPlacement.from_env`); ``None``
     for a command a user typed (which then runs in one process, or launches the others).
 
     Raises

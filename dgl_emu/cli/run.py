@@ -1,6 +1,7 @@
 """``dgl-emu run``: train, validate, test, with options from flags, ``--set`` and YAML."""
 from __future__ import annotations
 
+import shlex
 import sys
 from pathlib import Path
 
@@ -9,7 +10,9 @@ import click
 from ..config import ConfigError, RunConfig, load_config
 from ..data import ChecksumError, DataFormatError, DatasetNotFoundError
 from ..data_parallel.launch import launch as launch_data_parallel
-from ..pipeline import RunDiverged, RunInterrupted, run as run_pipeline
+from ..launching import exit_status, report, stop_line
+from ..pipeline import RunDiverged, RunInterrupted, RunWriteError, run as run_pipeline
+from ..pipeline.datarecord import DataChanged
 from ..sharded import check_options
 from ..sharded.launch import launch as launch_sharded
 from ..sharded.partition import read_info
@@ -32,6 +35,8 @@ def usage_error(err: ConfigError, given: dict, set_paths: list, ctx) -> click.Us
     return click.UsageError(msg, ctx)
 
 
+#: the most processes (or machines) a launcher option may ask for
+MAX_PROCESSES = 1024
 #: options of the launcher, not passed on to the workers it starts
 LAUNCH_OPTIONS = ("--nproc", "--part-config", "--ip-config", "--num-trainers", "--num-servers", "--machine-rank")
 
@@ -48,6 +53,14 @@ def _worker_argv() -> list:
         elif not a.startswith(tuple(f"{o}=" for o in LAUNCH_OPTIONS)):
             out.append(a)
     return out
+
+
+def resume_command() -> str:
+    """The command that resumes this run: this one, without ``--fresh`` (which would start over)."""
+    if "run" not in sys.argv[1:]:  # called from Python (e.g. click's test runner)
+        return "the same command without --fresh"
+    args = [a for a in sys.argv[sys.argv.index("run") + 1:] if a != "--fresh"]
+    return shlex.join(["dgl-emu", "run", *args])
 
 
 def _check_partitions(ctx, cfg: RunConfig, part_config) -> None:
@@ -72,32 +85,34 @@ def _launch_sharded(ctx, part_config, ip_config, num_trainers, num_servers, mach
         raise click.UsageError("--part-config needs --ip-config (the machines, one 'IP [PORT]' line each)", ctx)
     try:
         code = launch_sharded(_worker_argv(), part_config, ip_config, num_trainers=num_trainers,
-                              num_servers=num_servers, machine_rank=machine_rank)
+                              num_servers=num_servers, machine_rank=machine_rank, resume=resume_command())
     except (ValueError, FileNotFoundError) as e:
         raise click.UsageError(str(e), ctx) from None
     ctx.exit(code)
 
 
 @click.command()
-@click.option("--nproc", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Data-parallel processes on this machine (torchrun; see the docs' Scaling up page).")
+@click.option("--nproc", type=click.IntRange(min=1, max=MAX_PROCESSES), default=1, show_default=True,
+              help="Data-parallel processes on this machine (see the docs' Scaling up page).")
 @click.option("--part-config", type=click.Path(dir_okay=False, exists=True),
               help="Sharded embeddings: DGL partition configuration from 'dgl-emu partition'.")
 @click.option("--ip-config", type=click.Path(dir_okay=False, exists=True),
               help="Sharded embeddings: the machines, one 'IP [PORT]' line each (partition i on line i).")
-@click.option("--num-trainers", type=click.IntRange(min=1), default=1, show_default=True,
+@click.option("--num-trainers", type=click.IntRange(min=1, max=MAX_PROCESSES), default=1, show_default=True,
               help="Sharded embeddings: trainer processes on this machine.")
-@click.option("--num-servers", type=click.IntRange(min=1), default=1, show_default=True,
+@click.option("--num-servers", type=click.IntRange(min=1, max=MAX_PROCESSES), default=1, show_default=True,
               help="Sharded embeddings: store servers on this machine.")
-@click.option("--machine-rank", type=click.IntRange(min=0), default=0, show_default=True,
+@click.option("--machine-rank", type=click.IntRange(min=0, max=MAX_PROCESSES - 1), default=0, show_default=True,
               help="Sharded embeddings: this machine's line in --ip-config.")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False, exists=True),
               help="YAML file of options (sections or flat names); command-line options override it.")
 @click.option("--fresh", is_flag=True, help="Start over even if the run directory holds a checkpoint.")
+@click.option("--accept-changed-data", is_flag=True,
+              help="Resume although the data differ from the run's record (read with its recorded id maps).")
 @run_options
 @click.pass_context
 def run(ctx, nproc, part_config, ip_config, num_trainers, num_servers, machine_rank, config_file, fresh,
-        set_values, **options):
+        accept_changed_data, set_values, **options):
     """Train (with EMU by default), validate, keep the best checkpoint and report test metrics.
 
     With no arguments it trains RotatE with EMU on a small generated KG in well under a minute.
@@ -119,22 +134,23 @@ def run(ctx, nproc, part_config, ip_config, num_trainers, num_servers, machine_r
         _check_partitions(ctx, cfg, part_config)
         _launch_sharded(ctx, part_config, ip_config, num_trainers, num_servers, machine_rank)
     if placement is None and nproc > 1:
-        ctx.exit(launch_data_parallel(nproc, _worker_argv()))
+        ctx.exit(launch_data_parallel(nproc, _worker_argv(), resume=resume_command()))
     try:
-        result = run_pipeline(cfg, resume=not fresh, notify=click.echo, placement=placement)
+        result = run_pipeline(cfg, resume=not fresh, notify=click.echo, placement=placement,
+                              accept_changed_data=accept_changed_data)
     except ConfigError as e:
         raise usage_error(e, given, list(sets), ctx) from None
-    except (DataFormatError, DatasetNotFoundError, ChecksumError, RunDiverged) as e:
+    except (DataFormatError, DatasetNotFoundError, ChecksumError, DataChanged, RunDiverged, RunWriteError) as e:
         raise click.ClickException(str(e)) from None
     except CheckpointError as e:
         raise click.ClickException(f"{e}; delete it to start over, or pass --fresh") from None
     except RunInterrupted as e:
-        if e.checkpoint is not None:
-            click.echo(f"Interrupted at step {e.step}: {e.checkpoint} holds the run; re-run the same "
-                       f"command to resume it.", err=True)
-        else:
-            click.echo(f"Interrupted at step {e.step}, before the first checkpoint: nothing to resume.", err=True)
-        ctx.exit(130)
+        checkpoint = str(e.checkpoint) if e.checkpoint is not None else None
+        restored = str(e.restored) if e.restored is not None else None
+        line = stop_line(e.signal, e.step, checkpoint, resume_command(), restored)
+        if not report("stopped", line, step=e.step, checkpoint=checkpoint, restored=restored):
+            click.echo(line, err=True)
+        ctx.exit(exit_status(e.signal))
     if not result.main:  # another data-parallel rank: rank 0 reports
         return
     click.echo(f"\nrun directory: {result.run_dir}")

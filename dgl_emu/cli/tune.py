@@ -1,6 +1,7 @@
 """``dgl-emu tune``: hyper-parameter search on Optuna, resumable, with equal-budget EMU comparisons."""
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 from typing import Any, Dict, Optional
 
@@ -8,7 +9,9 @@ import click
 
 from ..config import ALIASES, ConfigError, RunConfig, load_config
 from ..data import ChecksumError, DataFormatError, DatasetNotFoundError
-from ..pipeline import RunInterrupted
+from ..launching import exit_status
+from ..pipeline import RunDiverged, RunInterrupted, RunWriteError
+from ..pipeline.datarecord import DataChanged
 from ..training import CheckpointError
 from ..tuning import apply_overrides, read_search_file, search_space
 from ..tuning.budget import EqualTime, EqualTrials
@@ -93,7 +96,8 @@ def tune(ctx, config_file, trials, timeout, search_file, prune_after, prune_warm
     import optuna  # start-up cost: Optuna (0.2 s) is imported only when a study runs
     from ..tuning.compare import compare_emu as run_comparison, format_report  # start-up cost: Optuna
     from ..tuning.pruning import MedianRule  # start-up cost: Optuna
-    from ..tuning.study import StudyLocked, default_study_dir, tune as run_study  # start-up cost: Optuna
+    from ..tuning.study import (StudyLocked, StudyUnreadable, default_study_dir,  # start-up cost: Optuna
+                                tune as run_study)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     if equal_time is not None and not compare_emu:
         raise click.UsageError("--equal-time gives EMU and its baseline the same time: it goes with --compare-emu",
@@ -121,12 +125,14 @@ def tune(ctx, config_file, trials, timeout, search_file, prune_after, prune_warm
                                pruning=pruning, config_first=config_first, notify=click.echo)
     except ConfigError as e:
         raise click.UsageError(str(e), ctx) from None
-    except (StudyLocked, DataFormatError, DatasetNotFoundError, ChecksumError, CheckpointError) as e:
+    except (StudyLocked, StudyUnreadable, DataFormatError, DatasetNotFoundError, ChecksumError, CheckpointError,
+            DataChanged, RunDiverged, RunWriteError) as e:
         raise click.ClickException(str(e)) from None
     except RunInterrupted as e:
-        click.echo(f"Interrupted at step {e.step} of {e.run_dir}: re-run the same command to resume the study.",
+        verb = "Terminated" if e.signal == signal.SIGTERM else "Interrupted"
+        click.echo(f"{verb} at step {e.step} of {e.run_dir}: re-run the same command to resume the study.",
                    err=True)
-        ctx.exit(130)
+        ctx.exit(exit_status(e.signal))
     if compare_emu:
         click.echo("\n" + format_report(comparison.report))
         click.echo(f"report: {out_dir / 'report.md'}; studies: {out_dir / 'emu'}, {out_dir / 'baseline'}")

@@ -5,8 +5,8 @@ files and ``dgl-emu run`` flags (``--num-negatives``) share.
 """
 from .aliases import ALIASES, Alias, alias_of, flag_of
 from .errors import Component, ConfigError
-from .run_config import RunConfig, load_config
+from .run_config import RunConfig, load_config, read_yaml
 from .sections import COMPONENTS, NONE, PLAIN, TOP_LEVEL, ComponentSpec
 
-__all__ = ["RunConfig", "Component", "ConfigError", "load_config", "ALIASES", "Alias", "alias_of",
+__all__ = ["RunConfig", "Component", "ConfigError", "load_config", "read_yaml", "ALIASES", "Alias", "alias_of",
            "flag_of", "COMPONENTS", "ComponentSpec", "PLAIN", "TOP_LEVEL", "NONE"]

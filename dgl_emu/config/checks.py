@@ -97,6 +97,8 @@ def _positive(v) -> bool:
 
 #: dotted path -> (test, what is expected); checked when the option exists
 RANGES: Dict[str, tuple] = {
+    "seed": (lambda v: 0 <= v <= 2 ** 62, "an integer in [0, 2^62] (each component's seed adds a small "
+             "offset to it, and torch's seeds are 64-bit)"),
     "training.steps": (_positive, "a positive integer"),
     "training.batch_size": (_positive, "a positive integer"),
     "training.eval_every": (_positive, "a positive integer"),
@@ -184,7 +186,8 @@ def _check_dataset(cfg: "RunConfig") -> None:
 
 
 def _dry_build(cfg: "RunConfig") -> None:
-    """Build the components that need no graph, so their own range checks run now."""
+    """Build the components that need no graph, so their own range checks run now (on PyTorch's
+    ``meta`` device: shapes only, so a huge ``dim`` allocates nothing here)."""
     import torch  # start-up cost: the configuration imports no torch until it is checked
     from ..losses import EMULoss  # start-up cost, as above
     for section, context in (("model", {"seed": 0}), ("loss", {}), ("regularizer", {}),
@@ -196,7 +199,8 @@ def _dry_build(cfg: "RunConfig") -> None:
         spec = COMPONENTS[section]
         own = {k: v for k, v in comp.options.items() if k not in spec.wrapper}
         try:
-            spec.registry().make(comp.name, own, context, where=section)
+            with torch.device("meta"):
+                spec.registry().make(comp.name, own, context, where=section)
             if section == "emu":
                 EMULoss(comp.options["negative_label"], comp.options["plain_weight"])
         except (ValueError, TypeError) as e:

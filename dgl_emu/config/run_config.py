@@ -257,6 +257,45 @@ class _Section:
         self._values[name] = value
 
 
+def read_yaml(path: Union[str, Path], what: str = "YAML config") -> Any:
+    """The YAML document in ``path`` (``{}`` when empty), read safely (plain data only).
+
+    Raises
+    ------
+    ConfigError
+        One line naming the file: unreadable, not UTF-8, or a YAML syntax error at
+        ``file:line:column``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> p = Path(tempfile.mkdtemp()) / "c.yaml"
+    >>> _ = p.write_text("model:\\n  dim: 8\\n  name: [x\\n")
+    >>> try:
+    ...     read_yaml(p)
+    ... except ConfigError as e:
+    ...     print(str(e)[len(str(p)):].split(" (")[0])
+    :4:1: YAML syntax error: expected ',' or ']', but got '<stream end>'
+    """
+    path = Path(path)
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
+        problem = e.problem or e.context or "not valid YAML"
+        context = ""
+        if e.problem and e.context:
+            context = f" ({e.context}" + (f" at line {e.context_mark.line + 1}, column {e.context_mark.column + 1}"
+                                          if e.context_mark is not None else "") + ")"
+        raise ConfigError(f"{where}: YAML syntax error: {problem}{context}") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: cannot read {what} (not UTF-8: {e.reason} at byte {e.start})") from None
+    except (OSError, yaml.YAMLError) as e:
+        reason = (getattr(e, "strerror", None) or str(e)).splitlines()[0]
+        raise ConfigError(f"{path}: cannot read {what} ({reason})") from None
+
+
 def load_config(path: Union[str, Path], *layers: Mapping[str, Any]) -> RunConfig:
     """Read a YAML configuration (sections, aliases or both), then apply ``layers`` of overrides.
 
@@ -266,10 +305,7 @@ def load_config(path: Union[str, Path], *layers: Mapping[str, Any]) -> RunConfig
         Naming the file for unreadable YAML, a non-mapping, or an unknown key.
     """
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
-        raise ConfigError(f"{path}: cannot read YAML config ({e})") from None
+    data = read_yaml(path)
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping of option: value")
     overridden = {p for layer in layers for p, _ in _assignments(layer)}

@@ -1,4 +1,11 @@
-"""sha256 digests of dataset files: a cache by size and mtime, and checksums recorded on first use.
+"""sha256 digests of dataset files: a cache that only saves re-reading unchanged files, and checksums
+recorded on first use.
+
+The cache is a shortcut, never the check: a digest is reused only for the same file (device and
+inode) with the same size, modification time *and* change time (``st_ctime``). Any write to a
+file sets its change time to the present, and no user can set it back (``touch``/``utime`` set it
+to the present too), so an edited file whose size and modification time were restored is hashed
+again and fails the check.
 
 Registered datasets carry the sha256 of their files. For the large ones whose files could not be
 hashed when they were registered (no download was possible), the registry lists none: the
@@ -11,9 +18,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Dict, List, Optional
+
+from ..utils import atomic_write_bytes
 
 __all__ = ["sha256_of", "verified_digest", "recorded", "record", "accepted_digests", "cache_dir",
            "atomic_write"]
@@ -26,15 +34,9 @@ def cache_dir() -> Path:
 
 
 def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file and ``os.replace``."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    """Write ``data`` to ``path`` through a temporary file and ``os.replace``
+    (:func:`dgl_emu.utils.atomic_write_bytes`)."""
+    atomic_write_bytes(path, data)
 
 
 def _read(path: Path) -> Dict[str, str]:
@@ -61,17 +63,34 @@ def sha256_of(path: Path) -> str:
     return h.hexdigest()
 
 
+def _identity(path: Path) -> str:
+    """What the cache keys a digest by: path, device, inode, size, modification and change time."""
+    st = path.stat()
+    return f"{path}|{st.st_dev}|{st.st_ino}|{st.st_size}|{st.st_mtime_ns}|{st.st_ctime_ns}"
+
+
 def verified_digest(path: Path) -> str:
-    """The sha256 of ``path``, cached in ``cache_dir()/sha256.json`` by absolute path, size and
-    modification time (a file that changes gets hashed again)."""
+    """The sha256 of ``path``, from ``cache_dir()/sha256.json`` when the file is the one hashed
+    before (same device, inode, size, modification and change time: see the module docstring),
+    else hashed now and cached.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> p = Path(tempfile.mkdtemp()) / "f.txt"
+    >>> _ = p.write_text("a")
+    >>> verified_digest(p) == sha256_of(p) == hashlib.sha256(b"a").hexdigest()
+    True
+    """
     path = Path(path).resolve()
-    stat = path.stat()
-    key = f"{path}|{stat.st_size}|{stat.st_mtime_ns}"
+    key = _identity(path)
     cache_file = cache_dir() / "sha256.json"
     cache = _read(cache_file)
     if key in cache:
         return cache[key]
     digest = sha256_of(path)
+    if _identity(path) != key:  # written while it was read: do not cache what may be a mix
+        return digest
     cache = {k: v for k, v in cache.items() if not k.startswith(f"{path}|")}
     cache[key] = digest
     _write(cache_file, cache)

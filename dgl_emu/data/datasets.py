@@ -20,7 +20,7 @@ from .generated import generate_cyclic_kg
 from .io import PathLike
 from .knowledge_graph import KnowledgeGraph, UnseenEntityPolicy
 
-__all__ = ["DatasetInfo", "DATASETS", "SYNTHETIC", "data_root", "dataset_dir", "load_dataset",
+__all__ = ["DatasetInfo", "DATASETS", "SYNTHETIC", "data_root", "dataset_dir", "dataset_files", "load_dataset",
            "verify", "DatasetNotFoundError", "ChecksumError", "is_present"]
 
 SYNTHETIC = "synthetic"
@@ -125,6 +125,24 @@ def dataset_dir(name: str, data_dir: Optional[PathLike] = None) -> Path:
     return directory
 
 
+def dataset_files(name: str, data_dir: Optional[PathLike] = None) -> Dict[str, Path]:
+    """The files a registered dataset is read from: its split files (by split name) and the extra
+    files of its format (by file name), resolved to absolute paths.
+
+    Raises
+    ------
+    DatasetNotFoundError
+        As :func:`dataset_dir`.
+    """
+    info = DATASETS.get(name)
+    directory = dataset_dir(name, data_dir).resolve()
+    files = {s: _present_file(info, directory, s) for s in info.files}
+    for fname in dict(info.source.get("extra") or {}):
+        if (directory / fname).exists():
+            files[fname] = directory / fname
+    return files
+
+
 def is_present(name: str, data_dir: Optional[PathLike] = None) -> bool:
     """Whether every split of ``name`` is found under the resolved data root."""
     try:
@@ -149,9 +167,10 @@ def load_dataset(name: str, data_dir: Optional[PathLike] = None, *,
         Policy for valid/test triples with entities absent from training.
     check : bool
         Verify the files' sha256 checksums against the registry first (default). A file's digest
-        is cached by its path, size and modification time (:func:`verified_digest`), so only new
-        or changed files are hashed again. A registered name with other files must not train
-        under that name: load them with :meth:`KnowledgeGraph.from_files` instead.
+        is cached by its file identity, size, modification and change time
+        (:func:`verified_digest`), so only new or changed files are hashed again. A registered
+        name with other files must not train under that name: load them with
+        :meth:`KnowledgeGraph.from_files` instead.
     seed : int
         Seed of the synthetic graph.
 

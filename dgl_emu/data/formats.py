@@ -23,7 +23,7 @@ from ..registry import Registry
 from ..typing import Target
 from .generated import RangeLabels
 from .io import DataFormatError
-from .knowledge_graph import KnowledgeGraph, SplitReport, UnseenEntityPolicy
+from .knowledge_graph import KnowledgeGraph, SplitReport, UnseenEntityPolicy, count_in_training
 
 __all__ = ["FORMATS", "load_tsv", "load_ogbl_wikikg2"]
 
@@ -78,10 +78,13 @@ def load_ogbl_wikikg2(info, directory: Path, files: Dict[str, Path],
             negatives[split] = {Target.HEAD: _ids(data, "head_neg", path),
                                 Target.TAIL: _ids(data, "tail_neg", path)}
     num_relations = info.counts["relations"]
+    reports = {s: SplitReport(triples=len(t)) for s, t in splits.items()}
+    if "train" in splits:
+        for s, n in count_in_training(splits, num_entities, num_relations).items():
+            reports[s].in_train = n
     try:
         kg = KnowledgeGraph(RangeLabels("e", num_entities), RangeLabels("r", num_relations), splits,
-                            name=info.name, reports={s: SplitReport(triples=len(t)) for s, t in splits.items()},
-                            negatives=negatives)
+                            name=info.name, reports=reports, negatives=negatives)
     except ValueError as e:
         raise DataFormatError(f"{directory}: {e}") from None
     return kg

@@ -5,7 +5,7 @@ from typing import Tuple
 
 import torch
 
-from ..typing import Target, Tensor
+from ..typing import Target, Tensor, as_count, as_id_triples
 
 __all__ = ["FilterIndex"]
 
@@ -37,9 +37,10 @@ class FilterIndex:
     """
 
     def __init__(self, triples: Tensor, num_entities: int, num_relations: int):
-        triples = torch.as_tensor(triples, dtype=torch.long).reshape(-1, 3)
-        self.num_entities = int(num_entities)
-        self.num_relations = int(num_relations)
+        self.num_entities = as_count(num_entities, "num_entities")
+        self.num_relations = as_count(num_relations, "num_relations")
+        triples = as_id_triples(triples, "FilterIndex triples", num_entities=self.num_entities,
+                                num_relations=self.num_relations)
         self._csr = {side: self._build(triples, side) for side in Target}
         E, R = self.num_entities, self.num_relations
         self._codes = torch.unique((triples[:, 0] * R + triples[:, 1]) * E + triples[:, 2])

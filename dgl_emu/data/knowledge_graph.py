@@ -9,13 +9,13 @@ from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 import dgl
 import torch
 
-from ..typing import Tensor
+from ..typing import Tensor, as_count, as_id_triples
 from .index import FilterIndex
 from .io import (DataFormatError, PathLike, Triples, read_dict_file, read_id_triples,
                  read_labeled_triples, resolve_split_file)
 from .report import SplitReport, UnseenEntityPolicy
 
-__all__ = ["KnowledgeGraph", "UnseenEntityPolicy", "SplitReport", "SPLITS"]
+__all__ = ["KnowledgeGraph", "UnseenEntityPolicy", "SplitReport", "SPLITS", "count_in_training"]
 
 log = logging.getLogger(__name__)
 SPLITS = ("train", "valid", "test")
@@ -67,7 +67,7 @@ class KnowledgeGraph:
             raise ValueError("a KnowledgeGraph needs a 'train' split")
         E, R = self.num_entities, self.num_relations
         for split, t in self.splits.items():
-            t = torch.as_tensor(t, dtype=torch.long).reshape(-1, 3)
+            t = as_id_triples(t, f"split {split!r}")
             if t.numel() and (t.min() < 0 or t[:, [0, 2]].max() >= E or t[:, 1].max() >= R):
                 raise ValueError(f"split {split!r} holds ids outside 0..{E - 1} (entities) "
                                  f"or 0..{R - 1} (relations)")
@@ -132,6 +132,7 @@ class KnowledgeGraph:
         reports = {s: SplitReport(triples=len(t), header=list(t.header) if isinstance(t, Triples) and t.header
                                   else None) for s, t in splits.items()}
         train = splits["train"]
+        train_set = set(train)
         train_ents = {h for h, _, _ in train} | {t for _, _, t in train}
         train_rels = {r for _, r, _ in train}
         kept: Dict[str, Sequence[LabeledTriple]] = {}
@@ -144,6 +145,7 @@ class KnowledgeGraph:
                 bad = [(h not in train_ents or t not in train_ents or r not in train_rels)
                        for h, r, t in triples]
                 rep.unseen_triples = sum(bad)
+                rep.in_train = sum(x in train_set for x in triples)
                 if unseen is UnseenEntityPolicy.DROP and rep.unseen_triples:
                     triples = [x for x, b in zip(triples, bad) if not b]
                     rep.dropped = rep.unseen_triples
@@ -210,7 +212,16 @@ class KnowledgeGraph:
         """Build from integer triples (tensors, lists, or paths of ``h<TAB>r<TAB>t`` id files).
 
         ``num_entities`` and ``num_relations`` are required: they are never inferred from ids.
+        Triples must be integers of shape ``(N, 3)``: nothing is reshaped, rounded or cut.
+
+        Raises
+        ------
+        TypeError, ValueError
+            Naming the split, for triples that are not integer ``(N, 3)`` ids in range, or counts
+            that are not positive integers.
         """
+        num_entities = as_count(num_entities, "num_entities")
+        num_relations = as_count(num_relations, "num_relations")
         tensors = {}
         for split, data in splits.items():
             if isinstance(data, (str, Path)):
@@ -221,13 +232,16 @@ class KnowledgeGraph:
                     raise DataFormatError(f"{data}:{line}: id out of range (E={num_entities}, "
                                           f"R={num_relations}): {t[line - 1].tolist()}")
             else:
-                t = torch.as_tensor(data, dtype=torch.long).reshape(-1, 3)
+                t = as_id_triples(data, f"split {split!r}")
             tensors[split] = t
         ents = list(entity_labels) if entity_labels is not None else [str(i) for i in range(num_entities)]
         rels = list(relation_labels) if relation_labels is not None else [str(i) for i in range(num_relations)]
         if len(ents) != num_entities or len(rels) != num_relations:
             raise ValueError("label lists must have num_entities / num_relations entries")
         reports = {s: SplitReport(triples=int(t.shape[0])) for s, t in tensors.items()}
+        if "train" in tensors:
+            for s, n in count_in_training(tensors, num_entities, num_relations).items():
+                reports[s].in_train = n
         return cls({e: i for i, e in enumerate(ents)}, {r: i for i, r in enumerate(rels)}, tensors,
                    name=name, reports=reports)
 
@@ -241,7 +255,11 @@ class KnowledgeGraph:
         ``splits`` may add ``valid``/``test`` id triples in the same id space.
         """
         if isinstance(graph, tuple):
-            src, dst, etype = (torch.as_tensor(x, dtype=torch.long) for x in graph)
+            parts = [torch.as_tensor(x) for x in graph]
+            if len(parts) != 3 or any(p.dim() != 1 for p in parts) or len({len(p) for p in parts}) != 1:
+                raise ValueError(f"expected (src, dst, etype): three 1-D tensors of one length, got shapes "
+                                 f"{[tuple(p.shape) for p in parts]}")
+            src, dst, etype = as_id_triples(torch.stack(parts, 1), "(src, dst, etype)").T
             num_nodes = int(max(src.max(), dst.max())) + 1 if src.numel() else 0
             num_rels = int(etype.max()) + 1 if etype.numel() else 1
             rel_names = [str(i) for i in range(num_rels)]
@@ -336,6 +354,33 @@ class KnowledgeGraph:
         sizes = ", ".join(f"{s}={t.shape[0]}" for s, t in self.splits.items())
         return (f"KnowledgeGraph(name={self.name!r}, entities={self.num_entities}, "
                 f"relations={self.num_relations}, {sizes})")
+
+
+def count_in_training(splits: Mapping[str, Tensor], num_entities: int, num_relations: int) -> Dict[str, int]:
+    """Per split other than ``"train"``: how many of its ``(N, 3)`` id triples also occur in
+    ``splits["train"]``.
+
+    Examples
+    --------
+    >>> t = torch.tensor([[0, 0, 1], [1, 0, 2]])
+    >>> count_in_training({"train": t, "test": torch.tensor([[0, 0, 1], [2, 0, 0], [0, 0, 1]])}, 3, 1)
+    {'test': 2}
+    """
+    def keys(t: Tensor) -> Tensor:
+        t = t.long()
+        return (t[:, 0] * num_relations + t[:, 1]) * num_entities + t[:, 2]
+
+    train = splits["train"]
+    out = {}
+    for split, t in splits.items():
+        if split == "train":
+            continue
+        if num_entities * num_entities * max(num_relations, 1) < 2 ** 63:
+            out[split] = int(torch.isin(keys(t), keys(train)).sum()) if len(t) and len(train) else 0
+        else:  # ids too large for one int64 key
+            known = set(map(tuple, train.tolist()))
+            out[split] = sum(tuple(x) in known for x in t.tolist())
+    return out
 
 
 def _invert(mapping: Dict[str, int]) -> List[str]:

@@ -37,6 +37,9 @@ class SplitReport:
     dropped : int
         Triples removed by :attr:`UnseenEntityPolicy.DROP` (the others with unseen entities or
         relations were kept: ``unseen_triples - dropped``).
+    in_train : int
+        Triples (of valid or test) that also occur in the training split (kept: a model that
+        memorised training ranks them first, so they inflate the metrics).
     header : list of str, optional
         A header line recognised at the top of the file and skipped.
     """
@@ -46,6 +49,7 @@ class SplitReport:
     unseen_entities: int = 0
     unseen_triples: int = 0
     dropped: int = 0
+    in_train: int = 0
     header: Optional[List[str]] = None
 
     @property
@@ -54,8 +58,17 @@ class SplitReport:
         return self.unseen_triples - self.dropped
 
     def summary(self) -> str:
-        """One line: ``272115 triples (0 duplicates)``, with unseen and header notes."""
+        """One line: ``272115 triples (0 duplicates kept)``, with unseen, training-overlap and
+        header notes.
+
+        Examples
+        --------
+        >>> SplitReport(triples=10, in_train=2).summary()
+        '10 triples (0 duplicates kept; 2 also in training, kept)'
+        """
         text = f"{self.triples} triples ({self.duplicates} duplicates kept"
+        if self.in_train:
+            text += f"; {self.in_train} also in training, kept"
         if self.unseen_triples:
             text += f"; {self.unseen_triples} with entities or relations unseen in training: " \
                     f"{self.kept_unseen} kept, {self.dropped} dropped"

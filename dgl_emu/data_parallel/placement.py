@@ -1,4 +1,5 @@
-"""The data-parallel placement: one of ``W`` processes on this machine, started by ``torchrun``.
+"""The data-parallel placement: one of ``W`` processes on this machine, started by its launcher
+(:mod:`dgl_emu.data_parallel.launch`, or ``torchrun``).
 
 Every process builds the whole model and draws every global batch; it trains on its share of
 the batch's rows (:class:`~dgl_emu.data_parallel.replicas.DataParallelReplicas`), ranks its share
@@ -37,7 +38,7 @@ class DataParallelPlacement(Placement):
 
     @classmethod
     def from_env(cls, device: torch.device) -> Optional["DataParallelPlacement"]:
-        """The placement of a process started by ``torchrun`` (``RANK``, ``WORLD_SIZE``), with the
+        """The placement of a process started by the launcher (``RANK``, ``WORLD_SIZE``), with the
         process group initialised (gloo on CPU, NCCL on CUDA); ``None`` when this process was not
         started as one of several."""
         if int(os.environ.get("WORLD_SIZE", "1")) <= 1:

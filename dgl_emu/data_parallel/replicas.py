@@ -71,6 +71,14 @@ class DataParallelReplicas(Replicas):
     def gather(self, obj: Any) -> List[Any]:
         return gather_objects(obj, self.world_size)
 
+    def any(self, flag: bool) -> bool:
+        """Whether ``flag`` is true on any rank (an all-reduce of one byte)."""
+        if self.world_size <= 1:
+            return bool(flag)
+        t = torch.tensor([int(bool(flag))], dtype=torch.uint8)
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        return bool(t)
+
 
 class DataParallelStep(ReplicatedStep):
     """A module whose forward returns a rank's loss, with its gradients averaged over the ranks.

@@ -7,7 +7,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..data.index import FilterIndex
-from ..typing import Target, Tensor
+from ..typing import Target, Tensor, as_count
 from .metrics import EvaluationResult
 from .ranks import count_greater_equal, ranks_from_counts
 
@@ -63,8 +63,9 @@ class RankBasedEvaluator:
                  entity_batch_size: Optional[int] = None,
                  sides: Sequence[Target] = (Target.HEAD, Target.TAIL),
                  ks: Sequence[int] = (1, 3, 10), max_scores: int = 2 ** 26):
-        if batch_size < 1 or (entity_batch_size is not None and entity_batch_size < 1) or max_scores < 1:
-            raise ValueError("batch sizes and max_scores must be positive")
+        batch_size, max_scores = as_count(batch_size, "batch_size"), as_count(max_scores, "max_scores")
+        if entity_batch_size is not None:
+            entity_batch_size = as_count(entity_batch_size, "entity_batch_size")
         self.filter_index = filter_index
         self.batch_size = batch_size
         self.entity_batch_size = entity_batch_size

@@ -19,7 +19,7 @@ from ..counter_rng import CounterStream
 from ..rng import GeneratorPool, Stochastic
 from .fused import keep_mask
 from ..ranges import FloatRange, Param
-from ..typing import Tensor
+from ..typing import Tensor, as_probability
 
 __all__ = ["EmbeddingMutation", "EmbeddingMixup", "SoftLabelsOnly", "MUTATIONS", "mutate"]
 
@@ -160,9 +160,7 @@ class EmbeddingMutation(Stochastic, nn.Module):
 
     def __init__(self, keep_prob: float = 0.39, seed: int = 0):
         super().__init__()
-        if not 0.0 <= keep_prob <= 1.0:
-            raise ValueError(f"keep_prob must be in [0, 1], got {keep_prob}")
-        self.keep_prob = float(keep_prob)
+        self.keep_prob = as_probability(keep_prob, "keep_prob")
         #: the counter-based stream of the masks (its state: the number of draws)
         self.generators = CounterStream(seed)
 

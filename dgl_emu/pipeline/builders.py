@@ -6,6 +6,7 @@ component it builds takes plain objects and numbers.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Dict, Optional, Tuple
 
 import torch
 
@@ -46,15 +47,32 @@ def _make(registry, cfg: RunConfig, section: str, context: dict):
         raise ConfigError(f"{section}: {e.args[0] if e.args else e}", section) from None
 
 
-def load_graph(cfg: RunConfig) -> KnowledgeGraph:
+def load_graph(cfg: RunConfig, *, files: Optional[Dict[str, Path]] = None,
+               id_maps: Tuple[Optional[Path], Optional[Path]] = (None, None)) -> KnowledgeGraph:
     """The knowledge graph named by ``cfg`` (files, a registered dataset, or the generated KG),
-    with reciprocal relations if ``regime.reciprocal`` is set."""
+    with reciprocal relations if ``regime.reciprocal`` is set.
+
+    Parameters
+    ----------
+    cfg : RunConfig
+        Its ``data`` section names the data.
+    files : dict of str to Path, optional
+        Where the files are (from a run's record, :func:`~dgl_emu.pipeline.datarecord.located`):
+        custom files by split, or a registered dataset's files (their folder is read); default:
+        where ``cfg`` says.
+    id_maps : (Path or None, Path or None)
+        ``entities.dict`` and ``relations.dict`` files that fix the ids of custom files' labels.
+    """
     data = cfg.data
     unseen = UnseenEntityPolicy.DROP if data.drop_unseen else UnseenEntityPolicy.KEEP
     if data.train is not None:
-        kg = KnowledgeGraph.from_files(data.train, data.valid, data.test, unseen=unseen)
+        paths = files or {s: p for s, p in (("train", data.train), ("valid", data.valid), ("test", data.test))
+                          if p is not None}
+        kg = KnowledgeGraph.from_files(paths["train"], paths.get("valid"), paths.get("test"), unseen=unseen,
+                                       entities=id_maps[0], relations=id_maps[1])
     else:
-        kg = load_dataset(data.dataset, data.data_dir, unseen=unseen, seed=cfg.seed)
+        data_dir = Path(files["train"]).parent.parent if files and "train" in files else data.data_dir
+        kg = load_dataset(data.dataset, data_dir, unseen=unseen, seed=cfg.seed)
     return with_reciprocal_relations(kg) if cfg.regime.options["reciprocal"] else kg
 
 

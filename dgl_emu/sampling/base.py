@@ -8,7 +8,7 @@ import dgl
 import torch
 
 from ..rng import GeneratorPool, Stochastic
-from ..typing import Target, Tensor
+from ..typing import Target, Tensor, as_count
 
 __all__ = ["NegativeSampler"]
 
@@ -42,13 +42,9 @@ class NegativeSampler(Stochastic):
 
     def __init__(self, num_entities: int, num_negatives: int, num_relations: Optional[int] = None,
                  generator: Optional[torch.Generator] = None, seed: int = 0):
-        if num_entities < 2:
-            raise ValueError(f"need at least 2 entities, got {num_entities}")
-        if num_negatives < 1:
-            raise ValueError(f"num_negatives must be positive, got {num_negatives}")
-        self.num_entities = int(num_entities)
-        self.num_negatives = int(num_negatives)
-        self.num_relations = num_relations
+        self.num_entities = as_count(num_entities, "num_entities", minimum=2)
+        self.num_negatives = as_count(num_negatives, "num_negatives")
+        self.num_relations = None if num_relations is None else as_count(num_relations, "num_relations")
         self.generators = GeneratorPool(seed, generator)
 
     # ------------------------------------------------------------------ the sampler API

@@ -6,7 +6,7 @@ from typing import Optional
 import torch
 
 from ..data.index import FilterIndex
-from ..typing import Target, Tensor
+from ..typing import Target, Tensor, as_count
 from .base import NegativeSampler
 
 __all__ = ["FilteredNegativeSampler", "SamplingExhaustedError"]
@@ -40,7 +40,7 @@ class FilteredNegativeSampler(NegativeSampler):
     def __init__(self, base: NegativeSampler, filter_index: FilterIndex, max_rounds: int = 100):
         self.base = base
         self.filter_index = filter_index
-        self.max_rounds = max_rounds
+        self.max_rounds = as_count(max_rounds, "max_rounds")
 
     # everything but the redraws is the base sampler's, read through (no copied state)
     num_entities = property(lambda self: self.base.num_entities)

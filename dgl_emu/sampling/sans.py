@@ -8,7 +8,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..rng import dgl_single_thread
-from ..typing import Target, Tensor
+from ..typing import Target, Tensor, as_count
 from .base import NegativeSampler, uniform_ids
 
 __all__ = ["SANSNegativeSampler", "k_hop_neighbourhoods"]
@@ -112,7 +112,7 @@ class SANSNegativeSampler(NegativeSampler):
                  num_relations: Optional[int] = None, generator: Optional[torch.Generator] = None,
                  seed: int = 0, progress: bool = False):
         super().__init__(graph.num_nodes(), num_negatives, num_relations, generator, seed)
-        self.k, self.num_walks = k, num_walks
+        self.k, self.num_walks = as_count(k, "k"), as_count(num_walks, "num_walks")
         self.indptr, self.indices = k_hop_neighbourhoods(graph, k, num_walks, seed, progress=progress)
 
     @classmethod

@@ -5,7 +5,7 @@ from typing import Optional
 
 import torch
 
-from ..typing import Target, Tensor
+from ..typing import Target, Tensor, as_count
 from .base import NegativeSampler, uniform_ids
 
 __all__ = ["UniformNegativeSampler", "BernoulliNegativeSampler"]
@@ -44,8 +44,8 @@ class UniformNegativeSampler(NegativeSampler):
                  exclude_true: bool = False, generator: Optional[torch.Generator] = None, seed: int = 0,
                  chunk_size: Optional[int] = None):
         super().__init__(num_entities, num_negatives, num_relations, generator, seed)
-        if chunk_size is not None and chunk_size < 1:
-            raise ValueError(f"chunk_size must be positive, got {chunk_size}")
+        if chunk_size is not None:
+            chunk_size = as_count(chunk_size, "chunk_size")
         if chunk_size is not None and exclude_true:
             raise ValueError("chunk_size shares negatives between positives, so it cannot exclude each "
                              "positive's own entity (exclude_true)")

@@ -11,29 +11,40 @@ single machine, ``IPS`` holds one line (``127.0.0.1``) and one command starts ev
 ``i`` serves partition ``i``. Trainer ``t`` of machine ``i`` has rank ``i * T + t``; the
 torch.distributed rendezvous is the first machine's IP at ``MASTER_PORT`` (default 29577).
 
-Every process started is ended by its PID: when a trainer fails the others and the servers are
-killed, and servers still waiting after the trainers are done are stopped after a timeout.
+Every socket of the run listens on the address ``IPS`` gives this machine, nowhere else (127.0.0.1
+for a run on one machine): DGL's servers bind their ``IP PORT`` line and its clients the address
+they reach the servers from; the first machine's launcher hosts the torch.distributed store on a
+socket bound to its ``IP`` (the trainers connect to it as clients,
+``TORCHELASTIC_USE_AGENT_STORE``); gloo binds the interface that holds the machine's ``IP``
+(``GLOO_SOCKET_IFNAME``).
+
+The servers and trainers are owned by a :class:`~dgl_emu.launching.Launch`: each in a process
+group of its own, ended with it. When a trainer fails the others and the servers are ended with
+one ``Error:`` line; SIGINT or SIGTERM to the launcher stops the trainers after a common step, with
+a checkpoint, ends the servers and prints one line that says how to resume; servers still
+waiting after the trainers are done are stopped after a timeout.
 """
 from __future__ import annotations
 
+import datetime
 import os
-import signal
-import subprocess
+import socket
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
+import psutil
+import torch.distributed as dist
+
+from ..launching import Launch
 from .placement import PART_CONFIG_ENV
 from .partition import read_info
 
-__all__ = ["Machine", "read_ip_config", "launch", "DEFAULT_SERVER_PORT", "DEFAULT_MASTER_PORT"]
+__all__ = ["Machine", "read_ip_config", "launch", "interface_of", "DEFAULT_SERVER_PORT", "DEFAULT_MASTER_PORT"]
 
 DEFAULT_SERVER_PORT = 30050
 DEFAULT_MASTER_PORT = 29577
-#: seconds the servers get to shut down after the last trainer exits
-SERVER_GRACE = 30.0
 
 
 @dataclass(frozen=True)
@@ -67,37 +78,58 @@ def read_ip_config(path) -> List[Machine]:
     return machines
 
 
-def _environment(part_config: Path, ip_config: Path, machines: Sequence[Machine], num_trainers: int,
-                 num_servers: int) -> Dict[str, str]:
+def interface_of(ip: str) -> Optional[str]:
+    """The name of this machine's network interface that holds the address ``ip`` (``"lo"`` for
+    127.0.0.1), or ``None`` when none does.
+
+    Examples
+    --------
+    >>> interface_of("127.0.0.1") is not None
+    True
+    """
+    for name, addresses in psutil.net_if_addrs().items():
+        if any(a.address == ip for a in addresses):
+            return name
+    return None
+
+
+def _environment(part_config: Path, ip_config: Path, machines: Sequence[Machine], machine_rank: int,
+                 num_trainers: int, num_servers: int) -> Dict[str, str]:
     env = dict(os.environ)
     env.update({"DGL_DIST_MODE": "distributed", "DGL_IP_CONFIG": str(ip_config), "DGL_CONF_PATH": str(part_config),
                 "DGL_NUM_SERVER": str(num_servers), "DGL_NUM_CLIENT": str(len(machines) * num_trainers),
                 "DGL_NUM_SAMPLER": "0", "DGL_GRAPH_FORMAT": "csc", "DGL_GROUP_ID": "0",
-                "MASTER_ADDR": machines[0].ip, "MASTER_PORT": env.get("MASTER_PORT", str(DEFAULT_MASTER_PORT))})
-    if all(m.ip.startswith("127.") for m in machines):
-        env.setdefault("GLOO_SOCKET_IFNAME", "lo")
+                "MASTER_ADDR": machines[0].ip, "MASTER_PORT": env.get("MASTER_PORT", str(DEFAULT_MASTER_PORT)),
+                "TORCHELASTIC_USE_AGENT_STORE": "True"})
+    interface = interface_of(machines[machine_rank].ip)
+    if interface is None:
+        raise ValueError(f"no network interface of this machine holds {machines[machine_rank].ip} (line "
+                         f"{machine_rank + 1} of the ip config, --machine-rank {machine_rank})")
+    env["GLOO_SOCKET_IFNAME"] = interface
     return env
 
 
-def _end(procs: Sequence[subprocess.Popen], sig: int = signal.SIGKILL, timeout: float = 10.0) -> None:
-    """Send ``sig`` to every live process (by PID) and wait for it, at most ``timeout`` each."""
-    for p in procs:
-        if p.poll() is None:
-            try:
-                os.kill(p.pid, sig)
-            except ProcessLookupError:
-                pass
-    for p in procs:
-        try:
-            p.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.kill(p.pid, signal.SIGKILL)
-            p.wait(timeout=timeout)
+def _store(ip: str, port: int, world_size: int):
+    """The torch.distributed store of the trainers, on a socket bound to ``ip:port`` only."""
+    sock = socket.socket(socket.AF_INET6 if ":" in ip else socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((ip, port))
+        sock.listen(max(128, world_size))
+    except OSError as e:
+        sock.close()
+        raise ValueError(f"cannot listen on {ip}:{port} for the trainers' store ({e.strerror or e}): set "
+                         f"MASTER_PORT to a free port") from None
+    store = dist.TCPStore(ip, port, None, True, datetime.timedelta(seconds=1800), wait_for_workers=False,
+                          master_listen_fd=sock.fileno())
+    sock.detach()  # the store owns the socket now
+    return store
 
 
 def launch(argv: Sequence[str], part_config, ip_config, *, num_trainers: int = 1, num_servers: int = 1,
-           machine_rank: int = 0, python: Optional[str] = None) -> int:
-    """Start this machine's servers and trainers of ``dgl-emu run ARGV``; returns their exit status.
+           machine_rank: int = 0, python: Optional[str] = None, resume: str = "the same command") -> int:
+    """Start this machine's servers and trainers of ``dgl-emu run ARGV``; returns the launcher's
+    exit status (see the module docstring).
 
     Parameters
     ----------
@@ -109,11 +141,14 @@ def launch(argv: Sequence[str], part_config, ip_config, *, num_trainers: int = 1
         Trainer and server processes on each machine.
     machine_rank : int
         This machine's line in ``ip_config`` (and its partition).
+    resume : str
+        The command that resumes the run, printed when a signal stops it.
 
     Raises
     ------
     ValueError
-        When the partitions and the machines do not match, naming the files.
+        When the partitions and the machines do not match, naming the files, or the store cannot
+        listen.
     """
     part_config, ip_config = Path(part_config).resolve(), Path(ip_config).resolve()
     info = read_info(part_config)
@@ -123,48 +158,20 @@ def launch(argv: Sequence[str], part_config, ip_config, *, num_trainers: int = 1
                          f"machine(s): DGL serves partition i on machine i")
     if not 0 <= machine_rank < len(machines):
         raise ValueError(f"--machine-rank {machine_rank}: {ip_config} lists machines 0..{len(machines) - 1}")
-    env = _environment(part_config, ip_config, machines, num_trainers, num_servers)
+    env = _environment(part_config, ip_config, machines, machine_rank, num_trainers, num_servers)
+    world = len(machines) * num_trainers
+    store = _store(machines[0].ip, int(env["MASTER_PORT"]), world) if machine_rank == 0 else None
     python = python or sys.executable
-    servers: List[subprocess.Popen] = []
-    trainers: List[subprocess.Popen] = []
-    try:
+    with Launch(resume) as launched:
         for s in range(num_servers):
-            servers.append(subprocess.Popen(
-                [python, "-m", "dgl_emu.sharded.server"],
-                env={**env, "DGL_ROLE": "server", "DGL_SERVER_ID": str(machine_rank * num_servers + s)}))
+            launched.start(f"server {s} of this machine", [python, "-m", "dgl_emu.sharded.server"],
+                           {**env, "DGL_ROLE": "server", "DGL_SERVER_ID": str(machine_rank * num_servers + s)},
+                           server=True)
         for t in range(num_trainers):
             rank = machine_rank * num_trainers + t
-            trainers.append(subprocess.Popen(
-                [python, "-m", "dgl_emu", "run", *argv],
-                env={**env, "DGL_ROLE": "client", PART_CONFIG_ENV: str(part_config), "RANK": str(rank),
-                     "LOCAL_RANK": str(t), "WORLD_SIZE": str(len(machines) * num_trainers)}))
-        return _wait(trainers, servers)
-    except KeyboardInterrupt:  # the trainers got the Ctrl-C too: let them checkpoint, then stop all
-        _end(trainers, signal.SIGINT, timeout=120.0)
-        return 130
-    finally:
-        _end(trainers)
-        _end(servers, signal.SIGTERM, timeout=SERVER_GRACE)
-
-
-def _wait(trainers: Sequence[subprocess.Popen], servers: Sequence[subprocess.Popen]) -> int:
-    """Wait for the trainers; the first failure (or a server that dies early) stops everything."""
-    while True:
-        codes = [p.poll() for p in trainers]
-        failed = [(rank, c) for rank, c in enumerate(codes) if c not in (None, 0)]
-        if failed:
-            _end(trainers)
-            rank, code = failed[0]
-            how = f"was killed by signal {-code}" if code < 0 else f"exited with status {code}"
-            print(f"Error: trainer {rank} of this machine {how}; the other trainers and the servers were "
-                  f"stopped (a rerun resumes from the last checkpoint)", file=sys.stderr, flush=True)
-            return 128 - code if code < 0 else code
-        if all(c == 0 for c in codes):
-            deadline = time.monotonic() + SERVER_GRACE  # servers exit once every trainer disconnected
-            while any(p.poll() is None for p in servers) and time.monotonic() < deadline:
-                time.sleep(0.2)
-            return 0
-        if any(p.poll() not in (None, 0) for p in servers):
-            _end(trainers)
-            return 1
-        time.sleep(0.2)
+            launched.start(f"trainer {t} of this machine", [python, "-m", "dgl_emu", "run", *argv],
+                           {**env, "DGL_ROLE": "client", PART_CONFIG_ENV: str(part_config), "RANK": str(rank),
+                            "LOCAL_RANK": str(t), "WORLD_SIZE": str(world)})
+        code = launched.wait()
+    del store  # stops listening
+    return code

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import enum
 import json
+import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Dict, List, Optional
@@ -26,6 +27,7 @@ import torch
 from dgl.distributed import partition as dgl_partition
 
 from ..data import KnowledgeGraph
+from ..typing import as_count
 from ..utils import atomic_write_json
 
 __all__ = ["PartitionMethod", "PartitionInfo", "partition_kg", "read_info", "read_partitions", "INFO_FILE"]
@@ -90,8 +92,10 @@ def partition_kg(kg: KnowledgeGraph, num_parts: int, out_dir, *, method: Partiti
     graph_name : str, optional
         DGL's graph name (default: ``dataset`` with unsafe characters replaced).
     """
-    if num_parts < 1:
-        raise ValueError(f"num_parts must be positive, got {num_parts}")
+    num_parts = as_count(num_parts, "num_parts")
+    if num_parts > kg.num_entities:
+        raise ValueError(f"num_parts: {num_parts} partitions of {kg.num_entities} entities; every partition needs at "
+                         f"least one entity: at most {kg.num_entities}")
     dataset = dataset or kg.name
     graph_name = graph_name or "".join(c if c.isalnum() else "_" for c in dataset) or "kg"
     train = kg.splits["train"]
@@ -99,10 +103,16 @@ def partition_kg(kg: KnowledgeGraph, num_parts: int, out_dir, *, method: Partiti
     graph = dgl.graph(graph.edges(), num_nodes=kg.num_entities)
     graph.edata["relation"] = kg.graph("train", add_inverse=True).edata[dgl.ETYPE].clone()
     out = Path(out_dir)
+    created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
-    with _metis_without_parallel_edges(graph, method, num_parts):
-        node_map, _ = dgl.distributed.partition_graph(graph, graph_name, num_parts, str(out), part_method="random",
-                                                      return_mapping=True)
+    try:
+        with _checked_assignment(graph, method, num_parts):
+            node_map, _ = dgl.distributed.partition_graph(graph, graph_name, num_parts, str(out),
+                                                          part_method="random", return_mapping=True)
+    except BaseException:
+        if created:  # a folder this call made: nothing half-written is left
+            shutil.rmtree(out, ignore_errors=True)
+        raise
     torch.save({"new_to_orig": node_map.to(torch.long)}, out / NODE_MAP)
     info = PartitionInfo(graph_name, dataset, kg.num_entities, kg.num_relations, len(train), num_parts, method.value)
     atomic_write_json(out / INFO_FILE, asdict(info))
@@ -110,9 +120,11 @@ def partition_kg(kg: KnowledgeGraph, num_parts: int, out_dir, *, method: Partiti
 
 
 @contextlib.contextmanager
-def _metis_without_parallel_edges(graph, method: PartitionMethod, num_parts: int):
-    """Within it, DGL's partitioner takes METIS's assignment of the entities computed on the
-    graph without parallel edges.
+def _checked_assignment(graph, method: PartitionMethod, num_parts: int):
+    """Within it, DGL's partitioner takes an assignment of the entities in which every partition
+    owns at least one entity (else DGL stops in an internal check), or refuses it naming the
+    partition: METIS's assignment computed on the graph without parallel edges, or DGL's random
+    one.
 
     DGL 1.1.3's METIS corrupts the heap on a graph with parallel edges (measured on UMLS, whose
     entity pairs are linked by several relations: ``free(): corrupted unsorted chunks``, or an
@@ -120,12 +132,22 @@ def _metis_without_parallel_edges(graph, method: PartitionMethod, num_parts: int
     linked pair, which is also what an edge cut counts), and DGL's partitioner is handed that
     assignment in place of its random one.
     """
-    if method is not PartitionMethod.METIS or num_parts == 1:
-        yield
-        return
-    assignment = dgl.metis_partition_assignment(dgl.to_simple(graph), num_parts)
+    metis = None
+    if method is PartitionMethod.METIS and num_parts > 1:
+        metis = dgl.metis_partition_assignment(dgl.to_simple(graph), num_parts)
     original = dgl_partition.random_choice
-    dgl_partition.random_choice = lambda parts, n: assignment
+
+    def choose(parts: int, n: int):
+        assignment = metis if metis is not None else original(parts, n)
+        counts = torch.bincount(torch.as_tensor(assignment).long(), minlength=parts)
+        if bool((counts == 0).any()):
+            empty = int((counts == 0).nonzero()[0])
+            raise ValueError(f"num_parts: {parts} partitions of {n} entities: the {method.value} assignment leaves "
+                             f"partition {empty} without an entity ({int((counts == 0).sum())} empty); use fewer "
+                             f"partitions")
+        return assignment
+
+    dgl_partition.random_choice = choose
     try:
         yield
     finally:

@@ -6,6 +6,8 @@ import math
 from pathlib import Path
 from typing import Optional, Protocol, Union
 
+from ..utils import atomic_write_text, open_append
+
 __all__ = ["Callback", "EarlyStopping", "JsonLinesLogger", "TensorBoardLogger", "TrainerView", "strict_json"]
 
 
@@ -97,7 +99,8 @@ def strict_json(record: dict) -> str:
 class JsonLinesLogger(Callback):
     """Append one JSON object per step (and per validation) to ``path``, in strict JSON.
 
-    On resume the file is cut back to the checkpoint's step, so it never holds steps twice.
+    On resume the file is cut back to the checkpoint's step, so it never holds steps twice. The
+    file is written without following a symbolic link (a link at ``path`` is replaced).
     Lines are flushed at every validation (before the checkpoint that follows it), at every
     checkpoint and at the end.
     """
@@ -109,7 +112,7 @@ class JsonLinesLogger(Callback):
     def on_fit_start(self, trainer):
         self.path.parent.mkdir(parents=True, exist_ok=True)
         kept = []
-        if self.path.exists() and trainer.step > 0:
+        if self.path.exists() and not self.path.is_symlink() and trainer.step > 0:
             for line in self.path.read_text().splitlines():
                 try:
                     step = json.loads(line)["step"] if line.strip() else None
@@ -117,8 +120,8 @@ class JsonLinesLogger(Callback):
                     break
                 if step is not None and step <= trainer.step:
                     kept.append(line)
-        self.path.write_text("".join(f"{x}\n" for x in kept))
-        self._file = open(self.path, "a", encoding="utf-8")
+        atomic_write_text(self.path, "".join(f"{x}\n" for x in kept))  # never through a link
+        self._file = open_append(self.path)
 
     def on_step_end(self, trainer, record):
         self._file.write(strict_json(record) + "\n")

@@ -77,6 +77,11 @@ class Replicas:
         """Every process's ``obj``, in process order."""
         return [obj]
 
+    def any(self, flag: bool) -> bool:
+        """Whether ``flag`` is true in any process (every process calls it, and all get the same
+        answer: e.g. whether one of them was asked to stop)."""
+        return bool(flag)
+
     def gather_state(self, state: dict) -> Optional[list]:
         """What a checkpoint keeps of each process's own state (its random streams and data
         order), gathered from every process; ``None`` when the checkpoint's own state is every

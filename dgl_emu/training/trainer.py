@@ -10,7 +10,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..rng import load_rng_states, rng_states
-from ..typing import Tensor
+from ..typing import Tensor, as_count
 from ..utils import environment
 from .batching import BatchStrategy, FullGraphBatches
 from .callbacks import Callback
@@ -20,7 +20,10 @@ from .regimes import Regime
 from .replicas import Replicas
 from .step import Objective, StepLoss
 
-__all__ = ["Trainer", "TrainingDivergedError"]
+__all__ = ["Trainer", "TrainingDivergedError", "INTERRUPTED"]
+
+#: the stop reason of a run asked to stop by a signal (:meth:`Trainer.request_stop`)
+INTERRUPTED = "interrupted"
 
 
 class TrainingDivergedError(RuntimeError):
@@ -90,8 +93,9 @@ class Trainer:
                  eval_every: Optional[int] = None, run_dir: Optional[Path] = None,
                  callbacks: Sequence[Callback] = (), progress: bool = True,
                  max_grad_norm: Optional[float] = None, replicas: Optional[Replicas] = None):
-        if num_steps < 1 or batch_size < 1:
-            raise ValueError("num_steps and batch_size must be positive")
+        num_steps, batch_size = as_count(num_steps, "num_steps"), as_count(batch_size, "batch_size")
+        if eval_every is not None:
+            eval_every = as_count(eval_every, "eval_every")
         self.device = torch.device(device)
         self.objective = objective.to(self.device)
         self.model = objective.model
@@ -129,12 +133,20 @@ class Trainer:
         self.environments: List[Dict[str, object]] = []
         self.perm = torch.empty(0, dtype=torch.long)
         self.cursor = 0
+        self._stop_requested = False
         self.optimizer = self.build_optimizer(0)
 
     # ------------------------------------------------------------------ control
     def stop(self, reason: str) -> None:
-        """Ask the loop to stop after the current step."""
+        """Ask the loop to stop after the current step (every process of the run decides alike,
+        e.g. early stopping on the gathered validation)."""
         self.stop_reason = reason
+
+    def request_stop(self) -> None:
+        """Ask this process to stop after its current step, from a signal handler: at the end of
+        the step the processes of the run agree (:meth:`~dgl_emu.training.Replicas.any`), so all
+        of them stop after the same step, with the reason :data:`INTERRUPTED`."""
+        self._stop_requested = True
 
     def next_indices(self) -> Tensor:
         """Indices of the next batch in an epoch-wise permutation drawn from the trainer's generator."""
@@ -207,6 +219,8 @@ class Trainer:
                 record = self.train_step()
                 for cb in self.callbacks:
                     cb.on_step_end(self, record)
+                if self.replicas.any(self._stop_requested) and self.stop_reason is None:
+                    self.stop(INTERRUPTED)
                 bar.update(1)
                 bar.set_postfix(loss=f"{record['loss']:.4f}", best=f"{self.best_metric:.4f}")
                 if self.eval_every and (self.step % self.eval_every == 0 or self.step == self.num_steps):

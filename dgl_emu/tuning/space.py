@@ -18,9 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Dict, Mapping, Optional, Union
 
-import yaml
-
-from ..config import ALIASES, COMPONENTS, NONE, ConfigError, RunConfig
+from ..config import ALIASES, COMPONENTS, NONE, ConfigError, RunConfig, read_yaml
 from ..ranges import Choice, FloatRange, IntRange, Param, finite_number
 from ..registry import did_you_mean
 
@@ -179,11 +177,7 @@ def read_search_file(path: Union[str, Path]) -> Dict[str, Any]:
     """
 
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
-        raise ConfigError(f"{path}: cannot read YAML search space ({e})") from None
-    return read_overrides(data, f"{path}: ")
+    return read_overrides(read_yaml(path, "YAML search space"), f"{path}: ")
 
 
 def load_search_space(path: Union[str, Path], cfg: RunConfig) -> Dict[str, Param]:

@@ -26,6 +26,7 @@ from typing import Any, Callable, Dict, Mapping, Optional
 
 import numpy as np
 import optuna
+import sqlalchemy.exc
 from optuna.trial import FrozenTrial, TrialState
 from tqdm.auto import tqdm
 
@@ -38,7 +39,7 @@ from .pruning import TPE_STARTUP, MedianRule
 from .report import finished_trials, write_best, write_importance, write_tables
 from .space import Param, describe_space, search_space, space_to_dict
 
-__all__ = ["tune", "Tuner", "TuneResult", "PruningCallback", "default_study_dir", "finished_trials",
+__all__ = ["tune", "Tuner", "TuneResult", "PruningCallback", "default_study_dir", "finished_trials", "StudyUnreadable",
            "STUDY_NAME", "StudyLocked"]
 
 STUDY_NAME = "dgl-emu"  #: the study's name in ``study.db`` (one study per directory)
@@ -49,6 +50,10 @@ LOCKED = ("{directory} is in use by another dgl-emu tune (PID {pid}); wait for i
 
 class StudyLocked(Locked):
     """Another live process is tuning in the same directory."""
+
+
+class StudyUnreadable(RuntimeError):
+    """The study's ``study.db`` is not a readable Optuna database (corrupt, or another file)."""
 
 
 class PruningCallback(Callback):
@@ -154,10 +159,7 @@ class Tuner:
             raise ConfigError(f"output: cannot create {self.out_dir} ({e.strerror or e})", "output") from None
         self.lock.__enter__()
         try:
-            self.study = optuna.create_study(
-                storage=f"sqlite:///{(self.out_dir / DATABASE).resolve()}", study_name=STUDY_NAME,
-                load_if_exists=True, direction="maximize",
-                pruner=self.pruning.pruner(self.cfg.training.steps))
+            self.study = self._open()
             self._check_same_study()
             self._requeue_stale()
             if self.first_values is not None and not self.study.get_trials(deepcopy=False):
@@ -169,6 +171,23 @@ class Tuner:
 
     def __exit__(self, *exc) -> None:
         self.lock.__exit__()
+
+    def _open(self) -> "optuna.Study":
+        """The study in ``study.db`` (created if missing).
+
+        Raises
+        ------
+        StudyUnreadable
+            Naming the file, when it is not a readable Optuna study database.
+        """
+        path = (self.out_dir / DATABASE).resolve()
+        try:
+            return optuna.create_study(storage=f"sqlite:///{path}", study_name=STUDY_NAME, load_if_exists=True,
+                                       direction="maximize", pruner=self.pruning.pruner(self.cfg.training.steps))
+        except (sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.StorageInternalError, ValueError, KeyError) as e:
+            reason = str(getattr(e, "orig", None) or e).splitlines()[0] if str(e) else type(e).__name__
+            raise StudyUnreadable(f"{path}: not a readable study database ({reason}); move it away to start a new "
+                                  f"study in {self.out_dir}") from None
 
     @property
     def config_first(self) -> bool:

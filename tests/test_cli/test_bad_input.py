@@ -2,7 +2,7 @@
 culprit, no traceback, and no earlier result lost or mixed.
 
 Classes: data files, options, checkpoints, the filesystem, interruptions (a real process killed
-with SIGINT or SIGKILL at a chosen step through the ``DGL_EMU_TEST_SIGNAL`` hook, not a sleep).
+with SIGINT, SIGTERM or SIGKILL at a chosen step through the ``DGL_EMU_TEST_SIGNAL`` hook, not a sleep).
 """
 from __future__ import annotations
 
@@ -253,24 +253,28 @@ def straight(tmp_path_factory):
     return out
 
 
-@pytest.mark.parametrize("how", ["SIGINT", "SIGKILL"])
+@pytest.mark.parametrize("how", ["SIGINT", "SIGTERM", "SIGKILL"])
 def test_interrupted_run_resumes_to_the_same_result(tmp_path, straight, how):
     out = tmp_path / "run"
     code, text = _cli(["run", *SHORT, "--output", out], signal_at=f"{how}@13")
-    if how == "SIGINT":   # Ctrl-C: the step finishes, a checkpoint at step 13, how to resume, 130
-        assert code == 130 and "Traceback" not in text, text
-        assert "Interrupted at step 13" in text and "re-run the same command" in text
+    graceful = how != "SIGKILL"
+    if graceful:  # Ctrl-C or SIGTERM: the step finishes, a checkpoint at step 13, one line how to resume
+        assert code == (130 if how == "SIGINT" else 143) and "Traceback" not in text and "Error:" not in text, text
+        verb = "Interrupted" if how == "SIGINT" else "Terminated"
+        lines = [x for x in text.splitlines() if x.startswith(verb)]
+        assert len(lines) == 1 and lines[0].startswith(f"{verb} at step 13: {out / 'last.pt'} holds the run; "
+                                                       f"to resume it, run: dgl-emu run "), text
         assert json.loads(json.dumps(_losses(out)))[-1][0] == 13
-    else:                 # killed: the checkpoint of step 10 survives
+    else:         # killed: the checkpoint of step 10 survives
         assert code == -signal.SIGKILL, text
     code, text = _cli(["run", *SHORT, "--output", out])
     assert code == 0, text
-    assert f"resumed {out} at step {13 if how == 'SIGINT' else 10} of 30" in text
+    assert f"resumed {out} at step {13 if graceful else 10} of 30" in text
     assert _losses(out) == _losses(straight)
     a, b = (json.loads((d / "metrics.json").read_text()) for d in (out, straight))
     assert a["test"] == b["test"] and a["validations"] == b["validations"]
     assert a["wall_seconds"] > 0 and a["train_seconds"] > 0
-    resumed_at = 13 if how == "SIGINT" else 10  # each invocation that trained, from its first step
+    resumed_at = 13 if graceful else 10  # each invocation that trained, from its first step
     assert [e["from_step"] for e in a["environments"]] == [0, resumed_at]
     assert [e["from_step"] for e in b["environments"]] == [0]
 

@@ -15,6 +15,7 @@ from dgl_emu.losses import CrossEntropyLoss, EMULoss, LpRegularizer, MarginRanki
 from dgl_emu.nn.emu import EmbeddingMixup, EmbeddingMutation
 from dgl_emu.pipeline import (build_model, build_objective, build_sampler, default_output, evaluate,
                               load_run, run)
+from dgl_emu.pipeline.rundir import MARKER
 from dgl_emu.training import Callback
 from dgl_emu.sampling import BernoulliNegativeSampler, FilteredNegativeSampler, UniformNegativeSampler
 
@@ -138,7 +139,8 @@ def test_default_output_and_config_validation(tmp_path):
     (out / "metrics.json").write_text("{}")   # a finished run's results: protected
     with pytest.raises(ConfigError, match=r"another configuration \(model.dim: 1 -> 8"):
         run(tiny(out))
-    (out / "metrics.json").unlink()            # no checkpoint: a failed start does not block
+    (out / "metrics.json").unlink()            # no checkpoint: a failed start does not block,
+    (out / MARKER).write_text("")              # in a directory dgl-emu wrote (else it is a user's)
     assert run(tiny(out)).metrics["steps"] == 30
 
 

@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -298,6 +299,17 @@ def test_bad_launch_options_are_one_error_line(parts, tmp_path):
     assert code == 2 and "partitions" in text and "Traceback" not in text, text
 
 
+def _listening_in(namespace: str) -> set:
+    """``(ip, port)`` of every listening TCP socket and unconnected UDP socket in a network namespace."""
+    script = ("import psutil, socket\n"
+              "for c in psutil.net_connections(kind='inet'):\n"
+              "    if c.status == psutil.CONN_LISTEN or (c.type == socket.SOCK_DGRAM and not c.raddr):\n"
+              "        print(c.laddr.ip, c.laddr.port)\n")
+    done = subprocess.run(["ip", "netns", "exec", namespace, sys.executable, "-c", script], capture_output=True,
+                          text=True, timeout=60)
+    return {(ip, int(port)) for ip, port in (line.split() for line in done.stdout.splitlines())}
+
+
 def _ip(*args) -> bool:
     return subprocess.run(["ip", *args], capture_output=True, timeout=30).returncode == 0
 
@@ -338,7 +350,8 @@ def test_two_machines_in_network_namespaces(two_machines, single, tmp_path):
     machine runs ``dgl-emu run --machine-rank i`` in its own network namespace and with its own
     ``/dev/shm`` (DGL's servers share their partitions with the trainers through shared memory,
     by the graph's name). Rank 0's writes into machine 1's server (the initial table) must have
-    arrived before training; the test MRR lands within 0.02 of one process."""
+    arrived before training; the test MRR lands within 0.02 of one process. Every socket either
+    machine listens on is bound to its own ``--ip-config`` address (the store, on machine 0's)."""
     code, text = _cli(["partition", *DATA, "--num-parts", "2", "--method", "metis", "--output", tmp_path / "parts"])
     assert code == 0, text
     part_config = tmp_path / "parts" / ("umls.json" if UMLS else "synthetic.json")
@@ -355,9 +368,17 @@ def test_two_machines_in_network_namespaces(two_machines, single, tmp_path):
                        f"mount -t tmpfs tmpfs /dev/shm && exec {inner}"]
             env = _env(GLOO_SOCKET_IFNAME=link, MASTER_PORT="29577")
             env.pop("MASTER_ADDR")  # the launcher takes the first machine of the ip_config
-            procs.append(subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE,
+            procs.append(subprocess.Popen(command, cwd=ROOT, env=env, stdout=open(tmp_path / f"log{rank}", "w"),
                                           stderr=subprocess.STDOUT, text=True, start_new_session=True))
-        texts = [p.communicate(timeout=300)[0] for p in procs]
+        sockets = {name: set() for name, _, _ in two_machines}
+        deadline = time.monotonic() + 300
+        while any(p.poll() is None for p in procs) and time.monotonic() < deadline:
+            for name, _, _ in two_machines:  # every listening socket of the machine, seen from inside it
+                sockets[name] |= _listening_in(name)
+            time.sleep(0.5)
+        for p in procs:
+            p.wait(timeout=max(1.0, deadline - time.monotonic()))
+        texts = [(tmp_path / f"log{rank}").read_text() for rank in range(len(procs))]
     finally:
         for p in procs:
             try:
@@ -366,6 +387,9 @@ def test_two_machines_in_network_namespaces(two_machines, single, tmp_path):
                 pass
             p.wait(timeout=30)
     assert [p.returncode for p in procs] == [0, 0], "\n".join(texts)
+    for name, _, addr in two_machines:  # each machine binds its --ip-config address, nothing else
+        assert sockets[name] and {ip for ip, _ in sockets[name]} == {addr}, (name, sockets[name])
+    assert ("10.231.0.1", 29577) in sockets[two_machines[0][0]]   # the store, on the first machine
     metrics = json.loads((out / "metrics.json").read_text())
     mrr, ref = metrics["test"]["both"]["realistic"]["mrr"], single["test"]["both"]["realistic"]["mrr"]
     assert metrics["world_size"] == 2 and abs(mrr - ref) <= 0.02, (mrr, ref)

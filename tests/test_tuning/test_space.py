@@ -77,7 +77,7 @@ def test_yaml_overrides_change_add_and_remove_ranges(tmp_path):
      "not an option of this configuration"),
     ("emu.keep_prob: 0.5", "search.emu.keep_prob", "expected {low: .., high: ..[, log: true]}"),
     ("search: [1, 2]", "", "expected a mapping"),
-    ("emu.keep_prob: {low: 0.2", "", "cannot read YAML"),
+    ("emu.keep_prob: {low: 0.2", None, "YAML syntax error: expected ',' or '}'"),   # at file:line:column
 ])
 def test_bad_overrides_name_the_file_and_the_key(tmp_path, text, key, fragment):
     path = tmp_path / "bad.yaml"
@@ -85,8 +85,8 @@ def test_bad_overrides_name_the_file_and_the_key(tmp_path, text, key, fragment):
     with pytest.raises(ConfigError) as err:
         load_search_space(path, RunConfig())
     message = str(err.value)
-    assert message.startswith(f"{path}: {key}"), message
-    assert fragment in message, message
+    assert message.startswith(f"{path}:2:1: " if key is None else f"{path}: {key}"), message
+    assert fragment in message and "\n" not in message, message
 
 
 def test_the_documented_search_file_and_commands_are_valid():

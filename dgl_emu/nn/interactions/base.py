@@ -8,7 +8,7 @@ import torch
 from torch import nn
 from torch.autograd.function import once_differentiable
 
-from ...typing import Target, Tensor
+from ...typing import Target, Tensor, as_count
 from ..fused import FusedKind
 
 __all__ = ["Interaction", "BilinearInteraction", "CandidateForm", "candidate_dot", "candidate_distance",
@@ -101,9 +101,7 @@ class Interaction(nn.Module):
 
     def __init__(self, dim: int, gamma: float = 12.0):
         super().__init__()
-        if dim < 1:
-            raise ValueError(f"dim must be positive, got {dim}")
-        self.dim = dim
+        self.dim = as_count(dim, "dim")
         self.gamma = float(gamma)
 
     @property
