@@ -55,7 +55,7 @@ def test_an_export_overwrites_its_own_files_and_no_others(exported, tmp_path):
     (foreign / "entities.npy").write_bytes(b"a user's file")
     refused = invoke("export", run_dir, "--output", foreign)
     assert refused.exit_code == 2
-    assert f"holds entities.npy, which no dgl-emu export wrote" in refused.output
+    assert "holds entities.npy, which no dgl-emu export wrote" in refused.output
     assert (foreign / "entities.npy").read_bytes() == b"a user's file"
     assert invoke("export", run_dir, "--format", "hdf5").exit_code == 2
 
