@@ -9,6 +9,7 @@ from torch import nn
 
 from .nn.encoders.base import Encoder, LookupEncoder, Representations
 from .nn.interactions.base import Interaction
+from .nn.fused import kernels, shared_scores
 from .nn.rows import distinct_rows, gather_rows
 from .typing import Sharing, Target, Tensor
 
@@ -149,8 +150,15 @@ class KGEModel(nn.Module):
         return self.interaction.score_candidates(g.anchor, g.relation, g.anchor, candidates, target)
 
     def score_plain(self, g: Gathered, target: Target) -> Tensor:
-        """``S_plain (B, 1 + K)``: the positive in column 0, then the sampled negatives."""
-        return torch.cat([self.score_gathered(g, g.pos, target), self.score_gathered(g, g.negatives(), target)], 1)
+        """``S_plain (B, 1 + K)``: the positive in column 0, then the sampled negatives (shared sets
+        are scored by the fused kernels where they can, without repeating them per row)."""
+        return torch.cat([self.score_gathered(g, g.pos, target), self._score_negatives(g, target)], 1)
+
+    def _score_negatives(self, g: Gathered, target: Target) -> Tensor:
+        if g.sharing.chunk > 1 and self.interaction.fusable and g.neg.device.type == "cpu" and kernels() is not None:
+            form = self.interaction.candidate_form(g.anchor, g.relation, g.anchor, target)
+            return form.score(shared_scores(form.query[:, 0], g.neg, form.kind, g.sharing.chunk, g.sharing.phase))
+        return self.score_gathered(g, g.negatives(), target)
 
     def score_hrt(self, reps: Representations, hrt: Tensor) -> Tensor:
         """Scores ``(B,)`` of triples ``(B, 3)``."""

@@ -96,15 +96,18 @@ def _loop_baseline(model, kg, triples, total, seconds) -> dict:
 @click.option("--negatives", default=256, show_default=True)
 @click.option("--steps", default=20, show_default=True, help="Timed steps per variant.")
 @click.option("--warmup", default=3, show_default=True)
+@click.option("--chunk-size", type=int, default=None, help="Shared negatives: chunks of this many positives share "
+                                                            "one draw (sampler.chunk_size).")
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--save/--no-save", default=True)
-def train_step(dataset, data_dir, model, dim, batch_size, negatives, steps, warmup, device, save):
+def train_step(dataset, data_dir, model, dim, batch_size, negatives, steps, warmup, chunk_size, device, save):
     """Seconds per training step with and without EMU, measured in the same run (alternating)."""
     kg = load_dataset(dataset, data_dir)
     trainers = {}
     for emu in (False, True):
         cfg = RunConfig(dataset=dataset, model=model, dim=dim, batch_size=batch_size,
-                        num_negatives=negatives, emu=emu, device=device, progress=False).validate()
+                        num_negatives=negatives, emu=emu, device=device, progress=False,
+                        **({"chunk_size": chunk_size} if chunk_size else {})).validate()
         m = build_model(cfg, kg).to(device)
         trainers[emu] = Trainer(build_objective(cfg, m), build_regime(cfg, kg), kg.splits["train"],
                                 num_steps=warmup + steps, batch_size=batch_size,
@@ -123,10 +126,12 @@ def train_step(dataset, data_dir, model, dim, batch_size, negatives, steps, warm
                 times[emu].append(time.perf_counter() - start)
     med = {k: sorted(v)[len(v) // 2] for k, v in times.items()}
     mean = {k: sum(v) / len(v) for k, v in times.items()}
-    # DistMult (the default) writes speed-train-step.json, other models speed-train-step-<model>.json
-    emit("train-step" if model == "distmult" else f"train-step-{model}", {
+    # DistMult (the default) writes speed-train-step.json, other models speed-train-step-<model>.json;
+    # shared negatives add -chunk<size>
+    name = ("train-step" if model == "distmult" else f"train-step-{model}") + (f"-chunk{chunk_size}" if chunk_size else "")
+    emit(name, {
         "dataset": dataset, "model": model, "dim": dim, "batch_size": batch_size,
-        "negatives": negatives, "sampler": "uniform", "device": device, "timed_steps": steps,
+        "negatives": negatives, "sampler": "uniform", "chunk_size": chunk_size, "device": device, "timed_steps": steps,
         "seconds_per_step_emu": secs(mean[True]), "seconds_per_step_plain": secs(mean[False]),
         "median_seconds_per_step_emu": secs(med[True]),
         "median_seconds_per_step_plain": secs(med[False]),

@@ -34,7 +34,7 @@ import torch
 from ..counter_rng import check_counters, counter_mask, keep_threshold
 from ..typing import Tensor
 
-__all__ = ["FusedKind", "fused_scores", "reference_scores", "shared_rows", "keep_mask", "kernels", "kernel_status",
+__all__ = ["FusedKind", "fused_scores", "shared_scores", "reference_scores", "shared_rows", "keep_mask", "kernels", "kernel_status",
            "unfused",
            "SOURCE"]
 
@@ -79,8 +79,9 @@ def _build_name() -> str:
         flags = next((line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags")), "")
     except OSError:
         pass
-    digest = hashlib.sha256(SOURCE.read_bytes() + " ".join(CFLAGS).encode() + cpu.encode() + flags.encode()
-                            + torch.__version__.encode())
+    # the source's path too: torch rebuilds an extension whose sources moved (another checkout)
+    digest = hashlib.sha256(SOURCE.read_bytes() + str(SOURCE.resolve()).encode() + " ".join(CFLAGS).encode()
+                            + cpu.encode() + flags.encode() + torch.__version__.encode())
     return f"dgl_emu_fused_{digest.hexdigest()[:16]}"
 
 
@@ -196,6 +197,14 @@ def shared_rows(n: Tensor, rows: int, chunk: int = 1, phase: int = 0) -> Tensor:
     if chunk == 1:
         return n
     return n[(torch.arange(rows, device=n.device) + phase) // chunk]
+
+
+def shared_scores(q: Tensor, n: Tensor, kind: FusedKind, chunk: int, phase: int = 0) -> Tensor:
+    """``(B, K)`` scores of the negatives that chunks of rows share (``n (C, K, d)``, row ``b``
+    reads ``n[(b + phase) // chunk]``) against the queries ``q (B, d)``, by the kernel: no
+    ``(B, K, d)`` tensor, each set's gradient summed over its rows in place."""
+    emu, _ = fused_scores(q, q.detach(), n, kind, 0, 0, 1.0, with_plain=False, chunk=chunk, phase=phase)
+    return emu
 
 
 def _compare(candidates: Tensor, q: Tensor, kind: FusedKind) -> Tensor:

@@ -172,7 +172,8 @@ def test_without_a_compiler_emu_runs_formed_with_one_log_line(monkeypatch, caplo
 
 @pytest.mark.parametrize("fused", [True, False], ids=["fused", "formed"])
 @pytest.mark.parametrize("sparse", [False, True], ids=["dense", "sparse"])
-def test_shared_negatives_are_gathered_once_and_score_as_repeated_ones(fused, sparse):
+@pytest.mark.parametrize("emu", [True, False], ids=["emu", "plain"])
+def test_shared_negatives_are_gathered_once_and_score_as_repeated_ones(fused, sparse, emu):
     """Rows that share a draw (chunks of 4, a part starting inside a chunk): each shared set is
     gathered once (``neg`` is ``(C, K, d)``), and EMU's loss and gradients equal those of the
     same negatives gathered row by row."""
@@ -185,6 +186,8 @@ def test_shared_negatives_are_gathered_once_and_score_as_repeated_ones(fused, sp
     runs = []
     for share in (sharing, Sharing()):
         objective = _objective("distmult", sparse, False)
+        if not emu:   # the plain step: shared sets scored by the kernel (keep-all) or repeated
+            objective = Objective(objective.model, EMULoss().plain_loss)
         model = objective.model
         gathered = model.gather(model.encode(), hrt, negatives, Target.TAIL, share)
         assert gathered.neg.shape[0] == (sharing.sets(B) if share.chunk > 1 else B)

@@ -35,6 +35,10 @@ inline uint64_t mix64(uint64_t z) {
 // 2i + 1 take the high and low 32 bits of mix64(key + (row << 40 | k << 20 | i) * golden)
 template <typename T>
 inline void row_keep(uint64_t key, uint64_t row, uint64_t k, int64_t d, uint64_t threshold, uint32_t* u, T* keep) {
+  if (threshold > 0xFFFFFFFFULL) {  // p = 1: every coordinate kept (the plain scores of shared negatives)
+    for (int64_t j = 0; j < d; ++j) keep[j] = T(1);
+    return;
+  }
   const uint64_t base = key + ((row << 40) | (k << 20)) * kGolden;
   const int64_t pairs = (d + 1) / 2;
 #pragma omp simd
