@@ -33,6 +33,8 @@ class TuckER(BilinearInteraction):
     ``(d_e, d_r, d_e)``. Batch norm normalises over every leading position of the head tensor it
     is given; one scoring call computes the tail query once per ``(h, r)`` row (one batch-norm
     update, one dropout draw, shared by the row's candidates, as in the published 1-N scoring).
+    The all-entity regimes replay one draw for all of a part's calls; with sampled negatives the
+    positive's and the negatives' scores are separate calls (two draws, and the query's cost, twice).
 
     Sides. The score is linear in the tail: the tail query is the hidden vector above (fast
     candidate path, fused EMU). In the head it is affine in eval mode (the batch norms use fixed
