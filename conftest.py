@@ -24,6 +24,7 @@ TIERS = {
     "tests/test_cli/test_trust_processes.py": ("slow", "distributed"),
     "tests/test_benchmarks/test_grid.py::test_published_grids_expand": ("slow",),
     "tests/test_training/test_regimes.py::test_each_regime_trains_the_generated_kg*": ("slow",),
+    "tests/test_training/test_interactions_train.py": ("slow",),
 }
 
 

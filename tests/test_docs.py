@@ -63,7 +63,7 @@ def test_docs_build_without_warnings(tmp_path):
     # numpydoc reports non-standard docstring sections as Python warnings, which -W does not catch
     assert "Unknown section" not in proc.stderr, proc.stderr
     for page in ("index", "installation", "quickstart", "concepts", "data", "cli", "tutorial_dgl",
-                 "benchmarks", "encoders", "api/index", "api/emu"):
+                 "benchmarks", "encoders", "interactions", "api/index", "api/emu", "api/interactions"):
         assert (out / f"{page}.html").is_file(), page
     cli = (out / "cli.html").read_text(encoding="utf-8")
     for command in ("run", "evaluate", "predict", "datasets", "components"):
@@ -106,7 +106,7 @@ def test_quickstart_commands_are_real_commands():
     assert not unknown, f"quickstart.rst names commands that dgl-emu does not have: {unknown}"
 
 
-@pytest.mark.parametrize("page", ["quickstart.rst", "data.rst", "installation.rst"])
+@pytest.mark.parametrize("page", ["quickstart.rst", "data.rst", "installation.rst", "interactions.rst"])
 def test_documented_command_lines_parse(page):
     """Every ``dgl-emu ...`` line resolves to existing (sub)commands and options.
 
@@ -142,6 +142,16 @@ def test_extending_page_worked_example_runs_as_a_doctest():
                           timeout=300, env=env)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert ">>>" in (DOCS / "extending.rst").read_text(encoding="utf-8")
+
+
+def test_interactions_page_examples_run_as_a_doctest():
+    """The scores shown on docs/interactions.rst are the interactions' own."""
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
+    proc = subprocess.run([sys.executable, "-m", "doctest", "-o", "NORMALIZE_WHITESPACE",
+                           str(DOCS / "interactions.rst")], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300, env=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert (DOCS / "interactions.rst").read_text(encoding="utf-8").count(">>> ") >= 8
 
 
 def test_plugins_register_components_for_the_cli(tmp_path):

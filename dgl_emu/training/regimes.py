@@ -10,7 +10,10 @@
   its known answers in the training split, averaged over the entities (PyKEEN's "LCWA").
 
 Both all-entity regimes score in entity slices with activation checkpointing, so a step holds one
-``(B, slice)`` score matrix at a time, not ``(B, E)``. EMU needs sampled negatives: it works
+``(B, slice)`` score matrix at a time, not ``(B, E)``. Every scoring call of a part (each slice,
+the true entities' scores, and each slice's recomputation in the backward pass) draws the
+interaction's random numbers from the same state: an interaction with dropout (TuckER, ConvE)
+scores the part with one mask per query, as the published 1-N scoring does. EMU needs sampled negatives: it works
 with ``negative_sampling`` only (the configuration refuses the other combinations).
 
 A regime owns its whole batch path: the examples a batch is drawn from (:meth:`Regime.examples`),
@@ -20,6 +23,7 @@ never ask which regime they hold.
 """
 from __future__ import annotations
 
+import contextlib
 from typing import Callable, Iterator, List, NamedTuple, Optional, Tuple
 
 import torch
@@ -28,6 +32,7 @@ from torch.utils.checkpoint import checkpoint
 
 from ..data.index import FilterIndex
 from ..registry import Registry
+from ..rng import load_rng_states, rng_states
 from ..sampling.base import NegativeSampler
 from ..typing import Sharing, Target, Tensor
 
@@ -203,13 +208,40 @@ def _slices(num_entities: int, batch: int, entity_batch_size: Optional[int]) -> 
     return [slice(s, min(s + step, num_entities)) for s in range(0, num_entities, step)]
 
 
-def _slice_stats(model, reps, rows: Tensor, target: Target, sl: slice, bce: bool):
+class _OneDraw:
+    """The random numbers of one part's scoring: every call inside :meth:`draw` starts the
+    interaction's streams (its dropout masks) from the state they had when the part began; after
+    the first call the streams stand where one draw leaves them, and a later call (another slice,
+    the true entities' scores, a recomputation in the backward pass, however many parts later)
+    leaves them where it found them."""
+
+    def __init__(self, module):
+        self.module, self.start, self.after = module, rng_states(module), None
+
+    @contextlib.contextmanager
+    def draw(self):
+        resume = rng_states(self.module)
+        load_rng_states(self.module, self.start)
+        try:
+            yield
+        finally:
+            if self.after is None:
+                self.after = resume = rng_states(self.module)
+            load_rng_states(self.module, resume)
+
+    def contexts(self):
+        """``context_fn`` of :func:`~torch.utils.checkpoint.checkpoint`: the forward pass and its
+        recomputation draw alike."""
+        return self.draw(), self.draw()
+
+
+def _slice_stats(model, reps, rows: Tensor, target: Target, sl: slice, bce: bool, draws: _OneDraw):
     """``(logsumexp or sum of softplus, sum of scores)`` over the entities ``sl``, per row."""
     def stats(entity: Tensor, relation: Tensor):
         scores = model.score_all(type(reps)(entity, relation), rows, target, sl)
         first = F.softplus(scores).sum(1) if bce else torch.logsumexp(scores, 1)
         return first, scores.sum(1)
-    return checkpoint(stats, reps.entity, reps.relation, use_reentrant=False)
+    return checkpoint(stats, reps.entity, reps.relation, use_reentrant=False, context_fn=draws.contexts)
 
 
 class _AgainstAllEntities(Regime):
@@ -268,10 +300,12 @@ class OneVsAll(_AgainstAllEntities):
     def loss(self, model, reps, rows: Tensor, target: Target) -> Tensor:
         """Mean over ``rows (B, 3)`` of ``(1 - eps) (lse - s_true) + eps (lse - mean_e s_e)``."""
         num_entities = reps.entity.shape[0]
-        lses, sums = zip(*(_slice_stats(model, reps, rows, target, sl, bce=False)
+        draws = _OneDraw(model.interaction)
+        lses, sums = zip(*(_slice_stats(model, reps, rows, target, sl, False, draws)
                            for sl in _slices(num_entities, len(rows), self.entity_batch_size)))
         lse = torch.logsumexp(torch.stack(lses, 1), 1)
-        true = model.score_ids(reps, rows, target, rows[:, target.column:target.column + 1])[:, 0]
+        with draws.draw():
+            true = model.score_ids(reps, rows, target, rows[:, target.column:target.column + 1])[:, 0]
         eps = self.label_smoothing
         loss = (1 - eps) * (lse - true)
         if eps:
@@ -337,12 +371,21 @@ class KvsAll(_AgainstAllEntities):
             raise RuntimeError("KvsAll.loss before KvsAll.examples(train): the answers are unknown")
         known = self.known
         num_entities = reps.entity.shape[0]
-        softplus, sums = zip(*(_slice_stats(model, reps, rows, target, sl, bce=True)
+        draws = _OneDraw(model.interaction)
+        softplus, sums = zip(*(_slice_stats(model, reps, rows, target, sl, True, draws)
                                for sl in _slices(num_entities, len(rows), self.entity_batch_size)))
-        r, c = known.known(rows, target)
+        r, c = known.known(rows, target)   # answers grouped by query, in query order
         r, c = r.to(rows.device), c.to(rows.device)
-        answer_scores = model.score_ids(reps, rows[r], target, c.unsqueeze(1))[:, 0]
-        positive = torch.zeros(len(rows), dtype=answer_scores.dtype, device=rows.device).index_add(0, r, answer_scores)
+        # each query's answers in one row (padded with weight 0): the rows are scored as queries of
+        # the part, so an interaction with dropout scores them with the slices' masks
+        counts = torch.bincount(r, minlength=len(rows))
+        place = torch.arange(len(r), device=r.device) - (torch.cumsum(counts, 0) - counts)[r]
+        ids = torch.zeros(len(rows), max(1, int(counts.max()) if len(r) else 1), dtype=c.dtype, device=c.device)
+        ids[r, place] = c
+        weight = torch.zeros(ids.shape, dtype=reps.entity.dtype, device=c.device)
+        weight[r, place] = 1.0
+        with draws.draw():
+            positive = (model.score_ids(reps, rows, target, ids) * weight).sum(1)
         eps = self.label_smoothing
         total = torch.stack(softplus, 1).sum(1) - (1 - eps) * positive
         if eps:

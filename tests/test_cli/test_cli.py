@@ -276,6 +276,13 @@ def test_components_options_are_the_constructor_arguments():
     assert result.exit_code == 0
     assert "  sans: num_negatives=64, k=3, num_walks=1000, filtered=False" in result.output.splitlines()
     assert "  conve: dim=64, gamma=12.0, height=None, num_filters=32, kernel=3, dropout=0.0" in result.output
+    lines = result.output.splitlines()
+    assert ("  tucker: dim=64, gamma=12.0, relation_dim=None, input_dropout=0.0, hidden_dropout1=0.0, "
+            "hidden_dropout2=0.0, batch_norm=True") in lines
+    assert "  transd: dim=64, gamma=12.0, p_norm=1, normalize=True" in lines
+    assert "  protate: dim=64, gamma=12.0, modulus=None, learn_modulus=True, half_angle=False" in lines
+    for name in ("rescal", "hole", "simple", "quate", "cp"):
+        assert f"  {name}: dim=64, gamma=12.0" in lines
 
 
 def test_python_m_help():

@@ -67,8 +67,8 @@ def test_an_unknown_component_name_lists_the_choices():
     assert str(err) == "sampler: 'unifrom' is not one of: uniform, bernoulli, sans; did you mean 'uniform'?"
     assert err.path == "sampler.name"
     err = _error({"model": "distmul"})
-    assert str(err) == ("model: 'distmul' is not one of: transe, distmult, complex, rotate, conve; "
-                        "did you mean 'distmult'?")
+    assert str(err) == ("model: 'distmul' is not one of: transe, distmult, complex, rotate, conve, transd, protate, "
+                        "tucker, rescal, hole, simple, quate, cp; did you mean 'distmult'?")
     assert err.path == "model.name"
     err = _error({"mutation": "mutate"})  # optional section: none is a choice
     assert str(err).startswith("emu: 'mutate' is not one of: none, mutation, mixup, smoothing")

@@ -66,12 +66,17 @@ def test_keep_all_scores_the_negatives_and_keep_none_the_positive():
     torch.testing.assert_close(none_kept, (q * p).sum(1, keepdim=True).expand(B, K), rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.parametrize("name", ["transe", "distmult", "complex", "rotate"])
+#: the interactions with a candidate form on both sides (TuckER's head side needs batch norm off)
+FORMS = [("transe", {"p_norm": 2}), ("distmult", {}), ("complex", {}), ("rotate", {}), ("tucker", {"batch_norm": False}),
+         ("tucker", {}), ("rescal", {}), ("hole", {}), ("simple", {}), ("quate", {}), ("cp", {})]
+
+
+@pytest.mark.parametrize("name,options", FORMS, ids=[n + ("-bn" if n == "tucker" and not o else "") for n, o in FORMS])
 @pytest.mark.parametrize("target", list(Target))
-def test_candidate_form_is_the_interactions_candidate_score(name, target):
+def test_candidate_form_is_the_interactions_candidate_score(name, options, target):
     """``form.score(kernel(candidates, form.query))`` equals ``score_candidates``: the form the
-    kernels use is the interaction's own score."""
-    inter = INTERACTIONS.get(name)(dim=5, **({"p_norm": 2} if name == "transe" else {})).double()
+    kernels use is the interaction's own score (TuckER with batch norm in train mode: tails only)."""
+    inter = INTERACTIONS.get(name)(dim=5, **options).double()
     g = torch.Generator().manual_seed(2)
     width, rwidth = inter.entity_dim, inter.relation_dim
     h, t = torch.randn(B, 1, width, generator=g, dtype=torch.float64), torch.randn(B, 1, width, generator=g,
@@ -79,6 +84,9 @@ def test_candidate_form_is_the_interactions_candidate_score(name, target):
     r = torch.randn(B, 1, rwidth, generator=g, dtype=torch.float64)
     cands = torch.randn(B, K, width, generator=g, dtype=torch.float64)
     form = inter.candidate_form(h, r, t, target)
+    if name == "tucker" and options.get("batch_norm", True) and target is Target.HEAD:
+        assert form is None  # batch statistics over the candidates: not a comparison with one query
+        return
     raw = fused_module._compare(cands, form.query, form.kind)
     torch.testing.assert_close(form.score(raw), inter.score_candidates(h, r, t, cands, target),
                                rtol=1e-12, atol=1e-12)
@@ -106,14 +114,15 @@ def _loss_and_grads(objective, hrt, neg, target):
     return loss, [g.to_dense() if g.is_sparse else g for g in grads]
 
 
-@pytest.mark.parametrize("name", ["transe", "distmult", "complex", "rotate", "conve"])
+@pytest.mark.parametrize("name", INTERACTIONS.names())
 @pytest.mark.parametrize("target", list(Target))
 @pytest.mark.parametrize("sparse", [False, True], ids=["dense", "sparse"])
 @pytest.mark.parametrize("separate", [False, True], ids=["shared", "separate"])
 def test_objective_fused_equals_formed(name, target, sparse, separate):
     """EMU's loss and every parameter's gradient are the same through the kernels and with the
-    mutated negatives formed, for every interaction (ConvE has no candidate form: both run
-    formed), both sides, dense and sparse tables, shared and separate negatives."""
+    mutated negatives formed, for every interaction (ConvE, TransD and pRotatE have no candidate
+    form, nor TuckER's head side with batch norm in train mode: both run formed), both sides, dense
+    and sparse tables, shared and separate negatives."""
     if name == "conve" and sparse:
         pytest.skip("ConvE trains dense tables")
     hrt, neg = _batch(separate)
@@ -127,6 +136,31 @@ def test_objective_fused_equals_formed(name, target, sparse, separate):
     torch.testing.assert_close(loss, loss_ref, rtol=1e-12, atol=1e-12)
     for got, want in zip(grads, grads_ref):
         torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", INTERACTIONS.names())
+@pytest.mark.parametrize("target", list(Target))
+def test_objective_fuses_exactly_where_a_candidate_form_exists(name, target, monkeypatch):
+    """The kernels score EMU's mutated negatives when the interaction gives a candidate form for
+    the side (in train mode), and the mutated negatives are formed otherwise: the EMU mask acts on
+    the whole gathered entity row either way."""
+    from dgl_emu.training import step
+    calls = []
+
+    def counting(*args, **kwargs):
+        calls.append(args[3])
+        return fused_scores(*args, **kwargs)
+
+    monkeypatch.setattr(step, "fused_scores", counting)
+    hrt, neg = _batch(False)
+    objective = _objective(name, False, False)
+    model = objective.model
+    g = model.gather(model.encode(), hrt, neg, target)
+    form = model.interaction.candidate_form(g.anchor, g.relation, g.anchor, target)
+    objective.loss_of(g, target)
+    assert calls == ([form.kind] if form is not None else [])
+    expected = {"conve": False, "transd": False, "protate": False, "tucker": target is Target.TAIL}
+    assert (form is not None) == expected.get(name, True)
 
 
 @pytest.mark.parametrize("fused", [True, False], ids=["fused", "formed"])

@@ -13,8 +13,8 @@ import torch
 import torch.nn.functional as F
 
 from dgl_emu.models import KGEModel
-from dgl_emu.nn.interactions import (INTERACTIONS, ComplEx, ConvE, DistMult, Interaction, RotatE, TransE,
-                                     place_candidates)
+from dgl_emu.nn.interactions import (INTERACTIONS, ComplEx, ConvE, DistMult, Interaction, PRotatE, RotatE, TransD,
+                                     TransE, TuckER, place_candidates)
 from dgl_emu.typing import Target
 
 
@@ -61,6 +61,64 @@ def ref_conve(h, r, t, gamma, dim, module):
     return (x.reshape(-1) * t).sum()
 
 
+def ref_transd(h, r, t, gamma, dim, p=1, normalize=True):
+    """The matrix form of the paper: e_perp = (r_p e_p^T + I) e, then (optionally) unit L2 norm."""
+    def perp(e):
+        x = (torch.outer(r[dim:], e[dim:]) + torch.eye(dim, dtype=e.dtype)) @ e[:dim]
+        return x / torch.sqrt((x * x).sum()) if normalize else x
+    diff = perp(h) + r[:dim] - perp(t)
+    return gamma - (diff.abs().sum() if p == 1 else torch.sqrt((diff * diff).sum()))
+
+
+def ref_protate(h, r, t, gamma, dim, modulus, half_angle=False):
+    to_phase = math.pi / ((gamma + 2.0) / dim)
+    delta = (h + r - t) * to_phase
+    return gamma - modulus * torch.sin(delta / 2 if half_angle else delta).abs().sum()
+
+
+def ref_tucker(h, r, t, gamma, dim, module):
+    """TuckER in eval mode with functional ops: batch norms with running statistics, no dropout."""
+    def bn(x, m):
+        return x if m is None else F.batch_norm(x[None], m.running_mean, m.running_var, m.weight, m.bias,
+                                                False, 0.0, m.eps)[0]
+    hidden = bn(torch.einsum("i,j,ijk->k", bn(h, module.bn0), r, module.core), module.bn1)
+    return (hidden * t).sum()
+
+
+def ref_rescal(h, r, t, gamma, dim):
+    return h @ r.reshape(dim, dim) @ t
+
+
+def ref_hole(h, r, t, gamma, dim):
+    d = h.shape[-1]
+    return sum(r[k] * sum(h[i] * t[(i + k) % d] for i in range(d)) for k in range(d))
+
+
+def ref_simple(h, r, t, gamma, dim):
+    d = dim
+    return 0.5 * ((h[:d] * r[:d] * t[d:]).sum() + (t[:d] * r[d:] * h[d:]).sum())
+
+
+def _quaternion_left(p):
+    """4x4 real matrix of q -> p q for one quaternion p = (a, b, c, d)."""
+    a, b, c, d = p
+    return torch.stack([torch.stack([a, -b, -c, -d]), torch.stack([b, a, -d, c]),
+                        torch.stack([c, d, a, -b]), torch.stack([d, -c, b, a])])
+
+
+def ref_quate(h, r, t, gamma, dim):
+    q = lambda x, i: x.reshape(4, dim)[:, i]  # noqa: E731  (the i-th quaternion of a [a|b|c|d] row)
+    total = 0.0
+    for i in range(dim):
+        unit = q(r, i) / torch.sqrt((q(r, i) ** 2).sum())
+        total = total + (_quaternion_left(q(h, i)) @ unit * q(t, i)).sum()
+    return total
+
+
+def ref_cp(h, r, t, gamma, dim):
+    return (h[:dim] * r * t[dim:]).sum()
+
+
 # registry name -> reference f(h, r, t, gamma, dim, **extra)
 REFERENCES = {
     "transe": ref_transe,
@@ -68,19 +126,31 @@ REFERENCES = {
     "complex": ref_complex,
     "rotate": ref_rotate,
     "conve": ref_conve,
+    "transd": ref_transd,
+    "protate": ref_protate,
+    "tucker": ref_tucker,
+    "rescal": ref_rescal,
+    "hole": ref_hole,
+    "simple": ref_simple,
+    "quate": ref_quate,
+    "cp": ref_cp,
 }
 
 # every configuration exercised below: (registry name, extra constructor kwargs)
 CONFIGS = [("transe", {"p_norm": 1}), ("transe", {"p_norm": 2}), ("distmult", {}), ("complex", {}),
-           ("rotate", {}), ("conve", {"height": 1, "num_filters": 2, "kernel": 2})]
+           ("rotate", {}), ("conve", {"height": 1, "num_filters": 2, "kernel": 2}),
+           ("transd", {}), ("transd", {"p_norm": 2, "normalize": False}), ("protate", {}),
+           ("protate", {"half_angle": True}), ("tucker", {"relation_dim": 3}), ("tucker", {"batch_norm": False}),
+           ("rescal", {}), ("hole", {}), ("simple", {}), ("quate", {}), ("cp", {})]
 CONFIG_IDS = [f"{n}{''.join(f'-{k}{v}' for k, v in kw.items())}" for n, kw in CONFIGS]
 
 
 def make(name: str, dim: int = 5, gamma: float = 3.0, **kwargs) -> Interaction:
     inter = INTERACTIONS.get(name)(dim=dim, gamma=gamma, **kwargs)
-    if isinstance(inter, ConvE):  # batch norm with running statistics, non-trivial ones
+    norms = {ConvE: ("bn_input", "bn_conv", "bn_hidden"), TuckER: ("bn0", "bn1")}.get(type(inter), ())
+    if any(getattr(inter, n) is not None for n in norms):  # batch norm with non-trivial running statistics
         g = torch.Generator().manual_seed(5)
-        for bn in (inter.bn_input, inter.bn_conv, inter.bn_hidden):
+        for bn in (getattr(inter, n) for n in norms):
             bn.running_mean.uniform_(-0.5, 0.5, generator=g)
             bn.running_var.uniform_(0.5, 2.0, generator=g)
             bn.weight.data.uniform_(0.5, 1.5, generator=g)
@@ -90,8 +160,12 @@ def make(name: str, dim: int = 5, gamma: float = 3.0, **kwargs) -> Interaction:
 
 def reference(inter: Interaction, name: str, h, r, t):
     extra = {"p": inter.p} if isinstance(inter, TransE) else {}
-    if isinstance(inter, ConvE):
+    if isinstance(inter, (ConvE, TuckER)):
         extra = {"module": inter}
+    if isinstance(inter, TransD):
+        extra = {"p": inter.p, "normalize": inter.normalize}
+    if isinstance(inter, PRotatE):
+        extra = {"modulus": inter.modulus.item(), "half_angle": inter.half_angle}
     return REFERENCES[name](h, r, t, inter.gamma, inter.dim, **extra)
 
 
@@ -439,12 +513,14 @@ def test_candidate_distance_other_shapes_and_bad_p():
         candidate_distance(every, q, 3)
 
 
-@pytest.mark.parametrize("name,kwargs", [("transe", {"p_norm": 1}), ("transe", {"p_norm": 2}), ("distmult", {}),
-                                         ("complex", {}), ("rotate", {})],
-                         ids=["transe-l1", "transe-l2", "distmult", "complex", "rotate"])
+FAST = [(n, kw) for n, kw in CONFIGS if n not in ("conve", "protate")]   # the models with their own score_candidates
+
+
+@pytest.mark.parametrize("name,kwargs", FAST, ids=[f"{n}{''.join(f'-{k}{v}' for k, v in kw.items())}" for n, kw in FAST])
 @pytest.mark.parametrize("target", [Target.HEAD, Target.TAIL])
 def test_fast_candidate_scores_and_gradients_equal_forward(name, kwargs, target):
-    """The query-first score_candidates of every built-in model: values and gradients of forward."""
+    """The query-first score_candidates of every built-in model (TuckER's head side: the affine
+    form of eval mode with batch norm, the linear query without): values and gradients of forward."""
     inter = make(name, dim=3, gamma=2.0, **kwargs)
     g = torch.Generator().manual_seed(9)
     de = inter.entity_dim

@@ -169,3 +169,31 @@ def test_unsupported_combinations_are_refused(options, where):
 
 def test_registry_names():
     assert REGIMES.names() == ["negative_sampling", "1vsall", "kvsall"]
+
+
+@pytest.mark.parametrize("regime_cls", [OneVsAll, KvsAll])
+def test_checkpointed_slices_replay_the_interactions_dropout(regime_cls):
+    """The all-entity regimes score a part in entity slices, the true entities apart, and recompute
+    each slice in the backward pass (activation checkpointing): an interaction's seeded dropout
+    (TuckER's here) draws the same masks in every one of those calls, so the loss and its
+    gradients are those of one draw over all entities, and the stream goes on as after one draw."""
+    from dgl_emu.rng import load_rng_states, rng_states
+    interaction = INTERACTIONS.make("tucker", {"dim": 4, "input_dropout": 0.3, "hidden_dropout1": 0.4,
+                                               "hidden_dropout2": 0.5, "batch_norm": False}, {"seed": 0})
+    model = KGEModel.shallow(interaction, E, R, torch.Generator().manual_seed(0)).double()
+    regime = regime_cls(entity_batch_size=3)          # three slices: three recomputations
+    rows = regime.examples(TRAIN)[:5] if regime_cls is KvsAll else TRAIN[:5]
+    start = rng_states(model)
+    loss = regime.loss(model, model.encode(), rows, Target.TAIL)
+    after_forward = rng_states(model)
+    got = torch.autograd.grad(loss, list(model.parameters()))
+    assert str(rng_states(model)) == str(after_forward)   # the recomputations left the stream where it was
+    load_rng_states(model, start)                     # one draw, all entities at once, no checkpointing
+    scores = model.score_all(model.encode(), rows, Target.TAIL)
+    if regime_cls is OneVsAll:
+        want = F.cross_entropy(scores, rows[:, 2])
+    else:
+        want = F.binary_cross_entropy_with_logits(scores, KvsAll.targets(regime.known, rows, Target.TAIL, E).double())
+    assert loss.item() == pytest.approx(want.item(), rel=1e-12)
+    for a, b in zip(got, torch.autograd.grad(want, list(model.parameters()))):
+        torch.testing.assert_close(a, b, rtol=1e-8, atol=1e-10)

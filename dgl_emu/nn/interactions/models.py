@@ -11,7 +11,8 @@ from .base import (BilinearInteraction, CandidateForm, Interaction, candidate_co
 
 __all__ = ["INTERACTIONS", "TransE", "DistMult", "ComplEx", "RotatE"]
 
-#: interaction classes by name (transe, distmult, complex, rotate)
+#: interaction classes by name (transe, distmult, complex, rotate here; conve, transd, protate, tucker, rescal,
+#: hole, simple, quate, cp in the modules next to this one)
 INTERACTIONS: Registry = Registry("interaction", context=("seed",))
 
 
