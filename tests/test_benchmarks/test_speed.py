@@ -77,9 +77,10 @@ def test_train_step_files_are_named_by_model(tmp_path, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["speed-train-step-transe.json", "speed-train-step.json"]
     saved = json.loads((tmp_path / "speed-train-step-transe.json").read_text())
     assert saved["model"] == "transe"
-    # the keys of the committed results (read by the docs' tables) stay as they are
+    # the keys of the committed results (read by the docs' tables) are all still written (new
+    # settings such as chunk_size may be added)
     committed = json.loads((BENCHMARKS / "results" / "speed-train-step.json").read_text())
-    assert list(saved) == list(committed)
+    assert set(committed) <= set(saved), set(committed) - set(saved)
 
 
 def test_scale_benchmark_runs_its_settings_in_their_own_processes():
