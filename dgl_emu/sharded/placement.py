@@ -46,6 +46,7 @@ from ..pipeline import (SEED_OFFSETS, Placement, Setup, build_interaction, build
 from ..pipeline.setup import Evaluate
 from ..training import REGIMES, FullGraphBatches, Replicas
 from ..training.optim import CombinedOptimizer, OptimizerSchedule
+from .checkpoint import StoreTables
 from .encoder import ShardedEncoder, zeros_init
 from .gnn import DistNeighborBatches, ShardedGNNEncoder
 from .partition import PartitionInfo, node_map, read_info
@@ -216,10 +217,12 @@ class ShardedPlacement(Placement):
         total = cfg.training.batch_size
         batch = max(1, round(total * len(local) / self.info.num_triples))
         self.replicas.scale = world * batch / total
+        book = self.graph.get_partition_book()
         return Setup(model=model, graph=None, batches=batches, objective=build_objective(own, model),
                      regime=build_regime(own, local_kg), schedule=StoreSchedule.of(build_schedule(cfg), encoder),
                      train=local, batch_size=batch, seed=own.seed, replicas=self.replicas,
-                     evaluate=self.evaluation(cfg, kg))
+                     evaluate=self.evaluation(cfg, kg),
+                     tables=StoreTables(encoder, self.own_rows(), rank, int(book.partid)))
 
     def own_rows(self) -> torch.Tensor:
         """``(n,)`` the store rows this trainer ranks against: its machine's partition, cut into one
