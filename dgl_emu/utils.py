@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Callable, Union
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["atomic_write_bytes", "atomic_write_stream", "atomic_write_text", "atomic_write_json", "open_append", "tune_cpu_allocator",
-           "environment"]
+__all__ = ["atomic_write_bytes", "atomic_write_stream", "atomic_write_text", "atomic_write_json", "open_append",
+           "tune_cpu_allocator", "environment"]
 
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
 _TUNED = False

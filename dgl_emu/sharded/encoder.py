@@ -29,8 +29,8 @@ from ..nn.interactions import Interaction
 from ..training.shardset import reference
 from ..typing import Tensor
 
-__all__ = ["ShardedEncoder", "StoreOptimizer", "FixedSparseAdagrad", "GlobalBatchSparseAdam", "zeros_init", "CHUNK_ROWS",
-           "pull_rows", "push_rows"]
+__all__ = ["ShardedEncoder", "StoreOptimizer", "FixedSparseAdagrad", "GlobalBatchSparseAdam", "zeros_init",
+           "CHUNK_ROWS", "pull_rows", "push_rows"]
 
 #: rows moved to or from the store per request when whole tables are read or written
 CHUNK_ROWS = 1 << 20
@@ -289,7 +289,7 @@ class StoreOptimizer:
         """Rank 0 writes the saved state back into the store (references: each trainer reads its
         rows from the shard set instead); all ranks wait."""
         if self.encoder.rank == 0:
-            for t, table in zip(self.tensors(), state["store"]):
+            for t, table in zip(self.tensors(), state["store"], strict=True):
                 if isinstance(table, torch.Tensor):
                     _push(t, table[self.encoder.new_to_orig])
         if dist.is_initialized():
