@@ -242,22 +242,27 @@ class ShardedPlacement(Placement):
         table. A GNN's representations, and sampled evaluation, need the whole graph or table:
         trainer 0 then gathers the shards into a one-process model and ranks there. Every
         trainer returns the result."""
-        local: Optional[KGEModel] = None
-
         def run_evaluation(model: KGEModel, split: str, evaluator, progress: bool = False):
-            nonlocal local
             if not cfg.gnn and type(evaluator) is RankBasedEvaluator:
-                return self._shardwise(model, kg, split, evaluator)
-            result = None
-            if self.writes:
-                local = local if local is not None else build_model(cfg, kg)
-                local.load_state_dict(model.state_dict())
-                graph = training_graph(local, kg, torch.device("cpu"))  # a GNN's whole graph
-                result = evaluate(local, kg, split, graph=graph, progress=progress, evaluator=evaluator)
-            return self.follow(result)
+                return self.shardwise(model, kg, split, evaluator)
+            return self.gathered(cfg, kg, model, split, evaluator, progress)
         return run_evaluation
 
-    def _shardwise(self, model: KGEModel, kg: KnowledgeGraph, split: str, evaluator: RankBasedEvaluator):
+    def gathered(self, cfg: RunConfig, kg: KnowledgeGraph, model: KGEModel, split: str, evaluator,
+                 progress: bool = False):
+        """Ranks of ``split`` by trainer 0 with the whole table: it gathers the shards into a
+        one-process model (``(E, d)`` twice: the model's own table and the gathered state) and
+        ranks there; every trainer returns the result."""
+        result = None
+        if self.writes:
+            local = build_model(cfg, kg)
+            local.load_state_dict(model.state_dict())
+            graph = training_graph(local, kg, torch.device("cpu"))  # a GNN's whole graph
+            result = evaluate(local, kg, split, graph=graph, progress=progress, evaluator=evaluator)
+            del local
+        return self.follow(result)
+
+    def shardwise(self, model: KGEModel, kg: KnowledgeGraph, split: str, evaluator: RankBasedEvaluator):
         """Ranks of ``split``, every trainer against its own rows (see :meth:`evaluation`)."""
         encoder = model.eval().encoder
         own = self.own_rows()

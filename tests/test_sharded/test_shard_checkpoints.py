@@ -43,7 +43,7 @@ def _as_gathered_run(run, out, table):
     torch.save(state, out / "best.pt")
 
 
-def test_a_two_machine_shard_set_reads_in_one_process_as_the_gathered_table(two_machines, tmp_path):
+def test_a_two_machine_shard_set_reads_in_one_process_as_the_gathered_table(two_machines, tmp_path):  # noqa: F811
     """Each machine's trainer writes its partition's rows (best.pt: the entity table; last.pt: also
     its Adagrad sums). Read in one process, the set is the table assembled from the files by
     hand; ``evaluate`` ranks as the trainers ranked shard-wise, and ``evaluate``, ``predict`` and
@@ -86,7 +86,7 @@ def test_a_two_machine_shard_set_reads_in_one_process_as_the_gathered_table(two_
     assert again["mrr"] == pytest.approx(ranked["mrr"], abs=1e-9) and again["hits@10"] == ranked["hits@10"]
 
 
-def test_a_run_with_a_killed_machine_resumes_to_the_uninterrupted_result(two_machines, tmp_path):
+def test_a_run_with_a_killed_machine_resumes_to_the_uninterrupted_result(two_machines, tmp_path):  # noqa: F811
     """Machine 0's trainer is killed (SIGKILL) after step 40; the checkpoint of step 30 is a shard
     set, one file set per machine; the same commands on both machines resume at step 30, every
     trainer reading its own rows and Adagrad sums, and end with the uninterrupted run's metrics."""
