@@ -149,3 +149,25 @@ def test_a_killed_commit_leaves_the_previous_checkpoint_whole(tmp_path):
     write_shard(shard_folder(path, 60), 0, Tables(_tables(1), 0), ["entity"])
     state = load_checkpoint(path)
     assert state["step"] == 30 and torch.equal(state["model"]["encoder.entity"], _tables(0)["entity"])
+
+
+def test_a_fresh_run_removes_the_previous_runs_shard_sets_but_no_foreign_file(tmp_path):
+    """``--fresh`` deletes the previous run once the new one has a checkpoint: its shard sets go
+    file by file, and a file dgl-emu did not write inside them stays (with its folders)."""
+    from dgl_emu.config import RunConfig
+    from dgl_emu.pipeline.rundir import RunDirectory, owned
+    out = tmp_path / "run"
+    cfg = RunConfig(model="distmult", dim=8, steps=2, output=str(out), progress=False)
+    rundir = RunDirectory(out)
+    rundir.prepare(cfg, fresh=False)
+    _write(out / "last.pt", _tables())
+    (out / "last.shards" / "step-000030" / "notes.txt").write_text("mine")
+    rundir.release()
+    assert owned("last.shards") and owned("best.shards")
+    rundir = RunDirectory(out)
+    assert rundir.prepare(cfg, fresh=True) == "aside"
+    rundir.checkpoint_written()
+    rundir.release()
+    aside = tmp_path / ".run.previous"
+    assert sorted(str(p.relative_to(aside)) for p in aside.rglob("*")) == [
+        "last.shards", "last.shards/step-000030", "last.shards/step-000030/notes.txt"]
