@@ -9,13 +9,13 @@ import os
 import platform
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Any, BinaryIO, Callable, Union
 
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["atomic_write_bytes", "atomic_write_text", "atomic_write_json", "open_append", "tune_cpu_allocator",
-           "environment"]
+__all__ = ["atomic_write_bytes", "atomic_write_stream", "atomic_write_text", "atomic_write_json", "open_append",
+           "tune_cpu_allocator", "environment"]
 
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
 _TUNED = False
@@ -35,6 +35,12 @@ def atomic_write_bytes(path: Union[str, Path], data: bytes) -> None:
         With ``path`` as its file name (also when writing the temporary file failed, e.g. disk
         full); the temporary file is removed.
     """
+    atomic_write_stream(path, lambda f: f.write(data))
+
+
+def atomic_write_stream(path: Union[str, Path], write: Callable[[BinaryIO], Any]) -> None:
+    """:func:`atomic_write_bytes` of what ``write(file)`` writes into the binary file it is given
+    (in pieces: a large array need not be copied into one ``bytes`` first)."""
     path = Path(path)
     tmp = None
     try:
@@ -44,7 +50,7 @@ def atomic_write_bytes(path: Union[str, Path], data: bytes) -> None:
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the usual permissions
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

@@ -22,7 +22,7 @@ from ..models import KGEModel
 from ..plotting import plot_training_curve
 from ..training import Callback, EarlyStopping, JsonLinesLogger, Trainer, TrainingDivergedError
 from ..training.callbacks import TensorBoardLogger
-from ..training.checkpoint import LAST, CheckpointError, load_checkpoint, save_atomic
+from ..training.checkpoint import BEST, LAST, CheckpointError, load_checkpoint
 from ..training.trainer import INTERRUPTED
 from ..utils import atomic_write_json, atomic_write_text, environment, tune_cpu_allocator
 from .builders import build_evaluator, build_model, default_output, device_of, load_graph, training_graph
@@ -207,7 +207,9 @@ def run(cfg: RunConfig, *, resume: bool = True, notify: Optional[Callable[[str],
     if record is not None:
         _check_data(record, current, accept_changed_data, "resuming would train", say)
     # the checkpoint to resume from is read (as data only) before anything is written
-    resume_state = load_checkpoint(out / LAST, device) if action == "resume" and (out / LAST).exists() else None
+    # (a shard set's tables are read later, by the processes that hold them, or assembled by the trainer)
+    resume_state = (load_checkpoint(out / LAST, device, assemble=False) if action == "resume" and (out / LAST).exists()
+                    else None)
     check_memory(cfg, kg, device)
     setup = placement.setup(cfg, kg, device)
     for split, report in kg.reports.items():
@@ -247,9 +249,10 @@ def run(cfg: RunConfig, *, resume: bool = True, notify: Optional[Callable[[str],
         trainer = Trainer(setup.objective, setup.regime, setup.train, num_steps=cfg.training.steps,
                           batch_size=setup.batch_size, optimizer=setup.schedule, batches=setup.batches,
                           device=device, seed=setup.seed, validate=validate if valid else None,
-                          eval_every=cfg.training.eval_every, run_dir=out if writes else None,
+                          eval_every=cfg.training.eval_every, run_dir=out, writes=writes,
                           callbacks=callbacks, progress=cfg.progress and writes,
-                          max_grad_norm=cfg.optimizer.options["max_grad_norm"], replicas=setup.replicas)
+                          max_grad_norm=cfg.optimizer.options["max_grad_norm"], replicas=setup.replicas,
+                          tables=setup.tables)
         if action == "resume" and resume_state is not None:
             trainer.load_state_dict(resume_state)
             say(f"resumed {out} at step {trainer.step} of {cfg.training.steps}")
@@ -315,11 +318,10 @@ def _finish(cfg: RunConfig, kg: KnowledgeGraph, setup: Setup, placement: Placeme
             out: Path, device: torch.device, overhead: float, evaluator) -> RunResult:
     """Best weights, final evaluation, ``metrics.json`` and the curve."""
     model, writes = setup.model, placement.writes
-    if trainer.best_step is None and writes:  # no validation split: the final weights are "best"
-        save_atomic(out / "best.pt", {"model": model.state_dict(), "step": trainer.step, "valid_mrr": None})
+    if trainer.best_step is None:  # no validation split: the final weights are "best"
+        trainer.save_weights(None)
     placement.follow(None)  # the other processes wait for best.pt
-    best = load_checkpoint(out / "best.pt", device)
-    model.load_state_dict(best["model"])
+    best = trainer.load_weights(out / BEST)
     started = time.perf_counter()
     metrics = {"config": cfg.to_dict(), "steps": trainer.step, "best_step": best["step"],
                "best_valid_mrr": best["valid_mrr"], "train_seconds": trainer.train_seconds,

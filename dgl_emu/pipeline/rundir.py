@@ -3,7 +3,9 @@
 A run directory holds one run: the marker :data:`MARKER` (written when dgl-emu creates or adopts
 the directory), ``config.yaml`` (resolved), the record of its data (``data.json``,
 ``entities.dict``, ``relations.dict``: :mod:`.datarecord`), ``log.jsonl``, ``last.pt``,
-``best.pt``, ``metrics.json``, ``curve.png`` and, after ``dgl-emu evaluate``, ``eval-SPLIT.json``.
+``best.pt`` (with ``last.shards/`` and ``best.shards/`` when the run's tables are sharded:
+:mod:`dgl_emu.training.shardset`), ``metrics.json``, ``curve.png`` and, after ``dgl-emu
+evaluate``, ``eval-SPLIT.json``.
 :class:`RunDirectory` decides what a new invocation may do with an existing one:
 
 * dgl-emu writes only into a directory it owns: a new or empty one, one with its marker, or one
@@ -40,6 +42,7 @@ import yaml
 
 from ..config import ConfigError, RunConfig
 from ..locking import DirectoryLock, Locked, holder
+from ..training.shardset import remove_shard_folder
 from ..utils import atomic_write_text
 
 __all__ = ["RunDirectory", "RUN_FILES", "MARKER", "LOCK", "owned", "config_differences"]
@@ -55,8 +58,10 @@ RUN_FILES = ("config.yaml", "data.json", "entities.dict", "relations.dict", "log
 CHECKPOINTS = ("last.pt", "best.pt", "metrics.json")
 #: lock files: a run's, and the benchmark grid runner's (``benchmarks/gridlib``), never removed by a run
 LOCKS = (LOCK, ".grid.lock")
-_OTHER_OWNED = (MARKER, *LOCKS, "tensorboard", "eval-train.json", "eval-valid.json", "eval-test.json",
-                "error.txt")  # error.txt: the benchmark grid's record of a failed run
+#: the shard sets of the checkpoints of a run whose tables are sharded (removed file by file)
+SHARD_FOLDERS = ("last.shards", "best.shards")
+_OTHER_OWNED = (MARKER, *LOCKS, *SHARD_FOLDERS, "tensorboard", "eval-train.json", "eval-valid.json",
+                "eval-test.json", "error.txt")  # error.txt: the benchmark grid's record of a failed run
 #: a temporary file of an atomic write (``.<name>.<random>``), left by a process that was killed
 _TEMPORARY = re.compile(r"\.(?P<name>[\w.-]+?)\.[\w]{6,}")
 
@@ -299,7 +304,9 @@ class RunDirectory:
         """Remove dgl-emu's run files from ``path`` (marker and locks stay)."""
         for entry in path.iterdir():
             if owned(entry.name) and entry.name != MARKER and entry.name not in LOCKS:
-                if entry.is_dir() and not entry.is_symlink():
+                if entry.name in SHARD_FOLDERS and entry.is_dir() and not entry.is_symlink():
+                    remove_shard_folder(entry)  # only the files dgl-emu wrote
+                elif entry.is_dir() and not entry.is_symlink():
                     shutil.rmtree(entry)
                 else:
                     entry.unlink()

@@ -3,7 +3,7 @@ configuration, for this process."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Optional
 
 import torch
 
@@ -11,6 +11,7 @@ from ..config import RunConfig
 from ..data import KnowledgeGraph
 from ..models import KGEModel
 from ..training import BatchStrategy, Objective, OptimizerSchedule, Regime, Replicas
+from ..training.shardset import ShardedTables
 from ..typing import Tensor
 from .builders import build_batches, build_model, build_objective, build_regime, build_schedule, training_graph
 
@@ -43,6 +44,9 @@ class Setup:
     evaluate : callable
         ``evaluate(model, split, evaluator, progress) -> EvaluationResult`` with every
         process's ranks combined (:data:`Evaluate`).
+    tables : ShardedTables, optional
+        The model's tables that the processes hold in shards, written and read shard by shard
+        in checkpoints (``None``: every table whole in each process).
     """
 
     model: KGEModel
@@ -56,6 +60,7 @@ class Setup:
     seed: int
     replicas: Replicas
     evaluate: Evaluate
+    tables: Optional[ShardedTables] = None
 
 
 def local_setup(cfg: RunConfig, kg: KnowledgeGraph, device: torch.device, replicas: Replicas,

@@ -1,7 +1,8 @@
 """A finished run, for use: its embeddings, scores and top-k predictions, and their export.
 
 :class:`TrainedRun` loads a run directory (any placement: one process, data-parallel, sharded —
-their checkpoints all hold the one-process model) with its best weights and answers by label or
+their checkpoints all load into the one-process model; a sharded run's shard set is assembled,
+:mod:`dgl_emu.training.shardset`) with its best weights and answers by label or
 by id, so nobody needs to reach into ``best.pt`` or know how ids were assigned.
 :func:`export_run` writes the tables as ``.npy`` (and TSV or Parquet on request) with the
 id -> label maps and a manifest (``dgl-emu export``).

@@ -9,8 +9,11 @@ parameter on every trainer, kept in step by averaging its gradients over the tra
 
 In the store, entities are numbered the partition's way (DGL renumbers them so that each
 partition's are contiguous); :meth:`ShardedEncoder.state_dict` gathers the shards into the
-dataset's numbering, under the same keys as a :class:`~dgl_emu.nn.encoders.LookupEncoder`, so a
-sharded run's checkpoint loads into a one-process model (``dgl-emu evaluate``, ``predict``).
+dataset's numbering, under the same keys as a :class:`~dgl_emu.nn.encoders.LookupEncoder`, so its
+state loads into a one-process model. Checkpoints do not gather: while
+:attr:`ShardedEncoder.references` is set (by :class:`~dgl_emu.sharded.checkpoint.StoreTables`),
+the state holds a :func:`~dgl_emu.training.shardset.reference` in the place of the entity table
+and of the store optimiser's state, and every trainer writes its own rows of them.
 """
 from __future__ import annotations
 
@@ -23,9 +26,11 @@ from torch import nn
 
 from ..nn.encoders.base import Encoder, Representations
 from ..nn.interactions import Interaction
+from ..training.shardset import reference
 from ..typing import Tensor
 
-__all__ = ["ShardedEncoder", "StoreOptimizer", "FixedSparseAdagrad", "GlobalBatchSparseAdam", "zeros_init", "CHUNK_ROWS"]
+__all__ = ["ShardedEncoder", "StoreOptimizer", "FixedSparseAdagrad", "GlobalBatchSparseAdam", "zeros_init",
+           "CHUNK_ROWS", "pull_rows", "push_rows"]
 
 #: rows moved to or from the store per request when whole tables are read or written
 CHUNK_ROWS = 1 << 20
@@ -39,20 +44,31 @@ def zeros_init(shape, dtype):
 
 def _pull(tensor, num_rows: int) -> Tensor:
     """Every row of a ``DistTensor``, in the store's numbering, pulled in chunks."""
-    return torch.cat([tensor[torch.arange(s, min(s + CHUNK_ROWS, num_rows))] for s in range(0, num_rows, CHUNK_ROWS)])
+    return pull_rows(tensor, torch.arange(num_rows))
+
+
+def pull_rows(tensor, ids: Tensor) -> Tensor:
+    """``(n, d)`` the rows ``ids (n,)`` (store numbering) of a ``DistTensor``, pulled in chunks."""
+    if len(ids) == 0:
+        return tensor[ids]
+    return torch.cat([tensor[ids[s:s + CHUNK_ROWS]] for s in range(0, len(ids), CHUNK_ROWS)])
 
 
 def _push(tensor, values: Tensor) -> None:
-    """Write ``values`` (store numbering) into a ``DistTensor``, in chunks, and return once every
-    server has applied them.
+    """Write ``values`` (store numbering, every row) into a ``DistTensor`` (see :func:`push_rows`)."""
+    push_rows(tensor, torch.arange(len(values)), values)
+
+
+def push_rows(tensor, ids: Tensor, values: Tensor) -> None:
+    """Write ``values (n, d)`` into the rows ``ids (n,)`` (store numbering) of a ``DistTensor``, in
+    chunks, and return once every server has applied them.
 
     DGL sends a push to another machine's server without waiting; a pull from the same client
     travels the same connection and is served after it, so one row pulled from every partition
     is the receipt (the trainers' own updates need none: DGL routes each row's update to a
     trainer on the machine that stores it)."""
-    for s in range(0, len(values), CHUNK_ROWS):
-        ids = torch.arange(s, min(s + CHUNK_ROWS, len(values)))
-        tensor[ids] = values[ids]
+    for s in range(0, len(ids), CHUNK_ROWS):
+        tensor[ids[s:s + CHUNK_ROWS]] = values[s:s + CHUNK_ROWS]
     book = tensor.part_policy.partition_book
     kind = tensor.part_policy.type_name
     firsts = [book.partid2nids(p, kind)[:1] for p in range(book.num_partitions())]
@@ -98,8 +114,13 @@ class ShardedEncoder(Encoder):
         self._register_state_dict_hook(ShardedEncoder._add_entity)
         self._register_load_state_dict_pre_hook(self._take_entity)
 
+    #: the entity table's name in a checkpoint's shard set (its optimiser's: ``entity.KIND.i``)
+    TABLE = "entity"
+
     def _attach(self, store, new_to_orig: Tensor, rank: int, num_entities: int) -> None:
         self.store, self.rank = store, rank
+        #: while true, state dicts hold references in the place of the store's tables (checkpoints)
+        self.references = False
         self._row_optimizers: dict = {}
         self.register_buffer("new_to_orig", new_to_orig.to(torch.long), persistent=False)
         self._num_entities = int(num_entities)
@@ -125,14 +146,18 @@ class ShardedEncoder(Encoder):
         table[self.new_to_orig] = rows
         return table
 
+    def _entity_state(self):
+        """The entity table's value in a state dict: gathered, or a reference (see :attr:`references`)."""
+        return reference(self.TABLE) if self.references else self.entity_table()
+
     @staticmethod
     def _add_entity(module, state, prefix, local_metadata):
-        state[prefix + "entity"] = module.entity_table()
+        state[prefix + "entity"] = module._entity_state()
         return state
 
     def _take_entity(self, state, prefix, *args):
         table = state.pop(prefix + "entity", None)
-        if table is not None:
+        if isinstance(table, torch.Tensor):  # a reference: the trainers read their rows from the shard set
             self._write(table)
 
     def forward(self, graph=None, features: Optional[Tensor] = None, norms=None) -> Representations:
@@ -156,7 +181,7 @@ class ShardedEncoder(Encoder):
             raise ValueError(f"sharded entity embeddings are trained with adagrad or adam (DGL's sparse "
                              f"optimisers), not {name}")
         if name not in self._row_optimizers:  # one per kind: its state tensors are named in the store
-            self._row_optimizers[name] = StoreOptimizer(kinds[name]([self.store], lr=lr), self)
+            self._row_optimizers[name] = StoreOptimizer(kinds[name]([self.store], lr=lr), self, name)
         optimizer = self._row_optimizers[name]
         optimizer.optimizer._lr = lr
         return optimizer
@@ -212,15 +237,31 @@ class GlobalBatchSparseAdam(SparseAdam):
 class StoreOptimizer:
     """DGL's sparse optimiser of the entity store, shaped like a torch optimiser for the trainer
     (:class:`~dgl_emu.training.CombinedOptimizer`); its state is saved in the dataset's
-    numbering, like the weights."""
+    numbering, like the weights, or referred to by the names :meth:`names` in a shard set.
 
-    def __init__(self, optimizer, encoder: ShardedEncoder):
-        self.optimizer, self.encoder = optimizer, encoder
+    Parameters
+    ----------
+    optimizer : dgl.distributed.optim.SparseAdagrad or SparseAdam
+        Of ``encoder.store``.
+    encoder : ShardedEncoder
+        The store's encoder.
+    kind : str
+        The optimiser's name (``adagrad`` or ``adam``).
+    """
+
+    def __init__(self, optimizer, encoder: ShardedEncoder, kind: str = "adagrad"):
+        self.optimizer, self.encoder, self.kind = optimizer, encoder, kind
         self.param_groups: list = []
 
-    def _tensors(self):
+    def tensors(self) -> tuple:
+        """The optimiser's state tables, ``DistTensor`` s of ``(E, d)`` (Adagrad's sums; Adam's
+        moments and step counts)."""
         state = self.optimizer._state[self.encoder.store.name]
         return state if isinstance(state, tuple) else (state,)
+
+    def names(self) -> list:
+        """The names of :meth:`tensors` in a checkpoint's shard set."""
+        return [f"{ShardedEncoder.TABLE}.{self.kind}.{i}" for i in range(len(self.tensors()))]
 
     def step(self) -> None:
         """Push the traced rows' gradients to their owners and update them (a collective call)."""
@@ -231,10 +272,13 @@ class StoreOptimizer:
         self.optimizer.zero_grad()
 
     def state_dict(self) -> dict:
-        """The optimiser's state tensors in the dataset's numbering."""
+        """The optimiser's state tensors in the dataset's numbering (references while the
+        encoder's :attr:`~ShardedEncoder.references` is set)."""
+        if self.encoder.references:
+            return {"store": [reference(name) for name in self.names()]}
         order = self.encoder.new_to_orig
         out = []
-        for t in self._tensors():
+        for t in self.tensors():
             rows = _pull(t, self.encoder.num_entities)
             table = torch.empty_like(rows)
             table[order] = rows
@@ -242,9 +286,11 @@ class StoreOptimizer:
         return {"store": out}
 
     def load_state_dict(self, state: dict) -> None:
-        """Rank 0 writes the saved state back into the store; all ranks wait."""
+        """Rank 0 writes the saved state back into the store (references: each trainer reads its
+        rows from the shard set instead); all ranks wait."""
         if self.encoder.rank == 0:
-            for t, table in zip(self._tensors(), state["store"]):
-                _push(t, table[self.encoder.new_to_orig])
+            for t, table in zip(self.tensors(), state["store"], strict=True):
+                if isinstance(table, torch.Tensor):
+                    _push(t, table[self.encoder.new_to_orig])
         if dist.is_initialized():
             dist.barrier()

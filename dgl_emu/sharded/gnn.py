@@ -75,7 +75,7 @@ class ShardedGNNEncoder(ShardedEncoder):
         inner = prefix + "gnn."
         for key in [k for k in state if k.startswith(inner)]:
             state[prefix + key[len(inner):]] = state.pop(key)
-        state[prefix + "entity"] = module.entity_table()
+        state[prefix + "entity"] = module._entity_state()
         return state
 
     def _from_one_process(self, state, prefix, *args):

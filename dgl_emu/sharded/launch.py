@@ -127,7 +127,8 @@ def _store(ip: str, port: int, world_size: int):
 
 
 def launch(argv: Sequence[str], part_config, ip_config, *, num_trainers: int = 1, num_servers: int = 1,
-           machine_rank: int = 0, python: Optional[str] = None, resume: str = "the same command") -> int:
+           machine_rank: int = 0, python: Optional[str] = None, resume: str = "the same command",
+           trainer: Optional[Sequence[str]] = None) -> int:
     """Start this machine's servers and trainers of ``dgl-emu run ARGV``; returns the launcher's
     exit status (see the module docstring).
 
@@ -143,6 +144,10 @@ def launch(argv: Sequence[str], part_config, ip_config, *, num_trainers: int = 1
         This machine's line in ``ip_config`` (and its partition).
     resume : str
         The command that resumes the run, printed when a signal stops it.
+    trainer : sequence of str, optional
+        The trainers' command before ``argv`` (default ``python -m dgl_emu run``; a benchmark
+        may start its own script, which connects with
+        :meth:`~dgl_emu.sharded.ShardedPlacement.from_env`).
 
     Raises
     ------
@@ -169,7 +174,8 @@ def launch(argv: Sequence[str], part_config, ip_config, *, num_trainers: int = 1
                            server=True)
         for t in range(num_trainers):
             rank = machine_rank * num_trainers + t
-            launched.start(f"trainer {t} of this machine", [python, "-m", "dgl_emu", "run", *argv],
+            command = list(trainer) if trainer is not None else [python, "-m", "dgl_emu", "run"]
+            launched.start(f"trainer {t} of this machine", [*command, *argv],
                            {**env, "DGL_ROLE": "client", PART_CONFIG_ENV: str(part_config), "RANK": str(rank),
                             "LOCAL_RANK": str(t), "WORLD_SIZE": str(world)})
         code = launched.wait()

@@ -46,6 +46,7 @@ from ..pipeline import (SEED_OFFSETS, Placement, Setup, build_interaction, build
 from ..pipeline.setup import Evaluate
 from ..training import REGIMES, FullGraphBatches, Replicas
 from ..training.optim import CombinedOptimizer, OptimizerSchedule
+from .checkpoint import StoreTables
 from .encoder import ShardedEncoder, zeros_init
 from .gnn import DistNeighborBatches, ShardedGNNEncoder
 from .partition import PartitionInfo, node_map, read_info
@@ -216,10 +217,12 @@ class ShardedPlacement(Placement):
         total = cfg.training.batch_size
         batch = max(1, round(total * len(local) / self.info.num_triples))
         self.replicas.scale = world * batch / total
+        book = self.graph.get_partition_book()
         return Setup(model=model, graph=None, batches=batches, objective=build_objective(own, model),
                      regime=build_regime(own, local_kg), schedule=StoreSchedule.of(build_schedule(cfg), encoder),
                      train=local, batch_size=batch, seed=own.seed, replicas=self.replicas,
-                     evaluate=self.evaluation(cfg, kg))
+                     evaluate=self.evaluation(cfg, kg),
+                     tables=StoreTables(encoder, self.own_rows(), rank, int(book.partid)))
 
     def own_rows(self) -> torch.Tensor:
         """``(n,)`` the store rows this trainer ranks against: its machine's partition, cut into one
@@ -239,22 +242,27 @@ class ShardedPlacement(Placement):
         table. A GNN's representations, and sampled evaluation, need the whole graph or table:
         trainer 0 then gathers the shards into a one-process model and ranks there. Every
         trainer returns the result."""
-        local: Optional[KGEModel] = None
-
         def run_evaluation(model: KGEModel, split: str, evaluator, progress: bool = False):
-            nonlocal local
             if not cfg.gnn and type(evaluator) is RankBasedEvaluator:
-                return self._shardwise(model, kg, split, evaluator)
-            result = None
-            if self.writes:
-                local = local if local is not None else build_model(cfg, kg)
-                local.load_state_dict(model.state_dict())
-                graph = training_graph(local, kg, torch.device("cpu"))  # a GNN's whole graph
-                result = evaluate(local, kg, split, graph=graph, progress=progress, evaluator=evaluator)
-            return self.follow(result)
+                return self.shardwise(model, kg, split, evaluator)
+            return self.gathered(cfg, kg, model, split, evaluator, progress)
         return run_evaluation
 
-    def _shardwise(self, model: KGEModel, kg: KnowledgeGraph, split: str, evaluator: RankBasedEvaluator):
+    def gathered(self, cfg: RunConfig, kg: KnowledgeGraph, model: KGEModel, split: str, evaluator,
+                 progress: bool = False):
+        """Ranks of ``split`` by trainer 0 with the whole table: it gathers the shards into a
+        one-process model (``(E, d)`` twice: the model's own table and the gathered state) and
+        ranks there; every trainer returns the result."""
+        result = None
+        if self.writes:
+            local = build_model(cfg, kg)
+            local.load_state_dict(model.state_dict())
+            graph = training_graph(local, kg, torch.device("cpu"))  # a GNN's whole graph
+            result = evaluate(local, kg, split, graph=graph, progress=progress, evaluator=evaluator)
+            del local
+        return self.follow(result)
+
+    def shardwise(self, model: KGEModel, kg: KnowledgeGraph, split: str, evaluator: RankBasedEvaluator):
         """Ranks of ``split``, every trainer against its own rows (see :meth:`evaluation`)."""
         encoder = model.eval().encoder
         own = self.own_rows()

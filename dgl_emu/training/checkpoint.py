@@ -7,6 +7,12 @@ other function, so a ``best.pt`` or ``last.pt`` from someone else's run director
 A file that needs anything more is refused (:class:`CheckpointRefused`), naming what it asked for.
 The one global allowed beyond PyTorch's own is :class:`torch.torch_version.TorchVersion` (a
 ``str`` subclass), which checkpoints of dgl-emu 0.2 and earlier hold in their environment record.
+
+A checkpoint of a run whose tables are held in shards (sharded training) refers to a *shard set*
+(:mod:`.shardset`): each process's rows in ``.npy`` files beside it, with a manifest.
+:func:`load_checkpoint` assembles the tables into the state (a reader in one process), or leaves
+the references and the opened :class:`~.shardset.ShardSet` under ``"shards"`` for the processes
+that hold the shards to read their own rows.
 """
 from __future__ import annotations
 
@@ -21,6 +27,7 @@ import torch
 from torch.torch_version import TorchVersion
 
 from ..utils import atomic_write_bytes
+from .shardset import ShardSetError, open_shard_set, resolve
 
 __all__ = ["BEST", "LAST", "CheckpointError", "CheckpointRefused", "save_atomic", "load_checkpoint",
            "upgrade_rng_state"]
@@ -47,17 +54,23 @@ def save_atomic(path: Path, obj: dict) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
-def load_checkpoint(path: Union[str, Path], device: torch.device = torch.device("cpu")) -> dict:
-    """Read a checkpoint written by :func:`save_atomic`.
+def load_checkpoint(path: Union[str, Path], device: torch.device = torch.device("cpu"), *,
+                    assemble: bool = True) -> dict:
+    """Read a checkpoint written by :func:`save_atomic` (or, with a shard set, by
+    :func:`.shardset.commit`).
 
-    Only data is loaded (``weights_only=True``, see the module docstring).
+    Only data is loaded (``weights_only=True``, see the module docstring). A checkpoint with a
+    shard set has its tables assembled into the state when ``assemble`` (``(E, d)`` each, in
+    this process's memory); otherwise it keeps its references and ``state["shards"]`` is the
+    :class:`~.shardset.ShardSet` they are read from.
 
     Raises
     ------
     CheckpointRefused
         Naming the file and the global it asks for, when it needs more than data.
     CheckpointError
-        Naming the file, when it is truncated, unreadable or not a dgl-emu checkpoint.
+        Naming the file, when it is truncated, unreadable or not a dgl-emu checkpoint, or when
+        its shard set is incomplete or altered.
     """
     path = Path(path)
     try:
@@ -78,7 +91,15 @@ def load_checkpoint(path: Union[str, Path], device: torch.device = torch.device(
                               f"{str(e).splitlines()[0] if str(e) else 'truncated'})") from None
     if not isinstance(state, dict) or "model" not in state:
         raise CheckpointError(f"{path}: not a dgl-emu checkpoint (no model weights)")
-    return state
+    try:
+        shards = open_shard_set(path, state)
+        if shards is None:
+            return state
+        if not assemble:
+            return {**state, "shards": shards}
+        return resolve({k: v for k, v in state.items() if k != "shards"}, shards)
+    except ShardSetError as e:
+        raise CheckpointError(str(e)) from None
 
 
 def _refused_global(message: str) -> Optional[str]:

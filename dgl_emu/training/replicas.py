@@ -53,6 +53,8 @@ class Replicas:
 
     #: processes that train together
     world_size: int = 1
+    #: this process among them (``0 .. world_size - 1``)
+    rank: int = 0
 
     def rows(self, n: int) -> slice:
         """The rows of an ``n``-row part of a batch that this process scores."""

@@ -15,6 +15,7 @@ from ..utils import environment
 from .batching import BatchStrategy, FullGraphBatches
 from .callbacks import Callback
 from .checkpoint import BEST, LAST, load_checkpoint, save_atomic, upgrade_rng_state
+from .shardset import ShardedTables, commit, references, resolve, shard_folder, write_shard
 from .optim import OptimizerSchedule
 from .regimes import Regime
 from .replicas import Replicas
@@ -73,6 +74,9 @@ class Trainer:
         Steps between validations (and checkpoints).
     run_dir : path-like, optional
         Where checkpoints go; ``None`` keeps nothing on disk.
+    writes : bool
+        Whether this process writes the checkpoint files (with several processes, one does; the
+        others write only their shards of ``tables``).
     callbacks : sequence of Callback
         Hooks (logging, early stopping).
     progress : bool
@@ -81,8 +85,12 @@ class Trainer:
         Clip the gradients' total 2-norm to this before each step.
     replicas : Replicas, optional
         The processes this trainer trains with (:mod:`dgl_emu.training.replicas`; default: one
-        process). With several, only one of them writes: give the others ``run_dir=None`` and
-        no loggers.
+        process). With several, only one of them writes: give the others ``writes=False`` (or
+        ``run_dir=None``) and no loggers.
+    tables : ShardedTables, optional
+        Tables whose rows the processes hold in shards (sharded training): checkpoints are then
+        shard sets (:mod:`dgl_emu.training.shardset`), every process writing its own rows and
+        reading them back; ``None``: every table is whole in each process's checkpoint state.
     """
 
     def __init__(self, objective: Objective, regime: Regime, train_triples: Tensor, *,
@@ -92,7 +100,8 @@ class Trainer:
                  validate: Optional[Callable[[torch.nn.Module], float]] = None,
                  eval_every: Optional[int] = None, run_dir: Optional[Path] = None,
                  callbacks: Sequence[Callback] = (), progress: bool = True,
-                 max_grad_norm: Optional[float] = None, replicas: Optional[Replicas] = None):
+                 max_grad_norm: Optional[float] = None, replicas: Optional[Replicas] = None,
+                 writes: bool = True, tables: Optional[ShardedTables] = None):
         num_steps, batch_size = as_count(num_steps, "num_steps"), as_count(batch_size, "batch_size")
         if eval_every is not None:
             eval_every = as_count(eval_every, "eval_every")
@@ -108,6 +117,7 @@ class Trainer:
         self.batches.prepare(self.model.encoder)
         self.validate_fn, self.eval_every = validate, eval_every
         self.run_dir = Path(run_dir) if run_dir is not None else None
+        self.writes, self.tables = writes, tables
         self.callbacks = list(callbacks)
         self.progress = progress
         if max_grad_norm is not None and self.model.encoder.sparse_parameters():
@@ -247,9 +257,7 @@ class Trainer:
         self.validations.append({"step": self.step, "valid_mrr": metric})
         if improved:
             self.best_metric, self.best_step = metric, self.step
-            if self.run_dir is not None:
-                save_atomic(self.run_dir / BEST, {"model": self.model.state_dict(), "step": self.step,
-                                                   "valid_mrr": metric})
+            self.save_weights(metric)
         for cb in self.callbacks:
             cb.on_validation_end(self, metric, improved)
         return metric
@@ -273,12 +281,20 @@ class Trainer:
 
     def load_state_dict(self, state: dict) -> None:
         """Restore :meth:`state_dict` (also from dgl-emu 0.1 checkpoints); the optimiser is the
-        schedule's at the saved step (a fresh one when that step starts a new phase)."""
+        schedule's at the saved step (a fresh one when that step starts a new phase). A state
+        read with its shard set (``load_checkpoint(..., assemble=False)``) has its sharded
+        tables read by :attr:`tables`, each process its own rows, or assembled when this
+        trainer holds its tables whole."""
+        state = self._whole(state)
         self.step = state["step"]
         self.model.load_state_dict(state["model"])
         self.optimizer = self.build_optimizer(self.step)
+        loaded = [state["model"]]
         if self.schedule.phase(self.step) == self.schedule.phase(max(self.step - 1, 0)):
             self.optimizer.load_state_dict(state["optimizer"])  # else: a fresh optimiser starts here
+            loaded.append(state["optimizer"])
+        if state.get("shards") is not None:
+            self.tables.load(state["shards"], references(loaded))
         state = self.replicas.own_state(state)
         rng = upgrade_rng_state(state)
         self.generator.set_state(rng["trainer"])
@@ -297,18 +313,56 @@ class Trainer:
         """Atomically write ``run_dir/last.pt``; every process takes part (the replicas gather
         what each keeps of its own, when that differs between them)."""
         ranks = self.replicas.gather_state(self.own_state())
+        path = self._save(LAST, lambda: {**self.state_dict(), "ranks": ranks})
+        if path is not None:
+            for cb in self.callbacks:
+                cb.on_checkpoint(self)
+        return path
+
+    def save_weights(self, valid_mrr: Optional[float] = None) -> Optional[Path]:
+        """Atomically write ``run_dir/best.pt``: the model's weights at this step and their
+        validation MRR (every process takes part)."""
+        return self._save(BEST, lambda: {"model": self.model.state_dict(), "step": self.step, "valid_mrr": valid_mrr})
+
+    def _save(self, name: str, state: Callable[[], dict]) -> Optional[Path]:
+        """Write the checkpoint ``run_dir/name`` of ``state()``: one file by the writing process,
+        or with :attr:`tables`, each process's shards and then the rest (which refers to them)."""
         if self.run_dir is None:
             return None
-        path = self.run_dir / LAST
-        save_atomic(path, {**self.state_dict(), "ranks": ranks})
-        for cb in self.callbacks:
-            cb.on_checkpoint(self)
+        path = self.run_dir / name
+        if self.tables is None:
+            if not self.writes:
+                return None
+            save_atomic(path, state())
+            return path
+        with self.tables.excluded():
+            values = state()
+        record = write_shard(shard_folder(path, self.step), self.replicas.rank, self.tables, references(values))
+        records = self.replicas.gather(record)  # every shard is written
+        if not self.writes:
+            return None
+        commit(path, values, self.step, records, save_atomic)
         return path
+
+    def _whole(self, state: dict) -> dict:
+        """``state`` with its shard set assembled when this trainer holds its tables whole."""
+        if state.get("shards") is None or self.tables is not None:
+            return state
+        return resolve({k: v for k, v in state.items() if k != "shards"}, state["shards"])
+
+    def load_weights(self, path: Path) -> dict:
+        """Load the model weights of the checkpoint ``path`` (``best.pt``; its sharded tables each
+        process its own rows); returns the checkpoint's state (``step``, ``valid_mrr`` ...)."""
+        state = self._whole(load_checkpoint(path, self.device, assemble=self.tables is None))
+        self.model.load_state_dict(state["model"])
+        if state.get("shards") is not None:
+            self.tables.load(state["shards"], references(state["model"]))
+        return state
 
     def resume(self, path: Optional[Path] = None) -> bool:
         """Load ``last.pt`` (or ``path``) if it exists; returns whether it did."""
         path = Path(path) if path is not None else (self.run_dir / LAST if self.run_dir else None)
         if path is None or not path.exists():
             return False
-        self.load_state_dict(load_checkpoint(path, self.device))
+        self.load_state_dict(load_checkpoint(path, self.device, assemble=self.tables is None))
         return True

@@ -202,3 +202,40 @@ def test_the_gathered_table_scores_every_entity_as_the_one_process_model(target)
     assert got.shape == (4, E)
     torch.testing.assert_close(got, expected, rtol=0, atol=0)
     torch.testing.assert_close(sharded.score_hrt(reps, HRT), local.score_hrt(local.encode(), HRT), rtol=0, atol=0)
+
+
+def test_a_checkpoint_shard_set_holds_each_trainers_rows_and_assembles_to_the_gathered_table(tmp_path):
+    """Two trainers, each with its partition's store rows (``FakeBook``): inside ``excluded`` the
+    model's state refers to the table instead of gathering it; their shards, committed, read in
+    one process give the gathered table, and read back by each trainer into another store give
+    the same store rows."""
+    from dgl_emu.sharded.checkpoint import StoreTables
+    from dgl_emu.training.checkpoint import load_checkpoint, save_atomic
+    from dgl_emu.training.shardset import commit, reference, references, shard_folder, write_shard
+    interaction = DistMult(dim=DIM)
+    enc, store = _sharded(interaction)
+    model = KGEModel(enc, interaction)
+    trainers = [StoreTables(enc, torch.arange(*FakeBook.ranges[r]), r, r) for r in range(2)]
+    assert torch.equal(trainers[1].ids(), NEW_TO_ORIG[4:])
+    with trainers[0].excluded():
+        state = {"model": model.state_dict(), "step": 5}
+    assert state["model"]["encoder.entity"] == reference("entity") and not enc.references
+    assert torch.equal(state["model"]["encoder.relation"], enc.relation.detach())
+    path = tmp_path / "best.pt"
+    records = [write_shard(shard_folder(path, 5), r, t, references(state)) for r, t in enumerate(trainers)]
+    assert [r["rows"] for r in records] == [4, 3]
+    commit(path, state, 5, records, save_atomic)
+    whole = load_checkpoint(path)
+    assert torch.equal(whole["model"]["encoder.entity"], enc.entity_table())
+    assert torch.equal(whole["model"]["encoder.entity"], _lookup(interaction).entity.detach())
+    one = KGEModel(_lookup(interaction, seed=5), interaction)
+    one.load_state_dict(whole["model"])  # a one-process model takes it
+    assert torch.equal(one.encoder.entity.detach(), enc.entity_table())
+    other, other_store = _sharded(interaction, seed=SEED + 3)
+    assert not torch.equal(other_store._tensor.data, store._tensor.data)
+    read = load_checkpoint(path, assemble=False)
+    KGEModel(other, interaction).load_state_dict(read["model"])  # the reference is not written
+    assert not torch.equal(other_store._tensor.data, store._tensor.data)
+    for r in range(2):
+        StoreTables(other, torch.arange(*FakeBook.ranges[r]), r, r).load(read["shards"], ["entity"])
+    assert torch.equal(other_store._tensor.data, store._tensor.data)

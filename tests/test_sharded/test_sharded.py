@@ -345,40 +345,32 @@ def two_machines():
         _ip("link", "del", links[0])  # a pair left in this namespace by a failed setup (else a no-op)
 
 
-def test_two_machines_in_network_namespaces(two_machines, single, tmp_path):
-    """Two partitions (METIS) on two simulated machines, one server and one trainer each: every
-    machine runs ``dgl-emu run --machine-rank i`` in its own network namespace and with its own
-    ``/dev/shm`` (DGL's servers share their partitions with the trainers through shared memory,
-    by the graph's name). Rank 0's writes into machine 1's server (the initial table) must have
-    arrived before training; the test MRR lands within 0.02 of one process. Every socket either
-    machine listens on is bound to its own ``--ip-config`` address (the store, on machine 0's)."""
-    code, text = _cli(["partition", *DATA, "--num-parts", "2", "--method", "metis", "--output", tmp_path / "parts"])
-    assert code == 0, text
-    part_config = tmp_path / "parts" / ("umls.json" if UMLS else "synthetic.json")
-    ip = tmp_path / "ip_config.txt"
-    ip.write_text("".join(f"{addr} 30051\n" for _, _, addr in two_machines))
-    out = tmp_path / "run"
-    procs = []
+def run_two_machines(two_machines, part_config, ip, out, *extra, signal_on=(), timeout=300, watch=None):
+    """``dgl-emu run`` with ``extra`` options on both simulated machines (``--machine-rank i`` in
+    namespace ``i``, with its own ``/dev/shm``); ``DGL_EMU_TEST_SIGNAL`` set to ``signal_on[i]``
+    where given. ``watch(namespace)`` is called every half second while they run. Returns their
+    exit codes and outputs; every process is ended by its group's PID, whatever happens."""
+    procs, logs = [], [out.parent / f"{out.name}.machine{rank}.log" for rank in range(len(two_machines))]
     try:
         for rank, (name, link, _) in enumerate(two_machines):
-            inner = " ".join([sys.executable, "-m", "dgl_emu", "run", *map(str, DATA), *ARGS,
+            inner = " ".join([sys.executable, "-m", "dgl_emu", "run", *map(str, DATA), *ARGS, *map(str, extra),
                               "--part-config", str(part_config), "--ip-config", str(ip), "--num-trainers", "1",
                               "--machine-rank", str(rank), "--output", str(out)])
             command = ["ip", "netns", "exec", name, "unshare", "--mount", "--propagation", "private", "sh", "-c",
                        f"mount -t tmpfs tmpfs /dev/shm && exec {inner}"]
-            env = _env(GLOO_SOCKET_IFNAME=link, MASTER_PORT="29577")
+            hook = {"DGL_EMU_TEST_SIGNAL": signal_on[rank]} if rank < len(signal_on) and signal_on[rank] else {}
+            env = _env(GLOO_SOCKET_IFNAME=link, MASTER_PORT="29577", **hook)
             env.pop("MASTER_ADDR")  # the launcher takes the first machine of the ip_config
-            procs.append(subprocess.Popen(command, cwd=ROOT, env=env, stdout=open(tmp_path / f"log{rank}", "w"),
+            procs.append(subprocess.Popen(command, cwd=ROOT, env=env, stdout=open(logs[rank], "w"),
                                           stderr=subprocess.STDOUT, text=True, start_new_session=True))
-        sockets = {name: set() for name, _, _ in two_machines}
-        deadline = time.monotonic() + 300
+        deadline = time.monotonic() + timeout
         while any(p.poll() is None for p in procs) and time.monotonic() < deadline:
-            for name, _, _ in two_machines:  # every listening socket of the machine, seen from inside it
-                sockets[name] |= _listening_in(name)
+            for name, _, _ in two_machines:
+                if watch is not None:
+                    watch(name)
             time.sleep(0.5)
         for p in procs:
             p.wait(timeout=max(1.0, deadline - time.monotonic()))
-        texts = [(tmp_path / f"log{rank}").read_text() for rank in range(len(procs))]
     finally:
         for p in procs:
             try:
@@ -386,7 +378,32 @@ def test_two_machines_in_network_namespaces(two_machines, single, tmp_path):
             except ProcessLookupError:
                 pass
             p.wait(timeout=30)
-    assert [p.returncode for p in procs] == [0, 0], "\n".join(texts)
+    return [p.returncode for p in procs], [log.read_text() for log in logs]
+
+
+def partition_for_two_machines(two_machines, tmp_path):
+    """Two METIS partitions and the ip_config of the two namespaces' addresses."""
+    code, text = _cli(["partition", *DATA, "--num-parts", "2", "--method", "metis", "--output", tmp_path / "parts"])
+    assert code == 0, text
+    part_config = tmp_path / "parts" / ("umls.json" if UMLS else "synthetic.json")
+    ip = tmp_path / "ip_config.txt"
+    ip.write_text("".join(f"{addr} 30051\n" for _, _, addr in two_machines))
+    return part_config, ip
+
+
+def test_two_machines_in_network_namespaces(two_machines, single, tmp_path):
+    """Two partitions (METIS) on two simulated machines, one server and one trainer each: every
+    machine runs ``dgl-emu run --machine-rank i`` in its own network namespace and with its own
+    ``/dev/shm`` (DGL's servers share their partitions with the trainers through shared memory,
+    by the graph's name). Rank 0's writes into machine 1's server (the initial table) must have
+    arrived before training; the test MRR lands within 0.02 of one process. Every socket either
+    machine listens on is bound to its own ``--ip-config`` address (the store, on machine 0's)."""
+    part_config, ip = partition_for_two_machines(two_machines, tmp_path)
+    out = tmp_path / "run"
+    sockets = {name: set() for name, _, _ in two_machines}
+    codes, texts = run_two_machines(two_machines, part_config, ip, out,
+                                    watch=lambda name: sockets[name].update(_listening_in(name)))
+    assert codes == [0, 0], "\n".join(texts)
     for name, _, addr in two_machines:  # each machine binds its --ip-config address, nothing else
         assert sockets[name] and {ip for ip, _ in sockets[name]} == {addr}, (name, sockets[name])
     assert ("10.231.0.1", 29577) in sockets[two_machines[0][0]]   # the store, on the first machine
