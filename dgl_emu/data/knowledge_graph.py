@@ -43,6 +43,8 @@ class KnowledgeGraph:
     negatives : dict, optional
         Given evaluation negatives per split: ``{split: {Target: (N, n) entity ids}}`` (e.g.
         ogbl-wikikg2's 500 per query), used by sampled evaluation.
+    origin : str
+        Where the ids came from, when it matters to the user (``"read from the cache ..."``).
 
     Examples
     --------
@@ -63,6 +65,7 @@ class KnowledgeGraph:
     name: str = "kg"
     reports: Dict[str, SplitReport] = field(default_factory=dict)
     negatives: Dict[str, dict] = field(default_factory=dict)
+    origin: str = ""
 
     def __post_init__(self):
         if "train" not in self.splits:
