@@ -224,7 +224,7 @@ def verify(name: str, data_dir: Optional[PathLike] = None, *, cached: bool = Tru
         digest = verified_digest(path) if cached else sha256_of(path)
         accepted = accepted_digests(info.name, path.name, info.files[split][path.name])
         if not accepted:  # no registered checksum and never downloaded here: trust on first use
-            record(info.name, path.name, digest)
+            record(info.name, path.name, digest, how="first load", path=path.resolve())
             accepted = [digest]
         if digest not in accepted:
             raise ChecksumError(f"{path}: sha256 {digest} matches no registered checksum of "
