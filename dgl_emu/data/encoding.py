@@ -21,7 +21,7 @@ from .io import DataFormatError
 from .labels import LabelArray
 from .report import SplitReport, UnseenEntityPolicy
 
-__all__ = ["Encoded", "encode_labelled", "triple_keys", "count_unseen"]
+__all__ = ["Encoded", "encode_labelled", "triple_keys", "count_unseen", "split_reports"]
 
 log = logging.getLogger(__name__)
 
@@ -83,10 +83,34 @@ def count_unseen(t: np.ndarray, seen_entities: np.ndarray, seen_relations: np.nd
     return ~seen_entities[t[:, 0]] | ~seen_entities[t[:, 2]] | ~seen_relations[t[:, 1]]
 
 
-def _reports(splits: Dict[str, np.ndarray], files: Mapping[str, ColumnFile], E: int, R: int,
-             unseen: UnseenEntityPolicy, name: str) -> Tuple[Dict[str, np.ndarray], Dict[str, np.ndarray],
-                                                             Dict[str, SplitReport]]:
-    """Reports per split, and the kept triples with their rows in the file (``DROP`` removes some)."""
+def split_reports(splits: Dict[str, np.ndarray], headers: Mapping[str, Optional[tuple]], E: int, R: int,
+                  unseen: UnseenEntityPolicy, name: str) -> Tuple[Dict[str, np.ndarray], Dict[str, np.ndarray],
+                                                                  Dict[str, SplitReport]]:
+    """What loading found per split (:class:`SplitReport`: duplicates, unseen entities and triples,
+    triples also in training), and the kept triples with their rows in the file (``DROP`` removes
+    the valid/test triples with an entity or relation absent from training).
+
+    Parameters
+    ----------
+    splits : dict of str to numpy.ndarray
+        ``(N, 3)`` int64 id triples per split, ``"train"`` among them.
+    headers : mapping of str to tuple, optional
+        A skipped header line per split.
+    E, R : int
+        Numbers of entity and relation ids.
+    unseen : UnseenEntityPolicy
+        What to do with valid/test triples unseen in training.
+    name : str
+        For the duplicate warning.
+
+    Returns
+    -------
+    kept : dict of str to numpy.ndarray
+        ``(N', 3)`` triples kept per split.
+    rows : dict of str to numpy.ndarray
+        ``(N',)`` their rows in the split.
+    reports : dict of str to SplitReport
+    """
     train = splits["train"]
     seen_e = np.zeros(E, dtype=bool)
     seen_e[train[:, 0]] = True
@@ -96,7 +120,7 @@ def _reports(splits: Dict[str, np.ndarray], files: Mapping[str, ColumnFile], E: 
     train_keys = triple_keys(train, E, R)
     kept, rows, reports = {}, {}, {}
     for split, t in splits.items():
-        header = files[split].header
+        header = headers.get(split)
         rep = SplitReport(triples=len(t), header=list(header) if header else None)
         keys = train_keys if split == "train" else triple_keys(t, E, R)
         rep.duplicates = len(t) - len(np.unique(keys))
@@ -172,7 +196,8 @@ def encode_labelled(files: Mapping[str, ColumnFile], *, unseen: UnseenEntityPoli
     rel_labels, rel_codes = _sorted_codes([files[s].table.column("relation") for s in splits])
     ids = {s: np.stack([ent_codes[2 * i], rel_codes[i], ent_codes[2 * i + 1]], 1) for i, s in enumerate(splits)}
     del ent_codes, rel_codes
-    kept, rows, reports = _reports(ids, files, len(ent_labels), len(rel_labels), unseen, name)
+    kept, rows, reports = split_reports(ids, {s: f.header for s, f in files.items()}, len(ent_labels),
+                                        len(rel_labels), unseen, name)
     del ids
     maps = []
     for labels, given, cols, what in ((ent_labels, entities, (0, 2), "entity"), (rel_labels, relations, (1,), "relation")):

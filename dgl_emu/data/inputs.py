@@ -26,11 +26,11 @@ import torch
 
 from ..registry import Registry
 from .columnar import read_dictionary, read_triple_columns
-from .encoding import count_unseen, encode_labelled, triple_keys
+from .encoding import split_reports
 from .generated import RangeLabels
 from .io import DataFormatError
 from .knowledge_graph import SPLITS, KnowledgeGraph
-from .report import SplitReport, UnseenEntityPolicy
+from .report import UnseenEntityPolicy
 
 __all__ = ["InputFiles", "InputFormat", "INPUT_FORMATS", "LabelledTriples", "IdTriples", "IdArrays", "load_input",
            "read_id_array"]
@@ -134,26 +134,9 @@ def _ids_kg(splits: Dict[str, Tuple[np.ndarray, str, Optional[tuple], int]], fil
             i = int(np.flatnonzero(bad)[0])
             where = f"{source}:{first + i}" if first else f"{source}: row {i}"
             raise DataFormatError(f"{where}: id out of range (E={E}, R={R}): {t[i].tolist()}")
-    train = splits["train"][0]
-    seen_e = np.zeros(E, dtype=bool)
-    seen_e[train[:, 0]] = True
-    seen_e[train[:, 2]] = True
-    seen_r = np.zeros(R, dtype=bool)
-    seen_r[train[:, 1]] = True
-    train_keys = triple_keys(train, E, R)
-    out, reports = {}, {}
-    for split, (t, _, header, _) in splits.items():
-        rep = SplitReport(triples=len(t), header=list(header) if header else None)
-        keys = train_keys if split == "train" else triple_keys(t, E, R)
-        rep.duplicates = len(t) - len(np.unique(keys))
-        if split != "train":
-            rep.unseen_entities = int((~seen_e[np.unique(np.concatenate([t[:, 0], t[:, 2]]))]).sum())
-            bad = count_unseen(t, seen_e, seen_r)
-            rep.unseen_triples = int(bad.sum())
-            rep.in_train = int(np.isin(keys, train_keys).sum())
-            if unseen is UnseenEntityPolicy.DROP and rep.unseen_triples:
-                t, rep.dropped = t[~bad], rep.unseen_triples
-        out[split], reports[split] = torch.from_numpy(np.ascontiguousarray(t, dtype=np.int64)), rep
+    kept, _, reports = split_reports({s: v[0] for s, v in splits.items()}, {s: v[2] for s, v in splits.items()},
+                                     E, R, unseen, name)
+    out = {s: torch.from_numpy(np.ascontiguousarray(t, dtype=np.int64)) for s, t in kept.items()}
     return KnowledgeGraph(ents, rels, out, name=name, reports=reports)
 
 
