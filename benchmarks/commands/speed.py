@@ -5,6 +5,7 @@ as its last line and saves it under benchmarks/results/ (atomically)::
     python -m benchmarks speed train-step --data-dir ../shared/datasets
     python -m benchmarks speed sans --data-dir ../shared/datasets
     python -m benchmarks speed scale --data-dir ../shared/datasets
+    python -m benchmarks speed ingest --triples 10000000 --entities 5000000
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from dgl_emu.typing import Target
 from dgl_emu.utils import tune_cpu_allocator
 
 from ..speedlib.command import scale
+from ..speedlib.ingest_command import ingest
 from ..speedlib.report import emit, ratio, secs
 
 __all__ = ["speed"]
@@ -396,3 +398,4 @@ def sans(dataset, data_dir, k, walks, baseline_entities, save):
 
 
 speed.add_command(scale)
+speed.add_command(ingest)

@@ -78,6 +78,19 @@ def triple_keys(t: np.ndarray, num_entities: int, num_relations: int) -> np.ndar
     return np.ascontiguousarray(t, dtype=np.int64).view(np.dtype((np.void, 24))).ravel()
 
 
+def _distinct_sorted(keys: np.ndarray) -> int:
+    """Distinct values of a sorted array."""
+    return int(len(keys) > 0) + int(np.count_nonzero(keys[1:] != keys[:-1]))
+
+
+def _found_sorted(haystack: np.ndarray, needles: np.ndarray) -> int:
+    """How many of ``needles`` (with repeats) occur in the sorted ``haystack``."""
+    if not len(haystack) or not len(needles):
+        return 0
+    pos = np.minimum(np.searchsorted(haystack, needles), len(haystack) - 1)
+    return int(np.count_nonzero(haystack[pos] == needles))
+
+
 def count_unseen(t: np.ndarray, seen_entities: np.ndarray, seen_relations: np.ndarray) -> np.ndarray:
     """``(N,)`` bool: rows of ``(N, 3)`` id triples with an entity or relation not ``seen``."""
     return ~seen_entities[t[:, 0]] | ~seen_entities[t[:, 2]] | ~seen_relations[t[:, 1]]
@@ -117,20 +130,22 @@ def split_reports(splits: Dict[str, np.ndarray], headers: Mapping[str, Optional[
     seen_e[train[:, 2]] = True
     seen_r = np.zeros(R, dtype=bool)
     seen_r[train[:, 1]] = True
-    train_keys = triple_keys(train, E, R)
+    train_keys = np.sort(triple_keys(train, E, R))  # sorted once: distinct counts and look-ups by bisection
     kept, rows, reports = {}, {}, {}
     for split, t in splits.items():
         header = headers.get(split)
         rep = SplitReport(triples=len(t), header=list(header) if header else None)
-        keys = train_keys if split == "train" else triple_keys(t, E, R)
-        rep.duplicates = len(t) - len(np.unique(keys))
+        keys = train_keys if split == "train" else np.sort(triple_keys(t, E, R))
+        rep.duplicates = len(t) - _distinct_sorted(keys)
         row = np.arange(len(t))
         if split != "train":
-            ents = np.unique(np.concatenate([t[:, 0], t[:, 2]]))
-            rep.unseen_entities = int((~seen_e[ents]).sum())
+            ents = np.zeros(E, dtype=bool)
+            ents[t[:, 0]] = True
+            ents[t[:, 2]] = True
+            rep.unseen_entities = int((ents & ~seen_e).sum())
             bad = count_unseen(t, seen_e, seen_r)
             rep.unseen_triples = int(bad.sum())
-            rep.in_train = int(np.isin(keys, train_keys).sum())
+            rep.in_train = _found_sorted(train_keys, keys)
             if unseen is UnseenEntityPolicy.DROP and rep.unseen_triples:
                 t, row = t[~bad], row[~bad]
                 rep.dropped = rep.unseen_triples
