@@ -1,16 +1,21 @@
 """``dgl-emu datasets``: the registry of benchmarks, their files, downloads and checksums."""
 from __future__ import annotations
 
+import io
 import json
 import os
 from pathlib import Path
 
 import click
+import numpy as np
 
 from ..data.datasets import (DATASETS, SYNTHETIC, ChecksumError, DatasetNotFoundError, data_root, is_present,
                              verify as check)
+from ..data import SPLITS, generate_large_kg
+from ..data.cache import cache_root, entries, remove_entry
 from ..data.checksums import DIGESTS, RECORDS, UNVERIFIED, cache_dir, forget as forget_records, records
 from ..data.download import download as fetch
+from ..utils import atomic_write_bytes
 
 __all__ = ["datasets"]
 
@@ -145,12 +150,6 @@ def generate(out, entities, triples, relations, seed):
     """Write a generated graph (Zipf-skewed degrees, as 'speed scale') as id arrays: OUT/train.npy,
     valid.npy and test.npy, each (N, 3) int64 (head, relation, tail). No labels are written; train it
     with the command printed (or directly: dgl-emu run --dataset generated --set data.entities=E)."""
-    import io  # start-up cost: only this command writes arrays
-
-    import numpy as np  # start-up cost, as above
-
-    from ..data import SPLITS, generate_large_kg
-    from ..utils import atomic_write_bytes
     folder = Path(out)
     taken = [folder / f"{s}.npy" for s in SPLITS if os.path.lexists(folder / f"{s}.npy")]
     if taken:
@@ -175,7 +174,6 @@ def generate(out, entities, triples, relations, seed):
 def cache_cmd(clear):
     """The binary cache of parsed datasets ($DGL_EMU_CACHE, else the user cache): its entries, their
     size and whether the files they were parsed from are unchanged."""
-    from ..data.cache import cache_root, entries, remove_entry
     root = cache_root()
     click.echo(f"cache: {root}")
     for entry in entries(root):
