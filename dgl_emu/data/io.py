@@ -8,6 +8,10 @@ two entities, or one, depending on the reader); blank lines are rejected. The fi
 triple file may be a header of the names in :data:`HEADER_NAMES` (``head relation tail``, ...),
 which is recognised, skipped and reported. Every reader reports a violation with the file and the
 1-based line number.
+
+These line-by-line readers are the reference: dgl-emu reads files with the columnar readers of
+:mod:`dgl_emu.data.columnar` (pyarrow), which must give the same ids (a test holds it) and call
+:func:`check_triple_file` or :func:`read_dict_file` to name the line of a file they refuse.
 """
 from __future__ import annotations
 
