@@ -77,7 +77,7 @@ def measure(what: str, directory: Path, cache: Path) -> dict:
     kg, total, timing = _load(directory, cache)
     now, peak = rss_gb()
     arrays = sum(t.numel() * t.element_size() for t in kg.splits.values()) / 2 ** 30
-    out = {"measurement": what, "seconds": total, "origin": kg.origin.split(" /")[0].split(" in ")[0],
+    out = {"measurement": what, "seconds": total, "origin": kg.origin.split(" /")[0].removesuffix(" in"),
            "entities": kg.num_entities, "triples": {s: len(t) for s, t in kg.splits.items()},
            "rss_after_imports_gb": round(base, 3), "rss_after_gb": round(now, 3), "peak_rss_gb": round(peak, 3),
            "arrays_gb": round(arrays, 3), "peak_above_imports_and_arrays_gb": round(peak - base - arrays, 3)}
