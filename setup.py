@@ -23,7 +23,7 @@ setup(
         "tqdm",
         "matplotlib",
         "optuna>=4.0",  # dgl-emu tune (its studies are SQLite files: SQLAlchemy comes with it)
-        "pyarrow",  # Parquet exports (dgl-emu export --format parquet)
+        "pyarrow",  # reading triple files (multi-threaded CSV), the parsed-data cache, Parquet exports
         "psutil",  # launchers (network interfaces), lock holders, available memory
     ],
     extras_require={

@@ -27,3 +27,12 @@ def shared_datasets() -> Path:
 def require_dataset():
     """``require_dataset(name) -> Path`` of ``shared/datasets/name``; skips the test when absent."""
     return require_shared_dataset
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_parsed_cache(tmp_path_factory):
+    """Parsed datasets are cached in a temporary folder, never in the user's cache (subprocesses inherit it)."""
+    patch = pytest.MonkeyPatch()
+    patch.setenv("DGL_EMU_CACHE", str(tmp_path_factory.mktemp("parsed-cache")))
+    yield
+    patch.undo()

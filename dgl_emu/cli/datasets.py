@@ -1,13 +1,21 @@
 """``dgl-emu datasets``: the registry of benchmarks, their files, downloads and checksums."""
 from __future__ import annotations
 
+import io
 import json
+import os
+from pathlib import Path
 
 import click
+import numpy as np
 
 from ..data.datasets import (DATASETS, SYNTHETIC, ChecksumError, DatasetNotFoundError, data_root, is_present,
                              verify as check)
+from ..data import SPLITS, generate_large_kg
+from ..data.cache import cache_root, entries, remove_entry
+from ..data.checksums import DIGESTS, RECORDS, UNVERIFIED, cache_dir, forget as forget_records, records
 from ..data.download import download as fetch
+from ..utils import atomic_write_bytes
 
 __all__ = ["datasets"]
 
@@ -87,4 +95,93 @@ def verify(ctx, name):
         files = check(d.name, ctx.obj["data_dir"], cached=False)
     except (ChecksumError, DatasetNotFoundError) as e:
         raise click.ClickException(str(e)) from None
-    click.echo(f"{d.name}: {', '.join(files.values())} OK")
+    for split, fname in files.items():
+        if d.files[split][fname]:
+            click.echo(f"{d.name}/{fname}: OK (registered sha256)")
+        else:
+            entry = records().get(f"{d.name}/{fname}", {})
+            click.echo(f"{d.name}/{fname}: OK against the checksum recorded at its {entry.get('how', 'first use')} "
+                       f"({entry.get('recorded') or 'time unknown'}): {UNVERIFIED}, no registered checksum vouches "
+                       f"for it")
+
+
+@datasets.command()
+def checksums():
+    """List the checksums: registered ones, and those recorded at first use (unverified)."""
+    rec = records()
+    click.echo(f"records: {cache_dir() / RECORDS}")
+    click.echo(f"digest cache: {cache_dir() / DIGESTS}")
+    for name in DATASETS.names():
+        d = DATASETS.get(name)
+        for split, files in d.files.items():
+            for fname, sums in files.items():
+                key = f"{d.name}/{fname}"
+                if sums:
+                    line = f"registered  {sums[0][:16]}"
+                elif key in rec:
+                    e = rec[key]
+                    line = (f"{e['status']:10s}  {e['sha256'][:16]}  recorded at {e.get('how', 'first use')} "
+                            f"{e.get('recorded') or ''} from {e.get('path') or '?'}")
+                else:
+                    line = "none yet    (recorded at the first download or load)"
+                click.echo(f"{key:52s} {line}")
+
+
+@datasets.command()
+@click.argument("name")
+def forget(name):
+    """Forget the checksums recorded for NAME, so its next download or load records them anew."""
+    d = _dataset_info(name)
+    gone = forget_records(d.name)
+    if not gone:
+        click.echo(f"{d.name}: no recorded checksum ({d.checksums})")
+        return
+    for key in gone:
+        click.echo(f"forgot {key}")
+
+
+@datasets.command()
+@click.argument("out", type=click.Path(file_okay=False))
+@click.option("--entities", type=click.IntRange(min=2), required=True, help="Entities E.")
+@click.option("--triples", type=click.IntRange(min=1), default=None, help="Training triples (default 2E).")
+@click.option("--relations", type=click.IntRange(min=1), default=200, show_default=True, help="Relations R.")
+@click.option("--seed", type=int, default=0, show_default=True)
+def generate(out, entities, triples, relations, seed):
+    """Write a generated graph (Zipf-skewed degrees, as 'speed scale') as id arrays: OUT/train.npy,
+    valid.npy and test.npy, each (N, 3) int64 (head, relation, tail). No labels are written; train it
+    with the command printed (or directly: dgl-emu run --dataset generated --set data.entities=E)."""
+    folder = Path(out)
+    taken = [folder / f"{s}.npy" for s in SPLITS if os.path.lexists(folder / f"{s}.npy")]
+    if taken:
+        raise click.ClickException(f"{taken[0]} exists; nothing is overwritten: choose another folder")
+    kg = generate_large_kg(entities, triples or 2 * entities, relations, seed=seed, name="generated")
+    try:
+        for split, t in kg.splits.items():
+            buf = io.BytesIO()
+            np.save(buf, t.numpy())
+            atomic_write_bytes(folder / f"{split}.npy", buf.getvalue())
+    except OSError as e:
+        raise click.ClickException(f"{e.filename}: could not be written ({e.strerror})") from None
+    stats = kg.statistics()
+    click.echo(f"wrote {folder}/train.npy ({stats['train']} triples), valid.npy ({stats['valid']}), "
+               f"test.npy ({stats['test']}): E={entities}, R={relations}, seed {seed}")
+    click.echo(f"train it: dgl-emu run --input-format arrays --train {folder}/train.npy --valid {folder}/valid.npy "
+               f"--test {folder}/test.npy --set data.entities={entities} --set data.relations={relations}")
+
+
+@datasets.command("cache")
+@click.option("--clear", is_flag=True, help="Remove the entries (only those dgl-emu wrote).")
+def cache_cmd(clear):
+    """The binary cache of parsed datasets ($DGL_EMU_CACHE, else the user cache): its entries, their
+    size and whether the files they were parsed from are unchanged."""
+    root = cache_root()
+    click.echo(f"cache: {root}")
+    for entry in entries(root):
+        files = entry.meta.get("files", {})
+        where = files.get("train", next(iter(files.values()), {})).get("path", "?")
+        if clear:
+            gone = remove_entry(entry.path)
+            click.echo(f"{'removed' if gone else 'kept (holds other files)'} {entry.path.name}  {where}")
+            continue
+        click.echo(f"{entry.path.name}  {entry.bytes / 2 ** 20:9.1f} MiB  "
+                   f"{'current' if entry.current() else 'stale  '}  {entry.meta.get('format')}  {where}")

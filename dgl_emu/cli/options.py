@@ -10,6 +10,7 @@ import yaml
 
 from ..config import ALIASES, COMPONENTS, PLAIN, TOP_LEVEL, ConfigError
 from ..config.aliases import EMU_SWITCH
+from ..data.inputs import INPUT_FORMATS
 from ..nn.encoders import COMPOSITIONS
 from ..registry import Registry
 
@@ -61,8 +62,10 @@ def _click_type(path: str):
         return hint
     if hint is str and path in ("data.data_dir", "output"):
         return click.Path(file_okay=False)
-    if hint is str and path in ("data.train", "data.valid", "data.test"):
+    if hint is str and path in ("data.train", "data.valid", "data.test", "data.entity_dict", "data.relation_dict"):
         return click.Path(dir_okay=False)
+    if path == "data.format":
+        return click.Choice(INPUT_FORMATS.names(), case_sensitive=False)
     return str
 
 

@@ -41,11 +41,15 @@ class Alias:
 
 #: alias -> :class:`Alias`, in the order of ``dgl-emu run --help``
 ALIASES: Dict[str, Alias] = {
-    "dataset": Alias("data.dataset", "Registered dataset or 'synthetic' (generated, no files)."),
+    "dataset": Alias("data.dataset", "Registered dataset, 'synthetic' (small, generated) or 'generated' (large, --set data.entities=N)."),
     "data_dir": Alias("data.data_dir", "Root folder holding NAME/ dataset folders."),
-    "train": Alias("data.train", "Labelled TSV training file (instead of --dataset)."),
-    "valid": Alias("data.valid", "Labelled TSV validation file."),
-    "test": Alias("data.test", "Labelled TSV test file."),
+    "train": Alias("data.train", "Training triples file (instead of --dataset), in --input-format."),
+    "valid": Alias("data.valid", "Validation triples file."),
+    "test": Alias("data.test", "Test triples file."),
+    "input_format": Alias("data.format", "Layout of --train/--valid/--test: labels (TSV), ids (TSV, DGL-KE udd) or arrays (.npy/.npz)."),
+    "entity_dict": Alias("data.entity_dict", "id<TAB>label file of the entities (RotatE entities.dict, DGL-KE entities.tsv)."),
+    "relation_dict": Alias("data.relation_dict", "id<TAB>label file of the relations."),
+    "data_cache": Alias("data.cache", "Keep parsed files in the binary cache ($DGL_EMU_CACHE) and read them from it."),
     "drop_unseen": Alias("data.drop_unseen", "Drop valid/test triples with entities unseen in training (default: keep)."),
     "model": Alias("model.name", "Interaction (decoder); default rotate, or distmult with a GNN encoder."),
     "dim": Alias("model.dim", "Embedding dimension d (complex models: 2d reals)."),

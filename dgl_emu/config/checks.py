@@ -177,12 +177,50 @@ def _check_regime(cfg: "RunConfig") -> None:
 
 
 def _check_dataset(cfg: "RunConfig") -> None:
-    from ..data.datasets import DATASETS, SYNTHETIC  # start-up cost: the configuration imports no torch
-    name = cfg.data.dataset
-    if cfg.data.train is None and name.lower() != SYNTHETIC and name not in DATASETS:
-        names = [SYNTHETIC] + DATASETS.names()
+    from ..data.datasets import DATASETS, GENERATED, SYNTHETIC  # start-up cost: the configuration imports no torch
+    name, data = cfg.data.dataset, cfg.plain["data"]
+    if cfg.data.train is None and name.lower() not in (SYNTHETIC, GENERATED) and name not in DATASETS:
+        names = [SYNTHETIC, GENERATED] + DATASETS.names()
         raise ConfigError(f"data.dataset: {name!r} is not one of: {', '.join(names)}"
                           f"{did_you_mean(name, names)}", "data.dataset")
+    for key in ("entities", "relations", "triples"):
+        if data[key] is not None and data[key] < 1:
+            raise ConfigError(f"data.{key}: must be a positive count, got {data[key]}", f"data.{key}")
+    if cfg.data.train is None:
+        for key in ("entity_dict", "relation_dict"):
+            if data[key] is not None:
+                raise ConfigError(f"data.{key}: an id map of custom files, given without data.train", f"data.{key}")
+        if name.lower() == GENERATED:
+            if data["entities"] is None or data["entities"] < 2:
+                raise ConfigError("data.entities: the generated graph needs its number of entities (at least 2), "
+                                  "e.g. --set data.entities=5000000", "data.entities")
+        else:
+            for key in ("entities", "relations", "triples"):
+                if data[key] is not None:
+                    raise ConfigError(f"data.{key}: a count for the generated graph or for id files without "
+                                      f"dictionaries; dataset {name!r} has its own", f"data.{key}")
+        return
+    from ..data.columnar import COLUMN_ORDERS  # start-up cost, as above
+    from ..data.inputs import INPUT_FORMATS  # start-up cost, as above
+    if data["format"] not in INPUT_FORMATS:
+        raise ConfigError(f"data.format: {data['format']!r} is not one of: {', '.join(INPUT_FORMATS.names())}"
+                          f"{did_you_mean(data['format'], INPUT_FORMATS.names())}", "data.format")
+    if data["columns"] not in COLUMN_ORDERS:
+        raise ConfigError(f"data.columns: the order of the fields, one of {', '.join(COLUMN_ORDERS)}; got "
+                          f"{data['columns']!r}", "data.columns")
+    fmt = INPUT_FORMATS.canonical(data["format"])
+    if fmt != "labels":
+        for what, key, count in (("entity", "entity_dict", "entities"), ("relation", "relation_dict", "relations")):
+            if data[key] is None and data[count] is None:
+                raise ConfigError(f"data.{count}: input format {fmt} holds no labels: give the {what} dictionary "
+                                  f"(--{key.replace('_', '-')}) or the number of {what} ids (--set data.{count}=N)",
+                                  f"data.{count}")
+    elif data["entities"] is not None or data["relations"] is not None:
+        key = "entities" if data["entities"] is not None else "relations"
+        raise ConfigError(f"data.{key}: labelled triples count their own labels (to keep labels that occur in no "
+                          f"triple, give --entity-dict / --relation-dict)", f"data.{key}")
+    if data["triples"] is not None:
+        raise ConfigError("data.triples: the size of the generated graph (--dataset generated)", "data.triples")
 
 
 def _dry_build(cfg: "RunConfig") -> None:

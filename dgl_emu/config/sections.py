@@ -139,7 +139,11 @@ COMPONENTS: Dict[str, ComponentSpec] = {s.section: s for s in (
 PLAIN: Dict[str, Dict[str, tuple]] = {
     "data": {"dataset": (str, "synthetic"), "data_dir": (Optional[str], None),
              "train": (Optional[str], None), "valid": (Optional[str], None),
-             "test": (Optional[str], None), "drop_unseen": (bool, False)},
+             "test": (Optional[str], None), "drop_unseen": (bool, False),
+             "format": (str, "labels"), "entity_dict": (Optional[str], None),
+             "relation_dict": (Optional[str], None), "columns": (str, "hrt"),
+             "entities": (Optional[int], None), "relations": (Optional[int], None),
+             "triples": (Optional[int], None), "cache": (bool, True)},
     "training": {"steps": (int, 1500), "batch_size": (int, 256), "eval_every": (int, 500),
                  "patience": (Optional[int], None), "eval_batch_size": (int, 512),
                  "fanouts": (Optional[List[int]], None)},

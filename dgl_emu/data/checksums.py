@@ -11,20 +11,35 @@ Registered datasets carry the sha256 of their files. For the large ones whose fi
 hashed when they were registered (no download was possible), the registry lists none: the
 digest of the first download (or the first load) is *recorded* in the user cache and every later
 load is verified against it (trust on first use; ``dgl-emu datasets`` says which kind each
-dataset has).
+dataset has). Such a record is marked ``unverified``: nothing vouched for the first copy, so a
+fabricated or partial first copy would be recorded as well. ``dgl-emu datasets checksums`` lists
+the records (with the file and time they were taken from), ``dgl-emu datasets forget NAME``
+removes them so that the next download or load records the files anew.
+
+Where they are kept (both JSON, written atomically):
+
+* ``$XDG_CACHE_HOME/dgl-emu/recorded-sha256.json``: the records, ``"NAME/FILE": {"sha256",
+  "status": "unverified", "how", "path", "recorded"}`` (:func:`records`);
+* ``$XDG_CACHE_HOME/dgl-emu/sha256.json``: the digest cache by file identity (a shortcut only).
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import time
 from pathlib import Path
 from typing import Dict, List, Optional
 
 from ..utils import atomic_write_bytes
 
 __all__ = ["sha256_of", "verified_digest", "recorded", "record", "accepted_digests", "cache_dir",
-           "atomic_write"]
+           "atomic_write", "records", "forget", "RECORDS", "DIGESTS", "UNVERIFIED"]
+
+#: file names of the records and of the digest cache in :func:`cache_dir`
+RECORDS, DIGESTS = "recorded-sha256.json", "sha256.json"
+#: the status of every record: no registered checksum vouched for the first copy
+UNVERIFIED = "unverified"
 
 
 def cache_dir() -> Path:
@@ -84,7 +99,7 @@ def verified_digest(path: Path) -> str:
     """
     path = Path(path).resolve()
     key = _identity(path)
-    cache_file = cache_dir() / "sha256.json"
+    cache_file = cache_dir() / DIGESTS
     cache = _read(cache_file)
     if key in cache:
         return cache[key]
@@ -97,17 +112,42 @@ def verified_digest(path: Path) -> str:
     return digest
 
 
+def records() -> Dict[str, dict]:
+    """Every recorded checksum, ``{"NAME/FILE": {"sha256", "status", "how", "path", "recorded"}}``
+    (a record of an older dgl-emu, a bare digest, reads as ``{"sha256": digest, "status": "unverified"}``)."""
+    out = {}
+    for key, value in _read(cache_dir() / RECORDS).items():
+        entry = value if isinstance(value, dict) else {"sha256": value}
+        if isinstance(entry.get("sha256"), str):
+            out[key] = {"status": UNVERIFIED, **entry}
+    return out
+
+
 def recorded(dataset: str, fname: str) -> Optional[str]:
     """The digest recorded at the first download (or load) of ``dataset/fname``, if any."""
-    return _read(cache_dir() / "recorded-sha256.json").get(f"{dataset}/{fname}")
+    entry = records().get(f"{dataset}/{fname}")
+    return entry["sha256"] if entry else None
 
 
-def record(dataset: str, fname: str, digest: str) -> None:
-    """Record ``digest`` as the checksum of ``dataset/fname`` from now on."""
-    path = cache_dir() / "recorded-sha256.json"
-    data = _read(path)
-    data[f"{dataset}/{fname}"] = digest
-    _write(path, data)
+def record(dataset: str, fname: str, digest: str, *, how: str = "first load", path: Optional[Path] = None) -> None:
+    """Record ``digest`` as the checksum of ``dataset/fname`` from now on, marked :data:`UNVERIFIED`
+    (``how``: ``"first download"`` or ``"first load"``; ``path``: the copy it was taken from)."""
+    file = cache_dir() / RECORDS
+    data = _read(file)
+    data[f"{dataset}/{fname}"] = {"sha256": digest, "status": UNVERIFIED, "how": how,
+                                  "path": str(path) if path is not None else None,
+                                  "recorded": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    _write(file, data)
+
+
+def forget(dataset: str) -> List[str]:
+    """Remove the recorded checksums of ``dataset``; returns the ``NAME/FILE`` keys removed."""
+    file = cache_dir() / RECORDS
+    data = _read(file)
+    gone = sorted(k for k in data if k.split("/", 1)[0] == dataset)
+    if gone:
+        _write(file, {k: v for k, v in data.items() if k not in gone})
+    return gone
 
 
 def accepted_digests(dataset: str, fname: str, registered: List[str]) -> List[str]:

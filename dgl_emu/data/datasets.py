@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 from ..registry import Registry
+from .cache import cached_load
 from .checksums import accepted_digests, record, sha256_of, verified_digest
 from .formats import FORMATS
 from .generated import generate_cyclic_kg
@@ -21,9 +22,11 @@ from .io import PathLike
 from .knowledge_graph import KnowledgeGraph, UnseenEntityPolicy
 
 __all__ = ["DatasetInfo", "DATASETS", "SYNTHETIC", "data_root", "dataset_dir", "dataset_files", "load_dataset",
-           "verify", "DatasetNotFoundError", "ChecksumError", "is_present"]
+           "verify", "DatasetNotFoundError", "ChecksumError", "is_present", "GENERATED"]
 
 SYNTHETIC = "synthetic"
+#: the name of the large generated graph (:func:`~dgl_emu.data.generate_large_kg`; sizes from ``data.*``)
+GENERATED = "generated"
 
 
 class DatasetNotFoundError(FileNotFoundError):
@@ -154,7 +157,7 @@ def is_present(name: str, data_dir: Optional[PathLike] = None) -> bool:
 
 def load_dataset(name: str, data_dir: Optional[PathLike] = None, *,
                  unseen: UnseenEntityPolicy = UnseenEntityPolicy.KEEP,
-                 check: bool = True, seed: int = 0) -> KnowledgeGraph:
+                 check: bool = True, seed: int = 0, cache: bool = False) -> KnowledgeGraph:
     """Load a registered dataset, or ``"synthetic"`` (generated from ``seed``, no files).
 
     Parameters
@@ -173,6 +176,9 @@ def load_dataset(name: str, data_dir: Optional[PathLike] = None, *,
         :meth:`KnowledgeGraph.from_files` instead.
     seed : int
         Seed of the synthetic graph.
+    cache : bool
+        Read the parsed ids from the binary cache (:mod:`~dgl_emu.data.cache`) when the files are
+        unchanged, and keep them there after parsing (labelled formats).
 
     Examples
     --------
@@ -186,7 +192,13 @@ def load_dataset(name: str, data_dir: Optional[PathLike] = None, *,
     if check:
         verify(name, data_dir)
     files = {s: _present_file(info, directory, s) for s in info.files}
-    return FORMATS.get(info.format)(info, directory, files, unseen)
+
+    def parse() -> KnowledgeGraph:
+        return FORMATS.get(info.format)(info, directory, files, unseen)
+
+    if cache and info.format == "tsv":
+        return cached_load(f"dataset:{info.name}", {"unseen": unseen.value}, files, parse, name=info.name)
+    return parse()
 
 
 def verify(name: str, data_dir: Optional[PathLike] = None, *, cached: bool = True) -> Dict[str, str]:
@@ -212,7 +224,7 @@ def verify(name: str, data_dir: Optional[PathLike] = None, *, cached: bool = Tru
         digest = verified_digest(path) if cached else sha256_of(path)
         accepted = accepted_digests(info.name, path.name, info.files[split][path.name])
         if not accepted:  # no registered checksum and never downloaded here: trust on first use
-            record(info.name, path.name, digest)
+            record(info.name, path.name, digest, how="first load", path=path.resolve())
             accepted = [digest]
         if digest not in accepted:
             raise ChecksumError(f"{path}: sha256 {digest} matches no registered checksum of "

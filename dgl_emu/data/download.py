@@ -126,5 +126,5 @@ def download(name: str, data_dir: Optional[PathLike] = None, *, mirror: Optional
     for fname, data in blobs.items():
         atomic_write(directory / fname, data)
     for fname, digest in new.items():  # trust on first use: later loads are checked against these
-        record(info.name, fname, digest)
+        record(info.name, fname, digest, how="first download", path=directory / fname)
     return directory

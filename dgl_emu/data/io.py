@@ -8,16 +8,22 @@ two entities, or one, depending on the reader); blank lines are rejected. The fi
 triple file may be a header of the names in :data:`HEADER_NAMES` (``head relation tail``, ...),
 which is recognised, skipped and reported. Every reader reports a violation with the file and the
 1-based line number.
+
+These line-by-line readers are the reference: dgl-emu reads files with the columnar readers of
+:mod:`dgl_emu.data.columnar` (pyarrow), which must give the same ids (a test holds it) and call
+:func:`check_triple_file` or :func:`read_dict_file` to name the line of a file they refuse.
 """
 from __future__ import annotations
 
 import gzip
+import io
 import os
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple, Union
+from typing import Dict, Iterator, List, Optional, Tuple, Union
 
 __all__ = ["DataFormatError", "read_labeled_triples", "read_dict_file", "read_id_triples", "resolve_split_file",
-           "PathLike", "Triples", "HEADER_NAMES"]
+           "PathLike", "Triples", "HEADER_NAMES", "BOM", "is_decimal", "is_header", "read_bytes",
+           "check_triple_file"]
 
 #: first lines recognised as a header of a triple file (compared case-insensitively)
 HEADER_NAMES = frozenset({("head", "relation", "tail"), ("h", "r", "t"), ("subject", "predicate", "object"),
@@ -31,12 +37,17 @@ class Triples(list):
 
 PathLike = Union[str, "os.PathLike[str]"]
 
+#: the UTF-8 byte-order mark, removed from the start of a file
+BOM = b"\xef\xbb\xbf"
+
 
 class DataFormatError(ValueError):
     """A data file is missing or malformed; the message names the file and line."""
 
 
-def _read_bytes(path: Path) -> bytes:
+def read_bytes(path: Path) -> bytes:
+    """The bytes of ``path``, decompressed if it ends in ``.gz``; a missing file, a directory or a bad gzip
+    file is a :class:`DataFormatError` naming it."""
     if not path.exists():
         raise DataFormatError(f"{path}: file does not exist")
     if path.is_dir():
@@ -50,21 +61,27 @@ def _read_bytes(path: Path) -> bytes:
     return path.read_bytes()
 
 
-def _lines(path: Path) -> List[str]:
-    """Decode ``path`` as UTF-8 and split into lines, tolerating CRLF."""
-    data = _read_bytes(path)
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        line = data.count(b"\n", 0, e.start) + 1
-        raise DataFormatError(
-            f"{path}:{line}: bytes are not valid UTF-8 ({e.reason} at byte {e.start})") from None
-    if text.startswith("\ufeff"):  # a byte-order mark is not part of the first label
-        text = text[1:]
-    lines = text.split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
-    return [ln[:-1] if ln.endswith("\r") else ln for ln in lines]
+def _iter_lines(path: Path) -> Iterator[Tuple[int, str]]:
+    """``(1-based line number, line)`` of ``path`` decoded as UTF-8, one at a time (no list of the
+    whole file): LF or CRLF endings, a byte-order mark at the start removed. A carriage return
+    anywhere but before the line feed is refused (old Mac line ends, or a label holding one)."""
+    data = read_bytes(path)
+    for lineno, raw in enumerate(io.BytesIO(data), start=1):
+        if raw.endswith(b"\n"):
+            raw = raw[:-1]
+        if raw.endswith(b"\r"):
+            raw = raw[:-1]
+        if lineno == 1 and raw.startswith(BOM):  # a byte-order mark is not part of the first label
+            raw = raw[len(BOM):]
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise DataFormatError(f"{path}:{lineno}: bytes are not valid UTF-8 ({e.reason} at byte "
+                                  f"{e.start} of the line)") from None
+        if "\r" in line:
+            raise DataFormatError(f"{path}:{lineno}: a carriage return (\\r) inside the line; only LF or "
+                                  f"CRLF line endings are accepted")
+        yield lineno, line
 
 
 def _fields(path: Path, lineno: int, line: str, n: int, what: str) -> List[str]:
@@ -81,7 +98,20 @@ def _fields(path: Path, lineno: int, line: str, n: int, what: str) -> List[str]:
     return parts
 
 
-def _header(parts: List[str]) -> bool:
+def is_decimal(text: str) -> bool:
+    """Whether ``text`` is a non-negative integer written in ASCII decimal digits (what every id
+    field must be: ``+1``, ``1_000`` or other scripts' digits, which :class:`int` would take, are not).
+
+    Examples
+    --------
+    >>> is_decimal("012"), is_decimal("+1"), is_decimal("1_0"), is_decimal("")
+    (True, False, False, False)
+    """
+    return text.isascii() and text.isdigit()
+
+
+def is_header(parts: List[str]) -> bool:
+    """Whether the fields of a first line are a header (:data:`HEADER_NAMES`, any case)."""
     return tuple(p.strip().lower() for p in parts) in HEADER_NAMES
 
 
@@ -113,17 +143,46 @@ def read_labeled_triples(path: PathLike) -> Triples:
     >>> read_labeled_triples(p)
     [('a', 'likes', 'b'), ('b', 'likes', 'c')]
     """
-    path = Path(path)
-    out = Triples()
-    for lineno, line in enumerate(_lines(path), start=1):
-        if lineno == 1 and _header(line.split("\t")):
-            out.header = tuple(line.split("\t"))
+    return _collect(_labeled_records(Path(path)), Path(path))
+
+
+def _labeled_records(path: Path) -> Iterator[Tuple[int, Tuple[str, ...]]]:
+    """``(line, fields)`` of a labelled triple file; line ``0`` carries a recognised header."""
+    for lineno, line in _iter_lines(path):
+        if lineno == 1 and is_header(line.split("\t")):
+            yield 0, tuple(line.split("\t"))
             continue
-        h, r, t = _fields(path, lineno, line, 3, "head, relation, tail")
-        out.append((h, r, t))
+        yield lineno, tuple(_fields(path, lineno, line, 3, "head, relation, tail"))
+
+
+def _collect(records: Iterator[Tuple[int, tuple]], path: Path) -> Triples:
+    out = Triples()
+    for lineno, fields in records:
+        if lineno == 0:
+            out.header = fields
+        else:
+            out.append(fields)
     if not out:
         raise DataFormatError(f"{path}: no triples found (empty split)")
     return out
+
+
+def check_triple_file(path: PathLike, integer: bool = False) -> None:
+    """Read ``path`` line by line as a labelled (or, ``integer``, an id) triple file, keeping nothing,
+    and raise the first violation of the input contract, naming its line (what the columnar
+    readers call to say where a file they refused is wrong).
+
+    Raises
+    ------
+    DataFormatError
+        The first violation, as :func:`read_labeled_triples` or :func:`read_id_triples` words it.
+    """
+    path = Path(path)
+    records = _id_records(path) if integer else _labeled_records(path)
+    if not any(lineno for lineno, _ in records):  # consumes every line, stops at the first error
+        raise DataFormatError(f"{path}: no triples found (empty split)")
+    for _ in records:
+        pass
 
 
 def read_dict_file(path: PathLike) -> Dict[str, int]:
@@ -145,12 +204,11 @@ def read_dict_file(path: PathLike) -> Dict[str, int]:
     path = Path(path)
     mapping: Dict[str, int] = {}
     seen_ids = set()
-    for lineno, line in enumerate(_lines(path), start=1):
+    for lineno, line in _iter_lines(path):
         idx, label = _fields(path, lineno, line, 2, "id, label")
-        try:
-            i = int(idx)
-        except ValueError:
-            raise DataFormatError(f"{path}:{lineno}: id {idx!r} is not an integer") from None
+        if not is_decimal(idx):
+            raise DataFormatError(f"{path}:{lineno}: id {idx!r} is not an integer (non-negative, in decimal digits)")
+        i = int(idx)
         if label in mapping or i in seen_ids:
             raise DataFormatError(f"{path}:{lineno}: duplicate label {label!r} or id {i}")
         mapping[label] = i
@@ -194,20 +252,18 @@ def read_id_triples(path: PathLike) -> List[Tuple[int, int, int]]:
     >>> read_id_triples(p)
     [(0, 1, 2)]
     """
-    path = Path(path)
-    out = Triples()
-    for lineno, line in enumerate(_lines(path), start=1):
-        if lineno == 1 and _header(line.split("\t")):
-            out.header = tuple(line.split("\t"))
+    return _collect(_id_records(Path(path)), Path(path))
+
+
+def _id_records(path: Path) -> Iterator[Tuple[int, Tuple[int, ...]]]:
+    """``(line, ids)`` of an id triple file; line ``0`` carries a recognised header."""
+    for lineno, line in _iter_lines(path):
+        if lineno == 1 and is_header(line.split("\t")):
+            yield 0, tuple(line.split("\t"))
             continue
         parts = _fields(path, lineno, line, 3, "head id, relation id, tail id")
-        try:
-            ids = tuple(int(p) for p in parts)
-        except ValueError:
-            raise DataFormatError(f"{path}:{lineno}: expected integer ids, found {line[:80]!r}") from None
-        if min(ids) < 0:
+        if any(p.startswith("-") and is_decimal(p[1:]) for p in parts):
             raise DataFormatError(f"{path}:{lineno}: ids must be non-negative, found {line[:80]!r}")
-        out.append(ids)
-    if not out:
-        raise DataFormatError(f"{path}: no triples found (empty split)")
-    return out
+        if not all(is_decimal(p) for p in parts):
+            raise DataFormatError(f"{path}:{lineno}: expected integer ids in decimal digits, found {line[:80]!r}")
+        yield lineno, tuple(int(p) for p in parts)

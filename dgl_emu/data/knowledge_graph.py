@@ -10,9 +10,11 @@ import dgl
 import torch
 
 from ..typing import Tensor, as_count, as_id_triples
+from .columnar import read_dictionary, read_triple_columns
+from .encoding import encode_labelled
 from .index import FilterIndex
-from .io import (DataFormatError, PathLike, Triples, read_dict_file, read_id_triples,
-                 read_labeled_triples, resolve_split_file)
+from .io import DataFormatError, PathLike, Triples, read_id_triples, resolve_split_file
+from .labels import LabelArray
 from .report import SplitReport, UnseenEntityPolicy
 
 __all__ = ["KnowledgeGraph", "UnseenEntityPolicy", "SplitReport", "SPLITS", "count_in_training"]
@@ -41,6 +43,8 @@ class KnowledgeGraph:
     negatives : dict, optional
         Given evaluation negatives per split: ``{split: {Target: (N, n) entity ids}}`` (e.g.
         ogbl-wikikg2's 500 per query), used by sampled evaluation.
+    origin : str
+        Where the ids came from, when it matters to the user (``"read from the cache ..."``).
 
     Examples
     --------
@@ -61,6 +65,7 @@ class KnowledgeGraph:
     name: str = "kg"
     reports: Dict[str, SplitReport] = field(default_factory=dict)
     negatives: Dict[str, dict] = field(default_factory=dict)
+    origin: str = ""
 
     def __post_init__(self):
         if "train" not in self.splits:
@@ -171,15 +176,37 @@ class KnowledgeGraph:
                    test: Optional[PathLike] = None, *, name: Optional[str] = None,
                    unseen: UnseenEntityPolicy = UnseenEntityPolicy.KEEP,
                    entities: Optional[PathLike] = None,
-                   relations: Optional[PathLike] = None) -> "KnowledgeGraph":
-        """Read labelled TSV files (plain or ``.gz``); optional RotatE-style ``.dict`` id maps."""
+                   relations: Optional[PathLike] = None, columns: str = "hrt") -> "KnowledgeGraph":
+        """Read labelled TSV files (plain or ``.gz``); optional RotatE-style ``.dict`` id maps.
+
+        The files are read by pyarrow's multi-threaded CSV reader and dictionary-encoded
+        (:func:`~dgl_emu.data.columnar.read_triple_columns`, :func:`~dgl_emu.data.encoding.encode_labelled`):
+        the ids, splits and reports equal those of :meth:`from_labeled_triples` on
+        :func:`~dgl_emu.data.read_labeled_triples`' lists. Given id maps keep every label they hold,
+        whether it occurs in a triple or not.
+
+        Parameters
+        ----------
+        train, valid, test : path-like
+            Labelled triple files (``valid`` and ``test`` optional).
+        name : str, optional
+            Name of the graph (default: the folder of ``train``).
+        unseen : UnseenEntityPolicy
+            Policy for valid/test triples with entities or relations absent from training.
+        entities, relations : path-like, optional
+            ``id<TAB>label`` files fixing the ids.
+        columns : str
+            Order of the fields in the triple files (``hrt``; DGL-KE's ``htr`` ...).
+        """
         paths = {s: Path(p) for s, p in zip(SPLITS, (train, valid, test)) if p is not None}
-        splits = {s: read_labeled_triples(p) for s, p in paths.items()}
-        ent = read_dict_file(entities) if entities is not None else None
-        rel = read_dict_file(relations) if relations is not None else None
-        return cls.from_labeled_triples(splits, unseen=unseen, entity_to_id=ent, relation_to_id=rel,
-                                        name=name or Path(train).parent.name,
-                                        sources={s: str(p) for s, p in paths.items()})
+        files = {s: read_triple_columns(p, columns=columns) for s, p in paths.items()}
+        ent = read_dictionary(entities) if entities is not None else None
+        rel = read_dictionary(relations) if relations is not None else None
+        name = name or Path(train).parent.name
+        enc = encode_labelled(files, unseen=unseen, entities=ent, relations=rel, name=name)
+        del files
+        return cls(enc.entities, enc.relations, {s: torch.from_numpy(t) for s, t in enc.splits.items()},
+                   name=name, reports=enc.reports)
 
     @classmethod
     def from_directory(cls, directory: PathLike, *, name: Optional[str] = None,
@@ -384,6 +411,8 @@ def count_in_training(splits: Mapping[str, Tensor], num_entities: int, num_relat
 
 
 def _invert(mapping: Dict[str, int]) -> List[str]:
+    if isinstance(mapping, LabelArray):  # labels already in id order
+        return mapping.labels()
     out = [""] * len(mapping)
     for label, i in mapping.items():
         out[i] = label

@@ -53,4 +53,4 @@ def with_reciprocal_relations(kg: KnowledgeGraph) -> KnowledgeGraph:
     splits = {**kg.splits, "train": torch.cat([train, flipped])}
     relations = {label: i for i, label in enumerate(labels + inverse)}
     return KnowledgeGraph(kg.entity_to_id, relations, splits, name=kg.name, reports=dict(kg.reports),
-                          negatives=dict(kg.negatives))
+                          negatives=dict(kg.negatives), origin=kg.origin)

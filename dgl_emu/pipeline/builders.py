@@ -11,7 +11,11 @@ from typing import Dict, Optional, Tuple
 import torch
 
 from ..config import COMPONENTS, NONE, ConfigError, RunConfig
-from ..data import KnowledgeGraph, UnseenEntityPolicy, load_dataset, with_reciprocal_relations
+from ..data import (SPLITS, KnowledgeGraph, UnseenEntityPolicy, generate_large_kg, load_dataset,
+                    with_reciprocal_relations)
+from ..data.cache import cached_load
+from ..data.datasets import GENERATED
+from ..data.inputs import INPUT_FORMATS, InputFiles, load_input
 from ..evaluation import EVALUATORS
 from ..losses import LOSSES, REGULARIZERS, EMULoss
 from ..models import KGEModel
@@ -27,6 +31,8 @@ from ..training import REGIMES, Regime, BatchStrategy, FullGraphBatches, Neighbo
 __all__ = ["load_graph", "build_regime", "build_interaction", "build_model", "build_sampler", "build_objective",
            "build_schedule", "build_batches", "build_evaluator", "training_graph", "device_of", "default_output", "SEED_OFFSETS"]
 
+#: relations of ``--dataset generated`` unless ``data.relations`` says (``speed scale``'s graphs)
+GENERATED_RELATIONS = 200
 #: offsets of each component's seed from the run's seed (one stream per component)
 SEED_OFFSETS = {"model": 0, "sampler": 1, "emu": 2, "encoder": 3, "interaction": 4, "evaluation": 5}
 
@@ -61,18 +67,41 @@ def load_graph(cfg: RunConfig, *, files: Optional[Dict[str, Path]] = None,
         custom files by split, or a registered dataset's files (their folder is read); default:
         where ``cfg`` says.
     id_maps : (Path or None, Path or None)
-        ``entities.dict`` and ``relations.dict`` files that fix the ids of custom files' labels.
+        ``entities.dict`` and ``relations.dict`` files that fix the ids of custom files' labels
+        (a run's recorded id maps: they replace ``data.entity_dict`` / ``data.relation_dict``).
+
+    Custom files are read in ``data.format`` (:data:`~dgl_emu.data.inputs.INPUT_FORMATS`) through
+    the binary cache unless ``data.cache`` is false; ``--dataset generated`` is
+    :func:`~dgl_emu.data.generate_large_kg` (``data.entities``, ``data.triples`` (default 2E),
+    ``data.relations`` (default 200), the run's seed), as ``speed scale`` builds it.
     """
     data = cfg.data
     unseen = UnseenEntityPolicy.DROP if data.drop_unseen else UnseenEntityPolicy.KEEP
     if data.train is not None:
-        paths = files or {s: p for s, p in (("train", data.train), ("valid", data.valid), ("test", data.test))
-                          if p is not None}
-        kg = KnowledgeGraph.from_files(paths["train"], paths.get("valid"), paths.get("test"), unseen=unseen,
-                                       entities=id_maps[0], relations=id_maps[1])
+        given = files or {s: Path(p) for s, p in (("train", data.train), ("valid", data.valid), ("test", data.test),
+                                                  ("entity_dict", data.entity_dict),
+                                                  ("relation_dict", data.relation_dict)) if p is not None}
+        inputs = InputFiles({s: given[s] for s in SPLITS if s in given},
+                            entities=id_maps[0] or given.get("entity_dict"),
+                            relations=id_maps[1] or given.get("relation_dict"),
+                            num_entities=data.entities, num_relations=data.relations, columns=data.columns)
+        fmt = INPUT_FORMATS.canonical(data.format)
+        name = Path(inputs.splits["train"]).parent.name
+
+        def parse() -> KnowledgeGraph:
+            return load_input(fmt, inputs, unseen=unseen, name=name)
+
+        options = {"unseen": unseen.value, "columns": data.columns, "entities": data.entities,
+                   "relations": data.relations}
+        kg = (cached_load(fmt, options, inputs.paths(), parse, name=name)
+              if data.cache and INPUT_FORMATS.get(fmt).cacheable else parse())
+    elif data.dataset.lower() == GENERATED:
+        E = data.entities
+        kg = generate_large_kg(E, data.triples or 2 * E, data.relations or GENERATED_RELATIONS, seed=cfg.seed,
+                               name=GENERATED)
     else:
         data_dir = Path(files["train"]).parent.parent if files and "train" in files else data.data_dir
-        kg = load_dataset(data.dataset, data_dir, unseen=unseen, seed=cfg.seed)
+        kg = load_dataset(data.dataset, data_dir, unseen=unseen, seed=cfg.seed, cache=data.cache)
     return with_reciprocal_relations(kg) if cfg.regime.options["reciprocal"] else kg
 
 

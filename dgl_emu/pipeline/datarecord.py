@@ -28,7 +28,7 @@ from typing import Dict, List, Optional, Tuple
 
 from ..config import RunConfig
 from ..data import KnowledgeGraph, RangeLabels, dataset_files
-from ..data.datasets import SYNTHETIC
+from ..data.datasets import GENERATED, SYNTHETIC
 from ..data.checksums import verified_digest
 from ..utils import atomic_write_json, atomic_write_text
 
@@ -44,7 +44,8 @@ class DataChanged(ValueError):
 
 def data_files(cfg: RunConfig) -> Dict[str, Path]:
     """The files ``cfg`` reads, resolved to absolute paths: ``{split: path}`` for custom files,
-    the registered dataset's files (:func:`~dgl_emu.data.dataset_files`), none for the generated KG.
+    and ``entity_dict`` / ``relation_dict`` when given; the registered dataset's files
+    (:func:`~dgl_emu.data.dataset_files`); none for the generated graphs.
 
     Raises
     ------
@@ -54,8 +55,9 @@ def data_files(cfg: RunConfig) -> Dict[str, Path]:
     data = cfg.data
     if data.train is not None:
         return {s: Path(p).resolve() for s, p in (("train", data.train), ("valid", data.valid),
-                                                   ("test", data.test)) if p is not None}
-    if data.dataset.lower() == SYNTHETIC:
+                                                   ("test", data.test), ("entity_dict", data.entity_dict),
+                                                   ("relation_dict", data.relation_dict)) if p is not None}
+    if data.dataset.lower() in (SYNTHETIC, GENERATED):
         return {}
     return dataset_files(data.dataset, data.data_dir)
 

@@ -212,6 +212,8 @@ def run(cfg: RunConfig, *, resume: bool = True, notify: Optional[Callable[[str],
                     else None)
     check_memory(cfg, kg, device)
     setup = placement.setup(cfg, kg, device)
+    if kg.origin:
+        say(f"data: {kg.origin}")
     for split, report in kg.reports.items():
         say(f"data: {split}: {report.summary()}")
     note = setup.objective.kernel_note(device)

@@ -98,3 +98,14 @@ def test_scale_benchmark_runs_its_settings_in_their_own_processes():
     assert set(settings) == {300, 600} and all(s["tables"] == "shared" for s in settings.values())
     assert out["shared_plain_ratio_600"] == pytest.approx(settings[600]["plain_seconds"] / settings[300]["plain_seconds"],
                                                          abs=0.01)
+
+
+@pytest.mark.slow
+def test_ingest_parses_then_loads_from_the_cache():
+    result = CliRunner().invoke(speed, ["ingest", "--triples", "3000", "--entities", "800", "--no-save"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.output.strip().splitlines()[-1])
+    assert out["cold"]["origin"] == "parsed and cached" and out["cache_load"]["origin"] == "read from the cache"
+    assert out["cold"]["triples"] == out["cache_load"]["triples"] == {"train": 3000, "valid": 1000, "test": 1000}
+    assert out["cold"]["entities"] == out["cache_load"]["entities"] == out["entities_in_triples"] <= 800
+    assert out["cold"]["arrays_gb"] == round(5000 * 3 * 8 / 2 ** 30, 3)

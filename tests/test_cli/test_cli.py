@@ -251,7 +251,7 @@ def test_datasets_verify_umls():
         pytest.skip(f"offline dataset copy not available: {SHARED_DATASETS / 'umls'}")
     result = invoke("datasets", "--data-dir", SHARED_DATASETS, "verify", "umls")
     assert result.exit_code == 0, result.output
-    assert result.output.startswith("umls:") and result.output.strip().endswith("OK")
+    assert result.output.splitlines() == [f"umls/{s}.txt: OK (registered sha256)" for s in ("train", "valid", "test")]
 
 
 def test_datasets_verify_missing_files(tmp_path):

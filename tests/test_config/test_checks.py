@@ -163,7 +163,7 @@ def test_fanouts_need_a_gnn_encoder_and_one_count_per_layer():
 # ---------------------------------------------------------------------- data
 def test_dataset_names_are_checked_with_a_suggestion():
     err = _error({"dataset": "fb15k-238"})
-    assert str(err).startswith("data.dataset: 'fb15k-238' is not one of: synthetic, fb15k-237, wn18rr, umls")
+    assert str(err).startswith("data.dataset: 'fb15k-238' is not one of: synthetic, generated, fb15k-237, wn18rr, umls")
     assert str(err).endswith("; did you mean 'fb15k-237'?")
     assert err.path == "data.dataset"
     assert "did you mean" not in str(_error({"dataset": "nosuch"}))

@@ -10,7 +10,8 @@ from dgl_emu.config import ConfigError, RunConfig, load_config
 #: the defaults of every section but the optimiser (whose options are torch's signature)
 DEFAULTS = {
     "data": {"dataset": "synthetic", "data_dir": None, "train": None, "valid": None, "test": None,
-             "drop_unseen": False},
+             "drop_unseen": False, "format": "labels", "entity_dict": None, "relation_dict": None,
+             "columns": "hrt", "entities": None, "relations": None, "triples": None, "cache": True},
     "model": {"name": "rotate", "dim": 64, "gamma": 12.0},
     "encoder": {"name": "lookup", "sparse": None},
     "regime": {"name": "negative_sampling", "reciprocal": False},
