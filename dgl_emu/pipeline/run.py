@@ -323,6 +323,7 @@ def _finish(cfg: RunConfig, kg: KnowledgeGraph, setup: Setup, placement: Placeme
     if trainer.best_step is None:  # no validation split: the final weights are "best"
         trainer.save_weights(None)
     placement.follow(None)  # the other processes wait for best.pt
+    trainer.release_optimizer()  # its state is not needed to evaluate: memory for the best weights
     best = trainer.load_weights(out / BEST)
     started = time.perf_counter()
     metrics = {"config": cfg.to_dict(), "steps": trainer.step, "best_step": best["step"],

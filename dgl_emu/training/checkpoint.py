@@ -16,7 +16,6 @@ that hold the shards to read their own rows.
 """
 from __future__ import annotations
 
-import io
 import pickle
 import re
 from pathlib import Path
@@ -26,7 +25,7 @@ import torch
 
 from torch.torch_version import TorchVersion
 
-from ..utils import atomic_write_bytes
+from ..utils import atomic_write_stream
 from .shardset import ShardSetError, open_shard_set, resolve
 
 __all__ = ["BEST", "LAST", "CheckpointError", "CheckpointRefused", "save_atomic", "load_checkpoint",
@@ -48,10 +47,9 @@ ALLOWED_GLOBALS = (TorchVersion,)
 
 
 def save_atomic(path: Path, obj: dict) -> None:
-    """``torch.save`` ``obj`` to ``path`` atomically."""
-    buf = io.BytesIO()
-    torch.save(obj, buf)
-    atomic_write_bytes(path, buf.getvalue())
+    """``torch.save`` ``obj`` to ``path`` atomically, streamed into the temporary file (no copy of
+    the tables in memory: a 5M-entity table and its optimiser state are written as they are)."""
+    atomic_write_stream(path, lambda f: torch.save(obj, f))
 
 
 def load_checkpoint(path: Union[str, Path], device: torch.device = torch.device("cpu"), *,
@@ -75,7 +73,7 @@ def load_checkpoint(path: Union[str, Path], device: torch.device = torch.device(
     path = Path(path)
     try:
         with torch.serialization.safe_globals(list(ALLOWED_GLOBALS)):
-            state = torch.load(path, map_location=device, weights_only=True)
+            state = torch.load(path, map_location=device, weights_only=True, mmap=_zip_file(path))
     except FileNotFoundError:
         raise CheckpointError(f"{path}: no such checkpoint") from None
     except pickle.UnpicklingError as e:
@@ -100,6 +98,17 @@ def load_checkpoint(path: Union[str, Path], device: torch.device = torch.device(
         return resolve({k: v for k, v in state.items() if k != "shards"}, shards)
     except ShardSetError as e:
         raise CheckpointError(str(e)) from None
+
+
+def _zip_file(path: Path) -> bool:
+    """Whether ``path`` is in ``torch.save``'s zip format, which ``torch.load`` can map instead of
+    read: the tensors a caller does not touch (a resumed run's best weights, an evaluation's
+    optimiser state) then cost no memory, and the ones it copies are read once."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(4) == b"PK\x03\x04"
+    except OSError:
+        return False  # torch.load names the problem
 
 
 def _refused_global(message: str) -> Optional[str]:

@@ -424,3 +424,15 @@ def test_gradient_clipping_bounds_the_step():
             before = float(moved)
         else:
             assert float(moved) == pytest.approx(bound, rel=1e-4) and before > 10 * bound
+
+
+def test_the_finiteness_check_reads_the_table_in_chunks_and_misses_no_entry():
+    """The validation's NaN/inf check, chunk by chunk, agrees with ``torch.isfinite`` on the whole
+    tensor wherever the bad entry sits (first, inside, last chunk; a chunk that divides unevenly)."""
+    from dgl_emu.training.trainer import _all_finite
+    t = torch.randn(7, 5)
+    assert _all_finite(t, chunk=4)
+    for flat, bad in [(0, float("nan")), (17, float("inf")), (34, -float("inf"))]:
+        u = t.clone()
+        u.view(-1)[flat] = bad
+        assert not _all_finite(u, chunk=4) and not bool(torch.isfinite(u).all())
