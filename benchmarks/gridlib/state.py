@@ -14,7 +14,8 @@ from dgl_emu.utils import atomic_write_bytes
 from .spec import GridError, Run, norm
 
 #: options that do not change what a finished run measured (ignored when deciding to skip)
-NON_IDENTITY = {"output", "progress", "data.data_dir", "device", "training.eval_batch_size"}
+NON_IDENTITY = {"output", "progress", "data.data_dir", "device", "training.eval_batch_size",
+                "training.checkpoint_every_seconds"}
 
 __all__ = ["finished_metrics", "resume_step", "check_existing", "check_data", "copy_result", "fmt_duration",
            "headline", "NON_IDENTITY"]

@@ -104,6 +104,8 @@ RANGES: Dict[str, tuple] = {
     "training.eval_every": (_positive, "a positive integer"),
     "training.eval_batch_size": (_positive, "a positive integer"),
     "training.patience": (_positive, "a positive integer"),
+    "training.checkpoint_every_seconds": (lambda v: v > 0, "a positive number of seconds (null: checkpoint at "
+                                           "validations only)"),
     "model.dim": (_positive, "a positive integer"),
     "sampler.num_negatives": (_positive, "a positive integer"),
     "sampler.k": (_positive, "a positive integer"),

@@ -15,7 +15,7 @@ from typing import Any, Callable, Dict, List, Optional
 from ..registry import Option, Registry
 from ..ranges import FloatRange, Param
 
-__all__ = ["ComponentSpec", "COMPONENTS", "PLAIN", "TOP_LEVEL", "NONE", "registry_of"]
+__all__ = ["ComponentSpec", "COMPONENTS", "PLAIN", "TOP_LEVEL", "NONE", "CHECKPOINT_EVERY_SECONDS", "registry_of"]
 
 #: the name that switches an optional component (``emu``) off
 NONE = "none"
@@ -135,6 +135,10 @@ COMPONENTS: Dict[str, ComponentSpec] = {s.section: s for s in (
     ComponentSpec("evaluator", _evaluators, "filtered"),
 )}
 
+#: seconds of training after which ``last.pt`` is written even between validations (the default of
+#: ``training.checkpoint_every_seconds``): a killed run loses at most about this much work
+CHECKPOINT_EVERY_SECONDS = 300.0
+
 #: plain sections: field -> (type hint, default)
 PLAIN: Dict[str, Dict[str, tuple]] = {
     "data": {"dataset": (str, "synthetic"), "data_dir": (Optional[str], None),
@@ -142,7 +146,8 @@ PLAIN: Dict[str, Dict[str, tuple]] = {
              "test": (Optional[str], None), "drop_unseen": (bool, False)},
     "training": {"steps": (int, 1500), "batch_size": (int, 256), "eval_every": (int, 500),
                  "patience": (Optional[int], None), "eval_batch_size": (int, 512),
-                 "fanouts": (Optional[List[int]], None)},
+                 "fanouts": (Optional[List[int]], None),
+                 "checkpoint_every_seconds": (Optional[float], CHECKPOINT_EVERY_SECONDS)},
 }
 
 #: top-level keys: key -> (type hint, default)

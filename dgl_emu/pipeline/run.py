@@ -160,12 +160,14 @@ def run(cfg: RunConfig, *, resume: bool = True, notify: Optional[Callable[[str],
     """Train and evaluate ``cfg``; write the run directory; resume an unfinished run.
 
     The run directory holds ``config.yaml`` (resolved), the record of its data (``data.json``
-    and the id maps: :mod:`~dgl_emu.pipeline.datarecord`), ``log.jsonl`` (per step),
-    ``best.pt`` (best validation MRR), ``last.pt`` (resumable), ``metrics.json`` and
-    ``curve.png``. Everything is built before anything is written, so a bad option or data file
-    leaves the directory as it was. The directory must be dgl-emu's and is locked while the run
-    writes it (:class:`RunDirectory`). ``resume=False`` starts over; if the new run stops before
-    its first checkpoint, for whatever reason, the previous run is put back.
+    and the id maps: :mod:`~dgl_emu.pipeline.datarecord`), ``log.jsonl`` (a line per step, on
+    disk as each step ends), ``best.pt`` (best validation MRR), ``last.pt`` (resumable: written
+    after each validation, and when ``training.checkpoint_every_seconds`` have passed since the
+    last one), ``metrics.json`` and ``curve.png``. Everything is built before anything is
+    written, so a bad option or data file leaves the directory as it was. The directory must be
+    dgl-emu's and is locked while the run writes it (:class:`RunDirectory`). ``resume=False``
+    starts over; if the new run stops before its first checkpoint, for whatever reason, the
+    previous run is put back.
     A resumed run refuses data that differ from its record unless ``accept_changed_data`` (then
     the files are read with the recorded id maps).
     ``notify`` receives one-line progress messages (resumed step, data report).
@@ -249,7 +251,8 @@ def run(cfg: RunConfig, *, resume: bool = True, notify: Optional[Callable[[str],
                           device=device, seed=setup.seed, validate=validate if valid else None,
                           eval_every=cfg.training.eval_every, run_dir=out if writes else None,
                           callbacks=callbacks, progress=cfg.progress and writes,
-                          max_grad_norm=cfg.optimizer.options["max_grad_norm"], replicas=setup.replicas)
+                          max_grad_norm=cfg.optimizer.options["max_grad_norm"], replicas=setup.replicas,
+                          checkpoint_every_seconds=cfg.training.checkpoint_every_seconds)
         if action == "resume" and resume_state is not None:
             trainer.load_state_dict(resume_state)
             say(f"resumed {out} at step {trainer.step} of {cfg.training.steps}")

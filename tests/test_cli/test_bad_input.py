@@ -295,3 +295,20 @@ def test_interrupted_fresh_run_mixes_nothing(tmp_path, straight):
     code, text = _cli(["run", *SHORT, "--seed", "7", "--fresh", "--output", out])
     assert code == 0, text
     assert not aside.exists()   # deleted once the new run had a checkpoint
+
+
+def test_interrupted_run_loses_only_the_steps_after_its_wall_time_checkpoint(tmp_path, straight):
+    """With a checkpoint due after every step (1 ns), SIGKILL after step 13 leaves the checkpoint
+    of step 12, not a validation step (those are 10, 20, 30); the command resumes there without
+    the option (how often to checkpoint changes no number, so it may change on resume), to the
+    uninterrupted result."""
+    out = tmp_path / "run"
+    code, text = _cli(["run", *SHORT, "--checkpoint-every-seconds", "1e-9", "--output", out],
+                      signal_at="SIGKILL@13")
+    assert code == -signal.SIGKILL, text
+    code, text = _cli(["run", *SHORT, "--output", out])
+    assert code == 0 and f"resumed {out} at step 12 of 30" in text, text
+    assert _losses(out) == _losses(straight)
+    a, b = (json.loads((d / "metrics.json").read_text()) for d in (out, straight))
+    assert a["test"] == b["test"] and a["validations"] == b["validations"] and a["best_step"] == b["best_step"]
+    assert a["config"]["training"]["checkpoint_every_seconds"] == 300.0   # this invocation's (the default)

@@ -70,8 +70,9 @@ def scripted(values):
 
 def make_trainer(*, seed: int = 0, data_seed=None, sampler: str = "uniform", emu: bool = True,
                  num_steps: int = 40, eval_every=10, run_dir=None, callbacks=(), optimizer=ADAGRAD,
-                 validate=valid_mrr, batch_size: int = 32) -> Trainer:
-    """A brand-new trainer: fresh model, sampler, EMU layer and objective, all seeded."""
+                 validate=valid_mrr, batch_size: int = 32, **options) -> Trainer:
+    """A brand-new trainer: fresh model, sampler, EMU layer and objective, all seeded
+    (``options``: more arguments of :class:`Trainer`)."""
     model = KGEModel.shallow(DistMult(dim=8), E, R, torch.Generator().manual_seed(seed))
     if sampler == "bernoulli":
         neg = BernoulliNegativeSampler(TRAIN, E, R, 8, seed=seed + 1)
@@ -84,7 +85,7 @@ def make_trainer(*, seed: int = 0, data_seed=None, sampler: str = "uniform", emu
         cbs.insert(0, JsonLinesLogger(Path(run_dir) / "log.jsonl"))
     return Trainer(objective, NegativeSampling(neg), TRAIN, num_steps=num_steps, batch_size=batch_size, optimizer=optimizer,
                    seed=seed if data_seed is None else data_seed, validate=validate,
-                   eval_every=eval_every, run_dir=run_dir, callbacks=cbs, progress=False)
+                   eval_every=eval_every, run_dir=run_dir, callbacks=cbs, progress=False, **options)
 
 
 def read_log(path: Path):
