@@ -398,6 +398,20 @@ def test_resume_after_kill_mid_log_line(tmp_path):
     assert_same_state(a.model.state_dict(), b.model.state_dict())
 
 
+def test_each_log_line_is_on_disk_as_its_step_ends(tmp_path):
+    """No validation and no checkpoint in 12 steps: after each step the file (read by another
+    handle) already holds every step so far."""
+    class Reader(Callback):
+        seen = []
+
+        def on_step_end(self, trainer, record):
+            self.seen.append([s for s, _, _ in read_log(tmp_path / "log.jsonl")[0]])
+
+    make_trainer(num_steps=12, eval_every=None, validate=None, run_dir=tmp_path, callbacks=[Reader()]).fit()
+    assert Reader.seen == [list(range(1, n + 1)) for n in range(1, 13)]
+    assert not (tmp_path / "last.pt").exists()
+
+
 def test_resume_on_the_switch_step_gives_a_usable_optimizer(tmp_path):
     """A checkpoint written at ``switch_step`` holds Adagrad's state; the resumed trainer is in
     the Adam phase and must hold a working Adam, not Adam with Adagrad's hyper-parameters."""
