@@ -7,7 +7,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import yaml
 
-from dgl_emu.config import ConfigError, RunConfig
+from dgl_emu.config import ConfigError, RunConfig, same_setting
 from dgl_emu.training.checkpoint import CheckpointError, load_checkpoint
 from dgl_emu.utils import atomic_write_bytes
 
@@ -31,8 +31,9 @@ def _identity(config: Dict[str, Any]) -> Dict[str, Any]:
 
 
 def _differences(a: Dict[str, Any], b: Dict[str, Any]) -> List[str]:
-    a, b = _identity(a), _identity(b)
-    return sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+    a, b = _identity(a), _identity(b)  # an option left to the data ("none") matches the choice a run recorded
+    return sorted(k for k in set(a) | set(b)
+                  if not same_setting(k, *(None if v == norm(None) else v for v in (a.get(k), b.get(k)))))
 
 
 def _read_json(path: Path) -> Optional[dict]:

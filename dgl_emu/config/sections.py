@@ -15,7 +15,8 @@ from typing import Any, Callable, Dict, List, Optional
 from ..registry import Option, Registry
 from ..ranges import FloatRange, Param
 
-__all__ = ["ComponentSpec", "COMPONENTS", "PLAIN", "TOP_LEVEL", "NONE", "CHECKPOINT_EVERY_SECONDS", "registry_of"]
+__all__ = ["ComponentSpec", "COMPONENTS", "PLAIN", "TOP_LEVEL", "NONE", "CHECKPOINT_EVERY_SECONDS", "CHOSEN_BY_DATA",
+           "same_setting", "registry_of"]
 
 #: the name that switches an optional component (``emu``) off
 NONE = "none"
@@ -153,6 +154,26 @@ PLAIN: Dict[str, Dict[str, tuple]] = {
 #: top-level keys: key -> (type hint, default)
 TOP_LEVEL: Dict[str, tuple] = {"seed": (int, 0), "device": (str, "cpu"), "output": (Optional[str], None),
                                "progress": (bool, True)}
+
+
+#: options whose ``null`` lets the run choose from its data, e.g. sparse lookup tables by the
+#: table's size; a run records its choice in its ``config.yaml`` (see :func:`same_setting`)
+CHOSEN_BY_DATA = ("encoder.sparse",)
+
+
+def same_setting(path: str, old: Any, new: Any) -> bool:
+    """Whether ``old`` and ``new`` values of the option ``path`` ask for the same run: equal, or
+    one of them ``null`` for an option of :data:`CHOSEN_BY_DATA` (``null`` chooses from the data,
+    and the same data choose alike; a run that resumes checks its choice against its record).
+
+    Examples
+    --------
+    >>> same_setting("encoder.sparse", None, True), same_setting("encoder.sparse", False, True)
+    (True, False)
+    >>> same_setting("model.dim", None, 64)
+    False
+    """
+    return old == new or (path in CHOSEN_BY_DATA and (old is None or new is None))
 
 
 def registry_of(section: str) -> Registry:

@@ -11,7 +11,7 @@ import time
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional, Sequence
+from typing import Callable, Dict, Optional, Sequence
 
 import torch
 
@@ -26,6 +26,7 @@ from ..training.checkpoint import LAST, CheckpointError, load_checkpoint, save_a
 from ..training.trainer import INTERRUPTED
 from ..utils import atomic_write_json, atomic_write_text, environment, tune_cpu_allocator
 from .builders import build_evaluator, build_model, default_output, device_of, load_graph, training_graph
+from .choices import Choice, check_chosen, check_recorded, chosen_options, describe_choices, resolved_config
 from .datarecord import (DataChanged, changes, data_files, describe, located, read_record, recorded_id_maps,
                          write_record)
 from .memory import check_memory
@@ -212,8 +213,13 @@ def run(cfg: RunConfig, *, resume: bool = True, notify: Optional[Callable[[str],
     resume_state = load_checkpoint(out / LAST, device) if action == "resume" and (out / LAST).exists() else None
     check_memory(cfg, kg, device)
     setup = placement.setup(cfg, kg, device)
+    chosen = chosen_options(cfg, kg, setup.model)  # e.g. sparse tables by size: recorded, printed, checked
+    check_chosen(cfg, chosen)
+    resolved = resolved_config(cfg, chosen)
     for split, report in kg.reports.items():
         say(f"data: {split}: {report.summary()}")
+    if chosen:
+        say(describe_choices(chosen))
     note = setup.objective.kernel_note(device)
     if note is not None:
         say(note)
@@ -230,10 +236,12 @@ def run(cfg: RunConfig, *, resume: bool = True, notify: Optional[Callable[[str],
             prepared = True
             if action == "resume" and checked != "resume" and read_record(out) is not None:
                 _check_data(read_record(out), current, accept_changed_data, "resuming would train", say)
+            if action == "resume":
+                check_recorded(_recorded_options(out), chosen, str(out))
             if rundir.previous is not None:
                 say(f"the previous run in {out} is kept in {rundir.previous} until this one's first checkpoint")
             try:
-                atomic_write_text(out / "config.yaml", cfg.to_yaml())
+                atomic_write_text(out / "config.yaml", resolved.to_yaml())
                 if action != "resume" or record is None or changes(record, current):
                     write_record(out, cfg, kg, current)
             except OSError as e:
@@ -262,7 +270,7 @@ def run(cfg: RunConfig, *, resume: bool = True, notify: Optional[Callable[[str],
         setup_seconds = time.perf_counter() - started  # the fit is counted by the trainer, over resumes
         _fit(trainer, watch, cfg, out)
         try:
-            return _finish(cfg, kg, setup, placement, trainer, out, device, setup_seconds, evaluator)
+            return _finish(resolved, chosen, kg, setup, placement, trainer, out, device, setup_seconds, evaluator)
         except OSError as e:
             raise RunWriteError(_write_failure(e, out, _kept(watch, out))) from None
     except BaseException as e:
@@ -280,6 +288,14 @@ def run(cfg: RunConfig, *, resume: bool = True, notify: Optional[Callable[[str],
         raise
     finally:
         rundir.release()
+
+
+def _recorded_options(out: Path) -> dict:
+    """The flat options of the run in ``out`` (its ``config.yaml``), or ``{}``."""
+    try:
+        return load_config(out / "config.yaml").flat()
+    except ConfigError:  # none, or unreadable: the run directory's own checks said what they allow
+        return {}
 
 
 def _check_data(record: dict, current: dict, accept: bool, what: str, say: Callable[[str], None]) -> None:
@@ -314,9 +330,10 @@ def _fit(trainer: Trainer, watch: _Watch, cfg: RunConfig, out: Path) -> None:
                                  signal.SIGTERM if isinstance(e, Terminated) else signal.SIGINT) from None
 
 
-def _finish(cfg: RunConfig, kg: KnowledgeGraph, setup: Setup, placement: Placement, trainer: Trainer,
-            out: Path, device: torch.device, overhead: float, evaluator) -> RunResult:
-    """Best weights, final evaluation, ``metrics.json`` and the curve."""
+def _finish(cfg: RunConfig, chosen: Dict[str, Choice], kg: KnowledgeGraph, setup: Setup, placement: Placement,
+            trainer: Trainer, out: Path, device: torch.device, overhead: float, evaluator) -> RunResult:
+    """Best weights, final evaluation, ``metrics.json`` (``cfg`` resolved, with the options it
+    ``chosen``) and the curve."""
     model, writes = setup.model, placement.writes
     if trainer.best_step is None and writes:  # no validation split: the final weights are "best"
         save_atomic(out / "best.pt", {"model": model.state_dict(), "step": trainer.step, "valid_mrr": None})
@@ -327,7 +344,9 @@ def _finish(cfg: RunConfig, kg: KnowledgeGraph, setup: Setup, placement: Placeme
     metrics = {"config": cfg.to_dict(), "steps": trainer.step, "best_step": best["step"],
                "best_valid_mrr": best["valid_mrr"], "train_seconds": trainer.train_seconds,
                "stop_reason": trainer.stop_reason, "validations": trainer.validations,
-               "dataset": kg.statistics(), "data": kg.load_report()}
+               "dataset": kg.statistics(), "data": kg.load_report(),
+               "chosen": {path: {"value": c.value, "reason": c.reason, "by_data": c.by_data}
+                          for path, c in chosen.items()}}
     for split in ("valid", "test"):
         if split in kg.splits:
             metrics[split] = setup.evaluate(model, split, evaluator, cfg.progress and writes).metrics()

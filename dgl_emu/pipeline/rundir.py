@@ -38,7 +38,7 @@ from typing import List, Optional
 import psutil
 import yaml
 
-from ..config import ConfigError, RunConfig
+from ..config import ConfigError, RunConfig, same_setting
 from ..locking import DirectoryLock, Locked, holder
 from ..utils import atomic_write_text
 
@@ -82,7 +82,9 @@ NOT_COMPARED = ("progress", "output", "training.checkpoint_every_seconds")
 
 def config_differences(saved: dict, cfg: RunConfig) -> List[str]:
     """``"path: old -> new"`` for every option where ``saved`` and ``cfg`` differ, but those of
-    :data:`NOT_COMPARED` (progress bars, the output path, how often to checkpoint).
+    :data:`NOT_COMPARED` (progress bars, the output path, how often to checkpoint); an option
+    left to the data (``null``) matches the choice a run recorded
+    (:func:`~dgl_emu.config.same_setting`).
 
     ``saved`` may be a nested or a dgl-emu 0.1 flat configuration; one that cannot be read is
     reported as such.
@@ -93,7 +95,7 @@ def config_differences(saved: dict, cfg: RunConfig) -> List[str]:
         return [f"config.yaml cannot be read ({e})"]
     new = cfg.flat()
     return [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(set(old) | set(new))
-            if k not in NOT_COMPARED and old.get(k) != new.get(k)]
+            if k not in NOT_COMPARED and not same_setting(k, old.get(k), new.get(k))]
 
 
 def _shown(names: List[str], limit: int = 3) -> str:
