@@ -275,11 +275,12 @@ class Launch:
         reports = {id(m): m.read_report() for m in self.members}
         errors = sorted((r for r in reports.values() if r and r.get("kind") == "error"), key=lambda r: r.get("time", 0))
         # a process killed from outside says nothing; the others' errors (a closed connection) follow from it
-        killed = [(m, c) for m, c in failed if c is not None and c < 0
-                  and not (reports[id(m)] or {}).get("kind") == "error"]
+        killed = [(m, c) for m, c in failed
+                  if c is not None and c < 0 and (reports[id(m)] or {}).get("kind") != "error"]
         member, code = (killed or failed)[0]
-        if errors and not killed:
+        if errors and not killed:  # the first error, and its process's exit status when it has one
             line = errors[0]["line"]
+            member, code = next(((m, c) for m, c in failed if m.proc.pid == errors[0].get("pid")), (member, code))
         else:
             line = (f"{member.label} (pid {member.proc.pid}) {_describe(code)}; the other processes were "
                     f"stopped; to resume from the last checkpoint, run: {self.resume}")

@@ -9,14 +9,17 @@ Every process a test starts runs in its own session and is ended by its PID with
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import signal
+import sys
+import time
 from pathlib import Path
 
 import psutil
 import torch
 
-from .test_trust_processes import DATA, Launched, _losses, _until
+from .test_trust_processes import DATA, ROOT, Launched, _losses, _until
 
 ARGS = ["--model", "distmult", "--dim", "16", "--num-negatives", "8", "--batch-size", "64", "--no-progress"]
 
@@ -100,3 +103,45 @@ def test_a_killed_rank_is_one_error_line_and_resumes_to_the_uninterrupted_run(tm
     assert _losses(out) == _losses(whole)
     a, b = (json.loads((d / "metrics.json").read_text()) for d in (out, whole))
     assert a["test"] == b["test"] and a["validations"] == b["validations"]
+
+
+# a worker that waits for its peer to go (the file ``sys.argv[1]`` to disappear), then reports
+# what a gloo rank reports when its peer is gone, and exits 1
+PEER = ("import os, sys, time\n"
+        "from dgl_emu.launching import report\n"
+        "while os.path.exists(sys.argv[1]): time.sleep(0.05)\n"
+        "time.sleep(0.5)\n"
+        "report('error', 'RuntimeError: Connection reset by peer')\n"
+        "sys.exit(1)\n")
+
+
+def _launch_two(tmp_path, capsys, kill_second: bool):
+    """Two workers: the first reports an error once the file ``alive`` is gone; the second is
+    killed (and removes the file first), or reports an error of its own and exits 3."""
+    from dgl_emu.launching import Launch
+
+    alive = tmp_path / "alive"
+    alive.write_text("")
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    second = ("import sys, time\n" "time.sleep(600)\n" if kill_second else
+              "import os, sys\nfrom dgl_emu.launching import report\n"
+              "report('error', 'train.txt:3: expected 3 fields')\nos.remove(sys.argv[1])\nsys.exit(3)\n")
+    with Launch("dgl-emu run --nproc 2 --output r") as launch:
+        launch.start("rank 0 of 2", [sys.executable, "-c", PEER, str(alive)], env)
+        victim = launch.start("rank 1 of 2", [sys.executable, "-c", second, str(alive)], env)
+        if kill_second:
+            time.sleep(0.5)
+            alive.unlink()
+            os.kill(victim.pid, signal.SIGKILL)
+        code = launch.wait()
+    return code, capsys.readouterr().err, victim.pid
+
+
+def test_the_launcher_blames_a_killed_worker_not_the_errors_that_follow(tmp_path, capsys):
+    code, err, pid = _launch_two(tmp_path, capsys, kill_second=True)
+    assert code == 137, err
+    assert err.splitlines() == [f"Error: rank 1 of 2 (pid {pid}) was killed by signal 9 (SIGKILL); the other "
+                                f"processes were stopped; to resume from the last checkpoint, run: dgl-emu run "
+                                f"--nproc 2 --output r"], err
+    code, err, _ = _launch_two(tmp_path, capsys, kill_second=False)   # a worker's own error: its line
+    assert (code, err.splitlines()) == (3, ["Error: train.txt:3: expected 3 fields"]), err
