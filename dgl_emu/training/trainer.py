@@ -250,6 +250,7 @@ class Trainer:
                     self.fit_seconds += time.perf_counter() - started
                     started = time.perf_counter()
                     self.save_checkpoint()
+                    self._checkpointed_at = self.clock()
         finally:
             self.fit_seconds += time.perf_counter() - started
             bar.close()
@@ -325,13 +326,12 @@ class Trainer:
         """Atomically write ``run_dir/last.pt``; every process takes part (the replicas gather
         what each keeps of its own, when that differs between them)."""
         ranks = self.replicas.gather_state(self.own_state())
-        path = None
-        if self.run_dir is not None:
-            path = self.run_dir / LAST
-            save_atomic(path, {**self.state_dict(), "ranks": ranks})
-            for cb in self.callbacks:
-                cb.on_checkpoint(self)
-        self._checkpointed_at = self.clock()
+        if self.run_dir is None:
+            return None
+        path = self.run_dir / LAST
+        save_atomic(path, {**self.state_dict(), "ranks": ranks})
+        for cb in self.callbacks:
+            cb.on_checkpoint(self)
         return path
 
     def resume(self, path: Optional[Path] = None) -> bool:
