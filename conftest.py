@@ -22,6 +22,7 @@ TIERS = {
     "tests/test_benchmarks/test_speed.py": ("slow",),
     "tests/test_cli/test_bad_input.py::test_interrupted_*": ("slow",),
     "tests/test_cli/test_trust_processes.py": ("slow", "distributed"),
+    "tests/test_cli/test_faults.py": ("slow", "distributed"),
     "tests/test_benchmarks/test_grid.py::test_published_grids_expand": ("slow",),
     "tests/test_training/test_regimes.py::test_each_regime_trains_the_generated_kg*": ("slow",),
     "tests/test_training/test_interactions_train.py": ("slow",),

@@ -8,8 +8,11 @@ launcher ends the whole group (the process and anything it started), and dies wi
 * every worker has exited with status 0: servers get :data:`SERVER_GRACE` seconds to finish, then
   are ended; the launcher exits 0;
 * a worker fails, or a server dies early: every other process is ended, and the launcher prints
-  ONE ``Error:`` line (the failing worker's own message, or how it died) and exits with the
-  worker's status;
+  ONE ``Error:`` line and exits with the worker's status (``128 + N`` for signal ``N``). The
+  line is the failing worker's own message; or, when a process was killed from outside (``kill
+  -9``, the kernel's out-of-memory killer) or exited without a message, which process (its
+  label, PID and signal or status) and the command that resumes the run from its last
+  checkpoint: the errors the other workers then report (a closed connection) follow from it;
 * the launcher gets SIGINT (Ctrl-C) or SIGTERM: it passes the signal to every worker, which
   finish their step, agree to stop, checkpoint and exit; after ``grace`` seconds (or a second
   signal) every process still there is killed. The launcher prints one line that says where the
@@ -139,7 +142,20 @@ class _Member:
 
 
 def _describe(code: int) -> str:
-    return f"was killed by signal {-code}" if code < 0 else f"exited with status {code}"
+    """How a process with exit code ``code`` (``Popen.returncode``) ended.
+
+    Examples
+    --------
+    >>> _describe(-9), _describe(3)
+    ('was killed by signal 9 (SIGKILL)', 'exited with status 3')
+    """
+    if code >= 0:
+        return f"exited with status {code}"
+    try:
+        name = f" ({signal.Signals(-code).name})"
+    except ValueError:
+        name = ""
+    return f"was killed by signal {-code}{name}"
 
 
 class Launch:
@@ -253,16 +269,21 @@ class Launch:
             time.sleep(poll)
 
     def _failed(self, failed) -> int:
+        """End the launch after the ``(member, exit code)`` of ``failed``; print its one line."""
         self.end(self.workers)
         self.end(self.servers, signal.SIGTERM)
-        errors = sorted((r for r in (m.read_report() for m in self.members) if r and r.get("kind") == "error"),
-                        key=lambda r: r.get("time", 0))
-        member, code = failed[0]
-        if errors:
+        reports = {id(m): m.read_report() for m in self.members}
+        errors = sorted((r for r in reports.values() if r and r.get("kind") == "error"), key=lambda r: r.get("time", 0))
+        # a process killed from outside says nothing; the others' errors (a closed connection) follow from it
+        killed = [(m, c) for m, c in failed
+                  if c is not None and c < 0 and (reports[id(m)] or {}).get("kind") != "error"]
+        member, code = (killed or failed)[0]
+        if errors and not killed:  # the first error, and its process's exit status when it has one
             line = errors[0]["line"]
+            member, code = next(((m, c) for m, c in failed if m.proc.pid == errors[0].get("pid")), (member, code))
         else:
-            line = (f"{member.label} {_describe(code)}; the other processes were stopped (re-run the same "
-                    f"command to resume from the last checkpoint)")
+            line = (f"{member.label} (pid {member.proc.pid}) {_describe(code)}; the other processes were "
+                    f"stopped; to resume from the last checkpoint, run: {self.resume}")
         print(f"Error: {line}", file=sys.stderr, flush=True)
         if code is None or code == 0:
             return 1

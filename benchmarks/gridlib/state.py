@@ -7,14 +7,15 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import yaml
 
-from dgl_emu.config import ConfigError, RunConfig
+from dgl_emu.config import ConfigError, RunConfig, same_setting
 from dgl_emu.training.checkpoint import CheckpointError, load_checkpoint
 from dgl_emu.utils import atomic_write_bytes
 
 from .spec import GridError, Run, norm
 
 #: options that do not change what a finished run measured (ignored when deciding to skip)
-NON_IDENTITY = {"output", "progress", "data.data_dir", "device", "training.eval_batch_size"}
+NON_IDENTITY = {"output", "progress", "data.data_dir", "device", "training.eval_batch_size",
+                "training.checkpoint_every_seconds"}
 
 __all__ = ["finished_metrics", "resume_step", "check_existing", "check_data", "copy_result", "fmt_duration",
            "headline", "NON_IDENTITY"]
@@ -30,8 +31,9 @@ def _identity(config: Dict[str, Any]) -> Dict[str, Any]:
 
 
 def _differences(a: Dict[str, Any], b: Dict[str, Any]) -> List[str]:
-    a, b = _identity(a), _identity(b)
-    return sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+    a, b = _identity(a), _identity(b)  # an option left to the data ("none") matches the choice a run recorded
+    return sorted(k for k in set(a) | set(b)
+                  if not same_setting(k, *(None if v == norm(None) else v for v in (a.get(k), b.get(k)))))
 
 
 def _read_json(path: Path) -> Optional[dict]:

@@ -104,6 +104,8 @@ RANGES: Dict[str, tuple] = {
     "training.eval_every": (_positive, "a positive integer"),
     "training.eval_batch_size": (_positive, "a positive integer"),
     "training.patience": (_positive, "a positive integer"),
+    "training.checkpoint_every_seconds": (lambda v: v > 0, "a positive number of seconds (null: checkpoint at "
+                                           "validations only)"),
     "model.dim": (_positive, "a positive integer"),
     "sampler.num_negatives": (_positive, "a positive integer"),
     "sampler.k": (_positive, "a positive integer"),
@@ -118,6 +120,10 @@ RANGES: Dict[str, tuple] = {
     "regularizer.weight": (lambda v: v >= 0, ">= 0"),
     "optimizer.max_grad_norm": (lambda v: v > 0, "positive"),
     "regime.label_smoothing": (lambda v: 0.0 <= v < 1.0, "in [0, 1)"),
+    "regime.entity_batch_size": (_positive, "a positive integer"),
+    "sampler.chunk_size": (_positive, "a positive integer"),
+    "evaluator.num_negatives": (_positive, "a positive integer"),
+    "evaluator.max_scores": (_positive, "a positive integer"),
 }
 
 
@@ -141,6 +147,43 @@ def _check_ranges(cfg: "RunConfig") -> None:
     data = cfg.plain["data"]
     if data["train"] is None and (data["valid"] or data["test"]):
         raise ConfigError("data.valid: given without data.train", "data.valid")
+
+
+def _check_required(cfg: "RunConfig") -> None:
+    """Every option a component needs (one without a default, e.g. ``evaluator.num_negatives``
+    of the sampled protocol) is given."""
+    for section, comp in cfg.components.items():
+        if comp.name in (None, NONE):
+            continue
+        spec = COMPONENTS[section]
+        for key, opt in spec.options(comp.name).items():
+            if opt.required and comp.options.get(key) is None:
+                raise ConfigError(f"{section}: {spec.registry().family} {comp.name!r} needs {section}.{key} (set "
+                                  f"it with --set {section}.{key}=VALUE)", f"{section}.{key}")
+
+
+def _check_sparse(cfg: "RunConfig") -> None:
+    """What sparse tables cannot do, when ``encoder.sparse`` asks for them (when it is left to the
+    table's size, the run checks the same once the data are loaded)."""
+    if not cfg.get("encoder.sparse"):
+        return
+    if cfg.get("optimizer.max_grad_norm") is not None:
+        raise ConfigError("optimizer.max_grad_norm: gradient clipping needs dense gradients, and encoder.sparse "
+                          "asks for sparse tables (drop one of them)", "optimizer.max_grad_norm")
+    if cfg.get("regularizer.weight") and registry_of("regularizer").get(cfg.regularizer.name).whole_tables:
+        raise ConfigError(f"regularizer: {cfg.regularizer.name!r} changes every row of the tables each step, and "
+                          f"encoder.sparse asks for sparse tables (use --regularizer lp, or drop encoder.sparse)",
+                          "regularizer.name")
+
+
+def _check_fanouts(cfg: "RunConfig") -> None:
+    """Edge and self-loop dropout act on the full graph, which neighbour sampling never builds."""
+    if not cfg.training.fanouts:
+        return
+    for key in ("edge_dropout", "self_loop_dropout"):
+        if cfg.get(f"encoder.{key}"):
+            raise ConfigError(f"encoder.{key}: drops edges of the full graph, and --fanouts trains on sampled "
+                              f"neighbourhoods (drop one of them)", f"encoder.{key}")
 
 
 def _check_regime(cfg: "RunConfig") -> None:
@@ -224,21 +267,27 @@ def _check_dataset(cfg: "RunConfig") -> None:
 
 
 def _dry_build(cfg: "RunConfig") -> None:
-    """Build the components that need no graph, so their own range checks run now (on PyTorch's
-    ``meta`` device: shapes only, so a huge ``dim`` allocates nothing here)."""
+    """Build the components whose checks need no data, so their own range checks run now (on
+    PyTorch's ``meta`` device: shapes only, so a huge ``dim`` allocates nothing here). The
+    encoder is built for a graph of one entity and one relation: what it checks of its options
+    and its interaction (R-GCN's ``num_bases`` dividing the width, CompGCN's equal widths)."""
     import torch  # start-up cost: the configuration imports no torch until it is checked
     from ..losses import EMULoss  # start-up cost, as above
-    for section, context in (("model", {"seed": 0}), ("loss", {}), ("regularizer", {}),
+    built = {}
+    for section, context in (("model", {"seed": 0}), ("encoder", {}), ("loss", {}), ("regularizer", {}),
                              ("emu", {"seed": 0}),
                              ("optimizer", {"params": [torch.zeros(1, requires_grad=True)]})):
         comp = cfg.components[section]
         if comp.name == NONE:
             continue
+        if section == "encoder":
+            context = {"num_entities": 1, "num_relations": 1, "interaction": built["model"],
+                       "generator": torch.Generator(), "seed": 0}
         spec = COMPONENTS[section]
         own = {k: v for k, v in comp.options.items() if k not in spec.wrapper}
         try:
             with torch.device("meta"):
-                spec.registry().make(comp.name, own, context, where=section)
+                built[section] = spec.registry().make(comp.name, own, context, where=section)
             if section == "emu":
                 EMULoss(comp.options["negative_label"], comp.options["plain_weight"])
         except (ValueError, TypeError) as e:
@@ -267,7 +316,10 @@ def check_config(cfg: "RunConfig") -> None:
         _check_name(cfg, section)
         _check_options(cfg, section)
     _check_plain(cfg)
+    _check_required(cfg)
     _check_ranges(cfg)
     _check_regime(cfg)
+    _check_sparse(cfg)
+    _check_fanouts(cfg)
     _check_dataset(cfg)
     _dry_build(cfg)

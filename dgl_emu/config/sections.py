@@ -15,7 +15,8 @@ from typing import Any, Callable, Dict, List, Optional
 from ..registry import Option, Registry
 from ..ranges import FloatRange, Param
 
-__all__ = ["ComponentSpec", "COMPONENTS", "PLAIN", "TOP_LEVEL", "NONE", "registry_of"]
+__all__ = ["ComponentSpec", "COMPONENTS", "PLAIN", "TOP_LEVEL", "NONE", "CHECKPOINT_EVERY_SECONDS", "CHOSEN_BY_DATA",
+           "same_setting", "registry_of"]
 
 #: the name that switches an optional component (``emu``) off
 NONE = "none"
@@ -135,6 +136,10 @@ COMPONENTS: Dict[str, ComponentSpec] = {s.section: s for s in (
     ComponentSpec("evaluator", _evaluators, "filtered"),
 )}
 
+#: seconds of training after which ``last.pt`` is written even between validations (the default of
+#: ``training.checkpoint_every_seconds``): a killed run loses at most about this much work
+CHECKPOINT_EVERY_SECONDS = 300.0
+
 #: plain sections: field -> (type hint, default)
 PLAIN: Dict[str, Dict[str, tuple]] = {
     "data": {"dataset": (str, "synthetic"), "data_dir": (Optional[str], None),
@@ -146,12 +151,33 @@ PLAIN: Dict[str, Dict[str, tuple]] = {
              "triples": (Optional[int], None), "cache": (bool, True)},
     "training": {"steps": (int, 1500), "batch_size": (int, 256), "eval_every": (int, 500),
                  "patience": (Optional[int], None), "eval_batch_size": (int, 512),
-                 "fanouts": (Optional[List[int]], None)},
+                 "fanouts": (Optional[List[int]], None),
+                 "checkpoint_every_seconds": (Optional[float], CHECKPOINT_EVERY_SECONDS)},
 }
 
 #: top-level keys: key -> (type hint, default)
 TOP_LEVEL: Dict[str, tuple] = {"seed": (int, 0), "device": (str, "cpu"), "output": (Optional[str], None),
                                "progress": (bool, True)}
+
+
+#: options whose ``null`` lets the run choose from its data, e.g. sparse lookup tables by the
+#: table's size; a run records its choice in its ``config.yaml`` (see :func:`same_setting`)
+CHOSEN_BY_DATA = ("encoder.sparse",)
+
+
+def same_setting(path: str, old: Any, new: Any) -> bool:
+    """Whether ``old`` and ``new`` values of the option ``path`` ask for the same run: equal, or
+    one of them ``null`` for an option of :data:`CHOSEN_BY_DATA` (``null`` chooses from the data,
+    and the same data choose alike; a run that resumes checks its choice against its record).
+
+    Examples
+    --------
+    >>> same_setting("encoder.sparse", None, True), same_setting("encoder.sparse", False, True)
+    (True, False)
+    >>> same_setting("model.dim", None, 64)
+    False
+    """
+    return old == new or (path in CHOSEN_BY_DATA and (old is None or new is None))
 
 
 def registry_of(section: str) -> Registry:

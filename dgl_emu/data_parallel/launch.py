@@ -9,8 +9,11 @@ connect to it as clients (``TORCHELASTIC_USE_AGENT_STORE``), and gloo talks over
 interface (``GLOO_SOCKET_IFNAME=lo``): no port of the run is reachable from another machine.
 
 The workers are owned by a :class:`~dgl_emu.launching.Launch`: a failing worker ends the others
-with one ``Error:`` line, and SIGINT or SIGTERM to the launcher stops every worker after a common
-step, with a checkpoint, and one line that says how to resume.
+with one ``Error:`` line (a worker killed from outside: ``rank 1 of 2 (pid N) was killed by signal
+9 (SIGKILL)``, and the command that resumes the run), and SIGINT or SIGTERM to the launcher stops
+every worker after a common step, with a checkpoint, and one line that says how to resume. The
+workers write to the launcher's terminal (rank 0 its progress; a worker's error goes to the
+launcher as its one line, with a traceback only under ``dgl-emu --debug``).
 """
 from __future__ import annotations
 
@@ -77,7 +80,7 @@ def launch(nproc: int, argv: Sequence[str], *, resume: str = "the same command")
                 "GLOO_SOCKET_IFNAME": "lo"})
     with Launch(resume) as workers:
         for rank in range(nproc):
-            workers.start(f"worker {rank} of {nproc}", [sys.executable, "-m", "dgl_emu", "run", *argv],
+            workers.start(f"rank {rank} of {nproc}", [sys.executable, "-m", "dgl_emu", "run", *argv],
                           {**env, "RANK": str(rank), "LOCAL_RANK": str(rank)})
         code = workers.wait()
     del store  # stops listening

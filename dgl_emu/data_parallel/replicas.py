@@ -75,9 +75,15 @@ class DataParallelReplicas(Replicas):
         """Whether ``flag`` is true on any rank (an all-reduce of one byte)."""
         if self.world_size <= 1:
             return bool(flag)
-        t = torch.tensor([int(bool(flag))], dtype=torch.uint8)
+        return self.agree([flag])[0]
+
+    def agree(self, flags: Sequence[bool]) -> List[bool]:
+        """Each flag: whether it is true on any rank (one all-reduce of ``len(flags)`` bytes)."""
+        if self.world_size <= 1:
+            return [bool(f) for f in flags]
+        t = torch.tensor([int(bool(f)) for f in flags], dtype=torch.uint8)
         dist.all_reduce(t, op=dist.ReduceOp.MAX)
-        return bool(t)
+        return [bool(x) for x in t.tolist()]
 
 
 class DataParallelStep(ReplicatedStep):

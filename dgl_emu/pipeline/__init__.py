@@ -4,7 +4,8 @@
 seam that says where a run lives (one process here; data-parallel and sharded placements live in
 :mod:`dgl_emu.data_parallel` and :mod:`dgl_emu.sharded`), :mod:`.rundir` keeps run directories
 consistent and dgl-emu's own, :mod:`.datarecord` records the data a run trained on, :mod:`.memory`
-checks that a run fits, :mod:`.evaluate` ranks a split and :mod:`.run` trains, evaluates and writes a run.
+checks that a run fits, :mod:`.choices` records what a run chose from its data (sparse tables),
+:mod:`.evaluate` ranks a split and :mod:`.run` trains, evaluates and writes a run.
 """
 from .builders import (SEED_OFFSETS, build_batches, build_interaction, build_model, build_objective, build_regime,
                        build_sampler, build_schedule, default_output, device_of, load_graph, training_graph)

@@ -11,7 +11,7 @@ import time
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional, Sequence
+from typing import Callable, Dict, Optional, Sequence
 
 import torch
 
@@ -26,6 +26,7 @@ from ..training.checkpoint import BEST, LAST, CheckpointError, load_checkpoint
 from ..training.trainer import INTERRUPTED
 from ..utils import atomic_write_json, atomic_write_text, environment, tune_cpu_allocator
 from .builders import build_evaluator, build_model, default_output, device_of, load_graph, training_graph
+from .choices import Choice, check_chosen, check_recorded, chosen_options, describe_choices, resolved_config
 from .datarecord import (DataChanged, changes, data_files, describe, located, read_record, recorded_id_maps,
                          write_record)
 from .memory import check_memory
@@ -160,12 +161,14 @@ def run(cfg: RunConfig, *, resume: bool = True, notify: Optional[Callable[[str],
     """Train and evaluate ``cfg``; write the run directory; resume an unfinished run.
 
     The run directory holds ``config.yaml`` (resolved), the record of its data (``data.json``
-    and the id maps: :mod:`~dgl_emu.pipeline.datarecord`), ``log.jsonl`` (per step),
-    ``best.pt`` (best validation MRR), ``last.pt`` (resumable), ``metrics.json`` and
-    ``curve.png``. Everything is built before anything is written, so a bad option or data file
-    leaves the directory as it was. The directory must be dgl-emu's and is locked while the run
-    writes it (:class:`RunDirectory`). ``resume=False`` starts over; if the new run stops before
-    its first checkpoint, for whatever reason, the previous run is put back.
+    and the id maps: :mod:`~dgl_emu.pipeline.datarecord`), ``log.jsonl`` (a line per step, on
+    disk as each step ends), ``best.pt`` (best validation MRR), ``last.pt`` (resumable: written
+    after each validation, and when ``training.checkpoint_every_seconds`` have passed since the
+    last one), ``metrics.json`` and ``curve.png``. Everything is built before anything is
+    written, so a bad option or data file leaves the directory as it was. The directory must be
+    dgl-emu's and is locked while the run writes it (:class:`RunDirectory`). ``resume=False``
+    starts over; if the new run stops before its first checkpoint, for whatever reason, the
+    previous run is put back.
     A resumed run refuses data that differ from its record unless ``accept_changed_data`` (then
     the files are read with the recorded id maps).
     ``notify`` receives one-line progress messages (resumed step, data report).
@@ -214,8 +217,13 @@ def run(cfg: RunConfig, *, resume: bool = True, notify: Optional[Callable[[str],
     setup = placement.setup(cfg, kg, device)
     if kg.origin:
         say(f"data: {kg.origin}")
+    chosen = chosen_options(cfg, kg, setup.model)  # e.g. sparse tables by size: recorded, printed, checked
+    check_chosen(cfg, chosen)
+    resolved = resolved_config(cfg, chosen)
     for split, report in kg.reports.items():
         say(f"data: {split}: {report.summary()}")
+    if chosen:
+        say(describe_choices(chosen))
     note = setup.objective.kernel_note(device)
     if note is not None:
         say(note)
@@ -232,10 +240,12 @@ def run(cfg: RunConfig, *, resume: bool = True, notify: Optional[Callable[[str],
             prepared = True
             if action == "resume" and checked != "resume" and read_record(out) is not None:
                 _check_data(read_record(out), current, accept_changed_data, "resuming would train", say)
+            if action == "resume":
+                check_recorded(_recorded_options(out), chosen, str(out))
             if rundir.previous is not None:
                 say(f"the previous run in {out} is kept in {rundir.previous} until this one's first checkpoint")
             try:
-                atomic_write_text(out / "config.yaml", cfg.to_yaml())
+                atomic_write_text(out / "config.yaml", resolved.to_yaml())
                 if action != "resume" or record is None or changes(record, current):
                     write_record(out, cfg, kg, current)
             except OSError as e:
@@ -254,7 +264,8 @@ def run(cfg: RunConfig, *, resume: bool = True, notify: Optional[Callable[[str],
                           eval_every=cfg.training.eval_every, run_dir=out, writes=writes,
                           callbacks=callbacks, progress=cfg.progress and writes,
                           max_grad_norm=cfg.optimizer.options["max_grad_norm"], replicas=setup.replicas,
-                          tables=setup.tables)
+                          tables=setup.tables,
+                          checkpoint_every_seconds=cfg.training.checkpoint_every_seconds)
         if action == "resume" and resume_state is not None:
             trainer.load_state_dict(resume_state)
             say(f"resumed {out} at step {trainer.step} of {cfg.training.steps}")
@@ -264,7 +275,7 @@ def run(cfg: RunConfig, *, resume: bool = True, notify: Optional[Callable[[str],
         setup_seconds = time.perf_counter() - started  # the fit is counted by the trainer, over resumes
         _fit(trainer, watch, cfg, out)
         try:
-            return _finish(cfg, kg, setup, placement, trainer, out, device, setup_seconds, evaluator)
+            return _finish(resolved, chosen, kg, setup, placement, trainer, out, device, setup_seconds, evaluator)
         except OSError as e:
             raise RunWriteError(_write_failure(e, out, _kept(watch, out))) from None
     except BaseException as e:
@@ -282,6 +293,14 @@ def run(cfg: RunConfig, *, resume: bool = True, notify: Optional[Callable[[str],
         raise
     finally:
         rundir.release()
+
+
+def _recorded_options(out: Path) -> dict:
+    """The flat options of the run in ``out`` (its ``config.yaml``), or ``{}``."""
+    try:
+        return load_config(out / "config.yaml").flat()
+    except ConfigError:  # none, or unreadable: the run directory's own checks said what they allow
+        return {}
 
 
 def _check_data(record: dict, current: dict, accept: bool, what: str, say: Callable[[str], None]) -> None:
@@ -316,9 +335,10 @@ def _fit(trainer: Trainer, watch: _Watch, cfg: RunConfig, out: Path) -> None:
                                  signal.SIGTERM if isinstance(e, Terminated) else signal.SIGINT) from None
 
 
-def _finish(cfg: RunConfig, kg: KnowledgeGraph, setup: Setup, placement: Placement, trainer: Trainer,
-            out: Path, device: torch.device, overhead: float, evaluator) -> RunResult:
-    """Best weights, final evaluation, ``metrics.json`` and the curve."""
+def _finish(cfg: RunConfig, chosen: Dict[str, Choice], kg: KnowledgeGraph, setup: Setup, placement: Placement,
+            trainer: Trainer, out: Path, device: torch.device, overhead: float, evaluator) -> RunResult:
+    """Best weights, final evaluation, ``metrics.json`` (``cfg`` resolved, with the options it
+    ``chosen``) and the curve."""
     model, writes = setup.model, placement.writes
     if trainer.best_step is None:  # no validation split: the final weights are "best"
         trainer.save_weights(None)
@@ -329,7 +349,9 @@ def _finish(cfg: RunConfig, kg: KnowledgeGraph, setup: Setup, placement: Placeme
     metrics = {"config": cfg.to_dict(), "steps": trainer.step, "best_step": best["step"],
                "best_valid_mrr": best["valid_mrr"], "train_seconds": trainer.train_seconds,
                "stop_reason": trainer.stop_reason, "validations": trainer.validations,
-               "dataset": kg.statistics(), "data": kg.load_report()}
+               "dataset": kg.statistics(), "data": kg.load_report(),
+               "chosen": {path: {"value": c.value, "reason": c.reason, "by_data": c.by_data}
+                          for path, c in chosen.items()}}
     for split in ("valid", "test"):
         if split in kg.splits:
             metrics[split] = setup.evaluate(model, split, evaluator, cfg.progress and writes).metrics()

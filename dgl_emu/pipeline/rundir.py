@@ -40,7 +40,7 @@ from typing import List, Optional
 import psutil
 import yaml
 
-from ..config import ConfigError, RunConfig
+from ..config import ConfigError, RunConfig, same_setting
 from ..locking import DirectoryLock, Locked, holder
 from ..training.shardset import remove_shard_folder
 from ..utils import atomic_write_text
@@ -80,9 +80,16 @@ def owned(name: str) -> bool:
     return bool(match) and (match["name"] in RUN_FILES or match["name"] in _OTHER_OWNED)
 
 
+#: options a resumed run may change: they change no number of the run (the output path: a run
+#: directory may be moved)
+NOT_COMPARED = ("progress", "output", "training.checkpoint_every_seconds")
+
+
 def config_differences(saved: dict, cfg: RunConfig) -> List[str]:
-    """``"path: old -> new"`` for every option where ``saved`` and ``cfg`` differ (progress bars and
-    the output path aside: a run directory may be moved).
+    """``"path: old -> new"`` for every option where ``saved`` and ``cfg`` differ, but those of
+    :data:`NOT_COMPARED` (progress bars, the output path, how often to checkpoint); an option
+    left to the data (``null``) matches the choice a run recorded
+    (:func:`~dgl_emu.config.same_setting`).
 
     ``saved`` may be a nested or a dgl-emu 0.1 flat configuration; one that cannot be read is
     reported as such.
@@ -93,7 +100,7 @@ def config_differences(saved: dict, cfg: RunConfig) -> List[str]:
         return [f"config.yaml cannot be read ({e})"]
     new = cfg.flat()
     return [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(set(old) | set(new))
-            if k not in ("progress", "output") and old.get(k) != new.get(k)]
+            if k not in NOT_COMPARED and not same_setting(k, old.get(k), new.get(k))]
 
 
 def _shown(names: List[str], limit: int = 3) -> str:

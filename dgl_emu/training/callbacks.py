@@ -101,8 +101,10 @@ class JsonLinesLogger(Callback):
 
     On resume the file is cut back to the checkpoint's step, so it never holds steps twice. The
     file is written without following a symbolic link (a link at ``path`` is replaced).
-    Lines are flushed at every validation (before the checkpoint that follows it), at every
-    checkpoint and at the end.
+    Each line is handed to the operating system as its step or validation ends (one ``write``
+    per line, no buffering in the process), so the file can be followed while the run goes on
+    (``tail -f``), with or without a progress bar, and a process killed outright loses no line
+    of a finished step.
     """
 
     def __init__(self, path: Union[str, Path]):
@@ -123,16 +125,15 @@ class JsonLinesLogger(Callback):
         atomic_write_text(self.path, "".join(f"{x}\n" for x in kept))  # never through a link
         self._file = open_append(self.path)
 
-    def on_step_end(self, trainer, record):
+    def _write(self, record: dict) -> None:
         self._file.write(strict_json(record) + "\n")
+        self._file.flush()  # as the step ends: the file can be followed, a kill loses no line
+
+    def on_step_end(self, trainer, record):
+        self._write(record)
 
     def on_validation_end(self, trainer, metric, improved):
-        self._file.write(strict_json({"step": trainer.step, "valid_mrr": metric}) + "\n")
-        self._file.flush()  # a checkpoint follows each validation: its steps are on disk first
-
-    def on_checkpoint(self, trainer):
-        if self._file is not None:  # (a checkpoint after fit, e.g. on Ctrl-C: already closed)
-            self._file.flush()
+        self._write({"step": trainer.step, "valid_mrr": metric})
 
     def on_fit_end(self, trainer):
         if self._file is not None:

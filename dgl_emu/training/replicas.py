@@ -84,6 +84,12 @@ class Replicas:
         answer: e.g. whether one of them was asked to stop)."""
         return bool(flag)
 
+    def agree(self, flags: Sequence[bool]) -> List[bool]:
+        """Each of ``flags``: whether it is true in any process (every process calls it with as
+        many flags, and all get the same answer, in one exchange: e.g. whether one of them was
+        asked to stop, whether one of them finds a checkpoint due)."""
+        return [bool(f) for f in flags]
+
     def gather_state(self, state: dict) -> Optional[list]:
         """What a checkpoint keeps of each process's own state (its random streams and data
         order), gathered from every process; ``None`` when the checkpoint's own state is every

@@ -41,6 +41,12 @@ class Trainer:
     ``run_dir/best.pt`` and a resumable ``run_dir/last.pt`` holds everything needed to continue
     bit-identically on CPU.
 
+    With ``checkpoint_every_seconds``, ``last.pt`` is also written after the first step that
+    ends that long after the last checkpoint (by ``clock``), so a killed run loses at most about
+    that much work. Writing a checkpoint reads the state and changes none of it, so when
+    checkpoints are written never changes the numbers: a run resumed from any of them ends as
+    the uninterrupted run does.
+
     ``environments`` lists, for each :meth:`fit` that trained, the step it started from and the
     :func:`~dgl_emu.utils.environment` it ran in (threads, CPU kernels, versions), kept across
     resumes: a run resumed on another machine or thread count says which steps ran where.
@@ -71,7 +77,14 @@ class Trainer:
     validate : callable, optional
         ``validate(model) -> float`` (higher is better), e.g. validation MRR.
     eval_every : int, optional
-        Steps between validations (and checkpoints).
+        Steps between validations (each followed by a checkpoint).
+    checkpoint_every_seconds : float, optional
+        Also checkpoint after the first step that ends this many seconds (of ``clock``) after
+        the last checkpoint (or the start of :meth:`fit`); ``None``: at validations only. The
+        processes of a run agree (:meth:`~dgl_emu.training.Replicas.agree`): all of them write
+        after the same step.
+    clock : callable
+        ``clock() -> float`` seconds (default :func:`time.monotonic`); tests pass their own.
     run_dir : path-like, optional
         Where checkpoints go; ``None`` keeps nothing on disk.
     writes : bool
@@ -101,10 +114,15 @@ class Trainer:
                  eval_every: Optional[int] = None, run_dir: Optional[Path] = None,
                  callbacks: Sequence[Callback] = (), progress: bool = True,
                  max_grad_norm: Optional[float] = None, replicas: Optional[Replicas] = None,
-                 writes: bool = True, tables: Optional[ShardedTables] = None):
+                 writes: bool = True, tables: Optional[ShardedTables] = None,
+                 checkpoint_every_seconds: Optional[float] = None, clock: Callable[[], float] = time.monotonic):
         num_steps, batch_size = as_count(num_steps, "num_steps"), as_count(batch_size, "batch_size")
         if eval_every is not None:
             eval_every = as_count(eval_every, "eval_every")
+        if checkpoint_every_seconds is not None and not checkpoint_every_seconds > 0:
+            raise ValueError(f"checkpoint_every_seconds must be positive, got {checkpoint_every_seconds}")
+        self.checkpoint_every_seconds, self.clock = checkpoint_every_seconds, clock
+        self._checkpointed_at = clock()  # when the last checkpoint was written (or fit started)
         self.device = torch.device(device)
         self.objective = objective.to(self.device)
         self.model = objective.model
@@ -154,7 +172,7 @@ class Trainer:
 
     def request_stop(self) -> None:
         """Ask this process to stop after its current step, from a signal handler: at the end of
-        the step the processes of the run agree (:meth:`~dgl_emu.training.Replicas.any`), so all
+        the step the processes of the run agree (:meth:`~dgl_emu.training.Replicas.agree`), so all
         of them stop after the same step, with the reason :data:`INTERRUPTED`."""
         self._stop_requested = True
 
@@ -224,26 +242,37 @@ class Trainer:
         bar = tqdm(total=self.num_steps, initial=self.step, disable=not self.progress,
                    desc="train", unit="step", dynamic_ncols=True)
         started = time.perf_counter()
+        self._checkpointed_at = self.clock()
         try:
             while self.step < self.num_steps and self.stop_reason is None:
                 record = self.train_step()
                 for cb in self.callbacks:
                     cb.on_step_end(self, record)
-                if self.replicas.any(self._stop_requested) and self.stop_reason is None:
-                    self.stop(INTERRUPTED)
+                stop, due = self.replicas.agree([self._stop_requested, self.checkpoint_due()])
+                if stop and self.stop_reason is None:
+                    self.stop(INTERRUPTED)  # the caller checkpoints this step
                 bar.update(1)
                 bar.set_postfix(loss=f"{record['loss']:.4f}", best=f"{self.best_metric:.4f}")
-                if self.eval_every and (self.step % self.eval_every == 0 or self.step == self.num_steps):
+                validating = self.eval_every and (self.step % self.eval_every == 0 or self.step == self.num_steps)
+                if validating:
                     self.validate()
+                if validating or (due and self.stop_reason is None):
                     self.fit_seconds += time.perf_counter() - started
                     started = time.perf_counter()
                     self.save_checkpoint()
+                    self._checkpointed_at = self.clock()
         finally:
             self.fit_seconds += time.perf_counter() - started
             bar.close()
             for cb in self.callbacks:
                 cb.on_fit_end(self)
         return self
+
+    def checkpoint_due(self) -> bool:
+        """Whether ``checkpoint_every_seconds`` have passed (by ``clock``) since the last
+        checkpoint, in this process."""
+        return (self.checkpoint_every_seconds is not None
+                and self.clock() - self._checkpointed_at >= self.checkpoint_every_seconds)
 
     def validate(self) -> Optional[float]:
         """Run ``validate``; keep ``best.pt`` when the metric improves."""

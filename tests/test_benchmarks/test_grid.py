@@ -54,6 +54,7 @@ def fake_pipeline(monkeypatch):
     class Fake:
         calls = []
         fail_on = None
+        chosen = {}  # options the run records as chosen from its data
 
         def __call__(self, cfg, resume=True):
             out = Path(cfg.output)
@@ -61,7 +62,7 @@ def fake_pipeline(monkeypatch):
             if self.fail_on and self.fail_on in out.name:
                 raise RuntimeError("boom: simulated failure")
             out.mkdir(parents=True, exist_ok=True)
-            metrics = _metrics(cfg, 0.25, 0.125)
+            metrics = _metrics(cfg.updated(**self.chosen), 0.25, 0.125)
             atomic_write_json(out / "metrics.json", metrics)
             return pipeline.RunResult(out, metrics)
 
@@ -245,6 +246,21 @@ def test_changed_grid_is_refused(fake_pipeline, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "steps" in err and SMOKE_IDS[0] in err
     assert len(fake_pipeline.calls) == 1
+
+
+def test_a_choice_a_run_recorded_is_not_a_change_of_the_grid(fake_pipeline, tmp_path, capsys):
+    """The grid leaves encoder.sparse to the data (null); a finished run records false: the grid
+    skips it. A run that recorded another explicit value than the grid's is refused."""
+    fake_pipeline.chosen = {"encoder.sparse": False}
+    assert bench("grid", str(SMOKE), "--max-runs", "1", *_dirs(tmp_path)) == 0
+    assert bench("grid", str(SMOKE), "--max-runs", "1", *_dirs(tmp_path)) == 0
+    assert len(fake_pipeline.calls) == 2 and fake_pipeline.calls[0] != fake_pipeline.calls[1]
+    changed = tmp_path / "smoke.yaml"
+    changed.write_text(SMOKE.read_text().replace("  progress: false", "  progress: false\n  encoder.sparse: true"))
+    capsys.readouterr()
+    assert bench("grid", str(changed), *_dirs(tmp_path)) == 2
+    err = capsys.readouterr().err
+    assert "finished with different encoder.sparse" in err and len(fake_pipeline.calls) == 2, err
 
 
 # ---------------------------------------------------------------------------- runner (real training)

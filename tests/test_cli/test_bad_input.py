@@ -125,6 +125,43 @@ def test_bad_option(tmp_path, row):
     assert not (tmp_path / "run").exists()
 
 
+#: option checks that need no data: refused before any file is read (each was refused only after
+#: the data had loaded, or not at all, in dgl-emu 0.4)
+EARLY_ROWS = {
+    "sampled evaluator without N": (["--evaluator", "sampled"],
+                                    ["--evaluator", "needs evaluator.num_negatives", "--set evaluator.num_negatives="]),
+    "sampled evaluator with N = 0": (["--evaluator", "sampled", "--set", "evaluator.num_negatives=0"],
+                                     ["--set evaluator.num_negatives", "positive"]),
+    "evaluation slices of 0 scores": (["--set", "evaluator.max_scores=0"], ["--set evaluator.max_scores", "positive"]),
+    "chunks of 0 positives": (["--chunk-size", "0"], ["--chunk-size", "positive"]),
+    "clipping with sparse tables": (["--max-grad-norm", "1", "--set", "encoder.sparse=true"],
+                                    ["--max-grad-norm", "dense gradients", "encoder.sparse"]),
+    "whole-table penalty with sparse tables": (["--regularizer", "table", "--regularizer-weight", "0.1", "--set",
+                                                "encoder.sparse=true"], ["--regularizer", "sparse tables"]),
+    "R-GCN blocks that do not divide d": (["--encoder", "rgcn", "--decomposition", "bdd", "--num-bases", "3"],
+                                          ["--encoder", "num_bases dividing 8"]),
+    "CompGCN with RotatE's widths": (["--encoder", "compgcn", "--model", "rotate"],
+                                     ["--encoder", "equal entity and relation widths", "RotatE"]),
+    "edge dropout on sampled neighbourhoods": (["--encoder", "rgcn", "--fanouts", "5,5", "--set",
+                                                "encoder.edge_dropout=0.1"],
+                                               ["--set encoder.edge_dropout", "--fanouts"]),
+}
+
+
+@pytest.mark.parametrize("row", list(EARLY_ROWS))
+def test_options_that_need_no_data_are_checked_before_any_data_load(tmp_path, monkeypatch, row):
+    """The dataset's folder does not exist and the loader fails the test if called: the error
+    is the option's, with exit status 2."""
+    def load_graph(*args, **kwargs):
+        pytest.fail("the data were loaded")
+    monkeypatch.setattr(sys.modules["dgl_emu.pipeline.run"], "load_graph", load_graph)
+    args, needles = EARLY_ROWS[row]
+    result = invoke("run", "--dataset", "nations", "--data-dir", tmp_path / "missing", *TINY, *args,
+                    "--output", tmp_path / "run")
+    _check(result, 2, *needles)
+    assert not (tmp_path / "run").exists()
+
+
 def test_bad_key_in_a_config_file_names_the_file(tmp_path):
     conf = tmp_path / "c.yaml"
     conf.write_text("sampler: {name: uniform, num_negative: 8}\n")
@@ -295,3 +332,20 @@ def test_interrupted_fresh_run_mixes_nothing(tmp_path, straight):
     code, text = _cli(["run", *SHORT, "--seed", "7", "--fresh", "--output", out])
     assert code == 0, text
     assert not aside.exists()   # deleted once the new run had a checkpoint
+
+
+def test_interrupted_run_loses_only_the_steps_after_its_wall_time_checkpoint(tmp_path, straight):
+    """With a checkpoint due after every step (1 ns), SIGKILL after step 13 leaves the checkpoint
+    of step 12, not a validation step (those are 10, 20, 30); the command resumes there without
+    the option (how often to checkpoint changes no number, so it may change on resume), to the
+    uninterrupted result."""
+    out = tmp_path / "run"
+    code, text = _cli(["run", *SHORT, "--checkpoint-every-seconds", "1e-9", "--output", out],
+                      signal_at="SIGKILL@13")
+    assert code == -signal.SIGKILL, text
+    code, text = _cli(["run", *SHORT, "--output", out])
+    assert code == 0 and f"resumed {out} at step 12 of 30" in text, text
+    assert _losses(out) == _losses(straight)
+    a, b = (json.loads((d / "metrics.json").read_text()) for d in (out, straight))
+    assert a["test"] == b["test"] and a["validations"] == b["validations"] and a["best_step"] == b["best_step"]
+    assert a["config"]["training"]["checkpoint_every_seconds"] == 300.0   # this invocation's (the default)

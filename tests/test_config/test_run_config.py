@@ -23,7 +23,7 @@ DEFAULTS = {
     "regularizer": {"name": "lp", "weight": 0.0, "p": 3.0},
     "evaluator": {"name": "filtered", "max_scores": 67108864},
     "training": {"steps": 1500, "batch_size": 256, "eval_every": 500, "patience": None,
-                 "eval_batch_size": 512, "fanouts": None},
+                 "eval_batch_size": 512, "fanouts": None, "checkpoint_every_seconds": 300.0},
     "seed": 0, "device": "cpu", "output": None, "progress": True,
 }
 #: the optimiser's wrapper options, the same for every optimiser

@@ -157,7 +157,7 @@ def _dft(x):
 def test_hole_is_complex_of_the_fourier_transforms(target):
     """Hayashi & Shimbo (2017): HolE(h, r, t) = ComplEx(F h, F r, F t) / d, with ComplEx over all
     d frequencies; so the two rank every candidate alike."""
-    d, E, B = 6, 11, 4
+    d, E = 6, 11
     g = torch.Generator().manual_seed(0)
     ent, rel = _randn(g, E, d), _randn(g, 3, d)
     hole, complex_ = HolE(dim=d), ComplEx(dim=d)

@@ -103,8 +103,13 @@ def test_killed_two_process_run_resumes_to_the_uninterrupted_one(tmp_path):
     whole, split = tmp_path / "whole", tmp_path / "split"
     code, text = _run([*ARGS, "--nproc", "2", "--output", whole])
     assert code == 0, text
-    code, text = _run([*ARGS, "--nproc", "2", "--output", split], signal_at="SIGKILL@13")
-    assert code != 0 and not (split / "metrics.json").exists(), text
+    code, text = _run([*ARGS, "--nproc", "2", "--output", split], signal_at="SIGKILL@13")  # rank 0, the writer
+    assert code == 128 + signal.SIGKILL and not (split / "metrics.json").exists(), text
+    errors = [x for x in text.splitlines() if x.startswith("Error:")]
+    assert len(errors) == 1 and "Traceback" not in text, text
+    assert errors[0].startswith("Error: rank 0 of 2 (pid ") and "was killed by signal 9 (SIGKILL)" in errors[0], text
+    assert errors[0].endswith(f"to resume from the last checkpoint, run: dgl-emu run {' '.join(ARGS)} --nproc 2 "
+                              f"--output {split}"), text
     assert torch.load(split / "last.pt", weights_only=False)["step"] == 10
     code, text = _run([*ARGS, "--nproc", "2", "--output", split])
     assert code == 0, text

@@ -70,8 +70,9 @@ def scripted(values):
 
 def make_trainer(*, seed: int = 0, data_seed=None, sampler: str = "uniform", emu: bool = True,
                  num_steps: int = 40, eval_every=10, run_dir=None, callbacks=(), optimizer=ADAGRAD,
-                 validate=valid_mrr, batch_size: int = 32) -> Trainer:
-    """A brand-new trainer: fresh model, sampler, EMU layer and objective, all seeded."""
+                 validate=valid_mrr, batch_size: int = 32, **options) -> Trainer:
+    """A brand-new trainer: fresh model, sampler, EMU layer and objective, all seeded
+    (``options``: more arguments of :class:`Trainer`)."""
     model = KGEModel.shallow(DistMult(dim=8), E, R, torch.Generator().manual_seed(seed))
     if sampler == "bernoulli":
         neg = BernoulliNegativeSampler(TRAIN, E, R, 8, seed=seed + 1)
@@ -84,7 +85,7 @@ def make_trainer(*, seed: int = 0, data_seed=None, sampler: str = "uniform", emu
         cbs.insert(0, JsonLinesLogger(Path(run_dir) / "log.jsonl"))
     return Trainer(objective, NegativeSampling(neg), TRAIN, num_steps=num_steps, batch_size=batch_size, optimizer=optimizer,
                    seed=seed if data_seed is None else data_seed, validate=validate,
-                   eval_every=eval_every, run_dir=run_dir, callbacks=cbs, progress=False)
+                   eval_every=eval_every, run_dir=run_dir, callbacks=cbs, progress=False, **options)
 
 
 def read_log(path: Path):
@@ -395,6 +396,20 @@ def test_resume_after_kill_mid_log_line(tmp_path):
     b.fit()
     assert read_log(tmp_path / "a" / "log.jsonl") == read_log(tmp_path / "b" / "log.jsonl")
     assert_same_state(a.model.state_dict(), b.model.state_dict())
+
+
+def test_each_log_line_is_on_disk_as_its_step_ends(tmp_path):
+    """No validation and no checkpoint in 12 steps: after each step the file (read by another
+    handle) already holds every step so far."""
+    class Reader(Callback):
+        seen = []
+
+        def on_step_end(self, trainer, record):
+            self.seen.append([s for s, _, _ in read_log(tmp_path / "log.jsonl")[0]])
+
+    make_trainer(num_steps=12, eval_every=None, validate=None, run_dir=tmp_path, callbacks=[Reader()]).fit()
+    assert Reader.seen == [list(range(1, n + 1)) for n in range(1, 13)]
+    assert not (tmp_path / "last.pt").exists()
 
 
 def test_resume_on_the_switch_step_gives_a_usable_optimizer(tmp_path):
