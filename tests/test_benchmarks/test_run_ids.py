@@ -39,12 +39,13 @@ def test_every_grid_file_is_checked():
 
 def test_committed_results_are_named_by_grid_ids():
     """Every run result committed under ``results/<grid>/`` has the id of a run of some grid
-    (a controls folder holds copies of another grid's baselines)."""
+    (a controls folder holds copies of another grid's baselines; summary, controls and compare
+    are the reports written beside them)."""
     every = {i for ids in IDS.values() for i in ids}
     for grid in IDS:
         folder = BENCHMARKS / "results" / grid[:-len(".yaml")]
         for path in folder.glob("*.json"):
-            if path.stem not in ("summary", "controls"):
+            if path.stem not in ("summary", "controls", "compare"):
                 assert path.stem in every, path
 
 
