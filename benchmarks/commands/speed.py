@@ -7,6 +7,7 @@ as its last line and saves it under benchmarks/results/ (atomically)::
     python -m benchmarks speed scale --data-dir ../shared/datasets
     python -m benchmarks speed shard-eval       (root: two machines in network namespaces)
     python -m benchmarks speed ingest --triples 10000000 --entities 5000000
+    python -m benchmarks speed cli-memory --entities 5000000
 """
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from dgl_emu.utils import tune_cpu_allocator
 from ..speedlib.command import scale
 from ..speedlib.shardeval import shard_eval
 from ..speedlib.ingest_command import ingest
+from ..speedlib.climemory import cli_memory
 from ..speedlib.report import emit, ratio, secs
 
 __all__ = ["speed"]
@@ -402,3 +404,4 @@ def sans(dataset, data_dir, k, walks, baseline_entities, save):
 speed.add_command(scale)
 speed.add_command(shard_eval)
 speed.add_command(ingest)
+speed.add_command(cli_memory)

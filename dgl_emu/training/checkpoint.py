@@ -73,7 +73,7 @@ def load_checkpoint(path: Union[str, Path], device: torch.device = torch.device(
     path = Path(path)
     try:
         with torch.serialization.safe_globals(list(ALLOWED_GLOBALS)):
-            state = torch.load(path, map_location=device, weights_only=True, mmap=_zip_file(path))
+            state = torch.load(path, map_location=device, weights_only=True)
     except FileNotFoundError:
         raise CheckpointError(f"{path}: no such checkpoint") from None
     except pickle.UnpicklingError as e:
@@ -98,17 +98,6 @@ def load_checkpoint(path: Union[str, Path], device: torch.device = torch.device(
         return resolve({k: v for k, v in state.items() if k != "shards"}, shards)
     except ShardSetError as e:
         raise CheckpointError(str(e)) from None
-
-
-def _zip_file(path: Path) -> bool:
-    """Whether ``path`` is in ``torch.save``'s zip format, which ``torch.load`` can map instead of
-    read: the tensors a caller does not touch (a resumed run's best weights, an evaluation's
-    optimiser state) then cost no memory, and the ones it copies are read once."""
-    try:
-        with open(path, "rb") as f:
-            return f.read(4) == b"PK\x03\x04"
-    except OSError:
-        return False  # torch.load names the problem
 
 
 def _refused_global(message: str) -> Optional[str]:

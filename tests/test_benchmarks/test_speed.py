@@ -109,3 +109,15 @@ def test_ingest_parses_then_loads_from_the_cache():
     assert out["cold"]["triples"] == out["cache_load"]["triples"] == {"train": 3000, "valid": 1000, "test": 1000}
     assert out["cold"]["entities"] == out["cache_load"]["entities"] == out["entities_in_triples"] <= 800
     assert out["cold"]["arrays_gb"] == round(5000 * 3 * 8 / 2 ** 30, 3)
+
+
+def test_cli_memory_compares_the_whole_run_with_the_training_step(tmp_path, monkeypatch):
+    """``speed cli-memory`` on a small generated graph: both processes ran (the CLI run was
+    evaluated), and the ratio is the two peaks it reports, divided."""
+    monkeypatch.setattr(report, "RESULTS", tmp_path)
+    result = CliRunner().invoke(speed, ["cli-memory", "--entities", "3000", "--steps", "2"])
+    assert result.exit_code == 0, result.output
+    saved = json.loads((tmp_path / "speed-cli-memory-3000.json").read_text())
+    assert saved["cli_peak_rss_gb"] > 0 and saved["scale_step_peak_rss_gb"] > 0
+    assert 0 <= saved["cli_test_mrr"] <= 1
+    assert saved["ratio"] == pytest.approx(saved["cli_peak_rss_gb"] / saved["scale_step_peak_rss_gb"], abs=1e-3)
