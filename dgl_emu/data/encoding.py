@@ -70,8 +70,8 @@ def triple_keys(t: np.ndarray, num_entities: int, num_relations: int) -> np.ndar
 
     Examples
     --------
-    >>> triple_keys(np.array([[1, 0, 2]]), 3, 2).tolist()
-    [5]
+    >>> triple_keys(np.array([[1, 0, 2]]), 3, 2).tolist()  # (1 * 2 + 0) * 3 + 2
+    [8]
     """
     if num_entities * num_entities * max(num_relations, 1) < 2 ** 63:
         return (t[:, 0] * num_relations + t[:, 1]) * num_entities + t[:, 2]
