@@ -220,3 +220,19 @@ def test_bad_dictionary_same_error_as_reference(tmp_path, row):
     with pytest.raises(DataFormatError) as new:
         read_dictionary(p)
     assert str(new.value) == str(old.value)
+
+
+def test_one_dictionary_over_many_chunks_and_columns_is_the_sorted_labels():
+    """The codes of columns given in several chunks each are positions in the sorted set of every
+    label (Python's ``sorted`` on str, non-ASCII included), whatever the chunking."""
+    import pyarrow as pa
+
+    from dgl_emu.data.encoding import _sorted_codes
+    heads = pa.chunked_array([["b", "é", "a"], ["zz", "b"], []], type=pa.string())
+    tails = pa.chunked_array([["ä"], ["a", "c", "é", "B"]], type=pa.string())
+    dictionary, (h, t) = _sorted_codes([heads, tails])
+    labels = sorted(set(heads.to_pylist()) | set(tails.to_pylist()))
+    assert dictionary.to_pylist() == labels
+    assert [labels[i] for i in h] == heads.to_pylist() and [labels[i] for i in t] == tails.to_pylist()
+    empty, codes = _sorted_codes([pa.chunked_array([], type=pa.string())])
+    assert len(empty) == 0 and [len(c) for c in codes] == [0]
