@@ -32,3 +32,16 @@ def invoke(*args, catch_exceptions: bool = False):
     """``dgl-emu ARGS`` through click's test runner on one thread."""
     with one_thread():
         return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=catch_exceptions)
+
+
+def check_error(result, code: int, *needles: str) -> str:
+    """Exit status, a single ``Error:`` line holding every needle, and no traceback; the output."""
+    out = result.output
+    assert result.exit_code == code, out
+    assert "Traceback" not in out, out
+    if code:
+        errors = [line for line in out.splitlines() if line.startswith("Error:")]
+        assert len(errors) == 1, out
+        for needle in needles:
+            assert needle in errors[0], (needle, errors[0])
+    return out

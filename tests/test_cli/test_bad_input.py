@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from .clihelp import SHARED_DATASETS, TINY, invoke
+from .clihelp import SHARED_DATASETS, TINY, check_error as _check, invoke
 
 ROOT = Path(__file__).resolve().parents[2]
 TRIPLES = "a\tr\tb\nb\tr\tc\nc\tr\ta\na\ts\tc\nb\ts\ta\nc\ts\tb\n"
@@ -27,19 +27,6 @@ def _files(tmp_path: Path, train: str, valid: str = "a\tr\tc\n", test: str = "b\
     for name, text in (("train.txt", train), ("valid.txt", valid), ("test.txt", test)):
         (tmp_path / name).write_bytes(text.encode("utf-8") if isinstance(text, str) else text)
     return ["--train", tmp_path / "train.txt", "--valid", tmp_path / "valid.txt", "--test", tmp_path / "test.txt"]
-
-
-def _check(result, code: int, *needles: str):
-    """Exit status, a single ``Error:`` line holding every needle, and no traceback."""
-    out = result.output
-    assert result.exit_code == code, out
-    assert "Traceback" not in out, out
-    if code:
-        errors = [line for line in out.splitlines() if line.startswith("Error:")]
-        assert len(errors) == 1, out
-        for needle in needles:
-            assert needle in errors[0], (needle, errors[0])
-    return out
 
 
 # --------------------------------------------------------------------------- data files

@@ -19,7 +19,7 @@ from pathlib import Path
 import psutil
 import torch
 
-from .test_trust_processes import DATA, ROOT, Launched, _losses, _until
+from .test_trust_processes import DATA, ROOT, Launched, _resume, _same_run, _until
 
 ARGS = ["--model", "distmult", "--dim", "16", "--num-negatives", "8", "--batch-size", "64", "--no-progress"]
 
@@ -94,15 +94,9 @@ def test_a_killed_rank_is_one_error_line_and_resumes_to_the_uninterrupted_run(tm
     step = torch.load(out / "last.pt", weights_only=True)["step"]
     logged = _logged_steps(out / "log.jsonl")
     assert 5 <= step < 200 and step >= logged[-1] - 1, (step, logged[-5:])   # lost at most the step in flight
-    resume = Launched(shlex.split(command)[1:], tmp_path / "log2")           # "run ARGS" of "dgl-emu run ARGS"
-    try:
-        code, text = resume.wait()
-    finally:
-        resume.close()
-    assert code == 0 and f"resumed {out} at step {step} of 200" in text, text
-    assert _losses(out) == _losses(whole)
-    a, b = (json.loads((d / "metrics.json").read_text()) for d in (out, whole))
-    assert a["test"] == b["test"] and a["validations"] == b["validations"]
+    _resume(shlex.split(command)[1:], tmp_path / "log2", out, step, 200)   # "run ARGS" of "dgl-emu run ARGS"
+    metrics = _same_run(out, whole)
+    assert metrics["out"]["validations"] == metrics["whole"]["validations"]
 
 
 # a worker that waits for its peer to go (the file ``sys.argv[1]`` to disappear), then reports

@@ -30,7 +30,7 @@ from dgl_emu.pipeline.rundir import LOCK, MARKER
 from dgl_emu.sampling import UniformNegativeSampler
 from dgl_emu.utils import atomic_write_bytes, open_append
 
-from .clihelp import SHARED_DATASETS, TINY, invoke
+from .clihelp import SHARED_DATASETS, TINY, check_error as _check, invoke
 
 
 # --------------------------------------------------------------------------- helpers
@@ -48,19 +48,6 @@ def _tree(root: Path, skip: Path = None) -> dict:
             out[rel] = "dir"
         else:
             out[rel] = hashlib.sha256(path.read_bytes()).hexdigest()
-    return out
-
-
-def _check(result, code: int, *needles: str) -> str:
-    """Exit status, a single ``Error:`` line holding every needle, and no traceback."""
-    out = result.output
-    assert result.exit_code == code, out
-    assert "Traceback" not in out, out
-    if code:
-        errors = [line for line in out.splitlines() if line.startswith("Error:")]
-        assert len(errors) == 1, out
-        for needle in needles:
-            assert needle in errors[0], (needle, errors[0])
     return out
 
 

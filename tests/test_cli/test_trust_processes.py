@@ -127,6 +127,24 @@ def _losses(run_dir: Path):
     return [json.loads(x)["loss"] for x in (run_dir / "log.jsonl").read_text().splitlines() if '"loss"' in x]
 
 
+def _resume(args, log: Path, out: Path, step: int, steps: int) -> None:
+    """Run ``dgl-emu ARGS`` to its end: it exits 0 having resumed ``out`` at ``step`` of ``steps``."""
+    resume = Launched(args, log)
+    try:
+        code, text = resume.wait()
+    finally:
+        resume.close()
+    assert code == 0 and f"resumed {out} at step {step} of {steps}" in text, text
+
+
+def _same_run(out: Path, whole: Path) -> dict:
+    """``out`` ended as the uninterrupted ``whole``: the same losses and test metrics; both metrics."""
+    assert _losses(out) == _losses(whole)
+    a, b = (json.loads((d / "metrics.json").read_text()) for d in (out, whole))
+    assert a["test"] == b["test"]
+    return {"out": a, "whole": b}
+
+
 # --------------------------------------------------------------------------- fixtures
 @pytest.fixture(scope="module")
 def parts(tmp_path_factory):
@@ -235,15 +253,8 @@ def test_a_signal_to_the_data_parallel_launcher_stops_every_worker_resumably(tmp
     command = line.split("to resume it, run: ", 1)[1]
     assert command.startswith("dgl-emu run ") and "--nproc 2" in command and str(out) in command, line
     assert torch.load(out / "last.pt", weights_only=True)["step"] == step
-    resume = Launched(["run", *DP, "--output", out], tmp_path / "log2")
-    try:
-        code, text = resume.wait()
-    finally:
-        resume.close()
-    assert code == 0 and f"resumed {out} at step {step} of 200" in text, text
-    assert _losses(out) == _losses(whole)
-    a, b = (json.loads((d / "metrics.json").read_text()) for d in (out, whole))
-    assert a["test"] == b["test"]
+    _resume(["run", *DP, "--output", out], tmp_path / "log2", out, step, 200)
+    _same_run(out, whole)
 
 
 @pytest.mark.parametrize("name", ["SIGTERM", "SIGINT"])
@@ -264,12 +275,7 @@ def test_a_signal_to_the_sharded_launcher_ends_its_servers_and_trainers(parts, t
     line = _stopped_line(text, signum)
     step = int(re.search(r"at step (\d+):", line).group(1))
     assert "--part-config" in line and torch.load(out / "last.pt", weights_only=True)["step"] == step
-    resume = Launched(args, tmp_path / "log2")
-    try:
-        code, text = resume.wait()
-    finally:
-        resume.close()
-    assert code == 0 and f"resumed {out} at step {step} of 400" in text, text
+    _resume(args, tmp_path / "log2", out, step, 400)
 
 
 # --------------------------------------------------------------------------- failing workers
