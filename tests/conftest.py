@@ -1,6 +1,7 @@
 """Shared fixtures for the test suite."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -30,9 +31,16 @@ def require_dataset():
 
 
 @pytest.fixture(autouse=True, scope="session")
-def _private_parsed_cache(tmp_path_factory):
-    """Parsed datasets are cached in a temporary folder, never in the user's cache (subprocesses inherit it)."""
+def _private_user_cache(tmp_path_factory):
+    """Parsed datasets, checksum records and the digest cache are kept in temporary folders, never in
+    the user's cache: the suite fabricates datasets under registered names, and their digests must not
+    become the user's records (subprocesses inherit the variables).  Torch's build cache of the fused
+    kernels stays where it is, so the kernels are not compiled again for every session."""
+    from torch.utils.cpp_extension import get_default_build_root
+
     patch = pytest.MonkeyPatch()
+    patch.setenv("TORCH_EXTENSIONS_DIR", os.environ.get("TORCH_EXTENSIONS_DIR") or get_default_build_root())
     patch.setenv("DGL_EMU_CACHE", str(tmp_path_factory.mktemp("parsed-cache")))
+    patch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("user-cache")))
     yield
     patch.undo()
