@@ -5,7 +5,8 @@ allocator's message (or the kernel killing the process) in the middle of buildin
 :func:`memory_needed` adds what a run certainly allocates: its weights (counted on PyTorch's
 ``meta`` device, which allocates nothing) with the optimiser's state per weight, and one step's
 negative ids and scores (or, for 1vsAll and KvsAll, the scores of every entity), or one
-evaluation batch's scores against every entity. It is a lower bound (activations, gradients and
+evaluation batch's scores against every entity, and what building the sampler holds at once
+(SANS: one entity's random walks). It is a lower bound (activations, gradients and
 EMU's mutated negatives come on top), so :func:`check_memory` refuses only runs that cannot fit,
 naming the option that weighs most.
 """
@@ -18,6 +19,7 @@ import torch
 
 from ..config import ConfigError, RunConfig
 from ..data import KnowledgeGraph
+from ..sampling import SAMPLERS
 from ..training import REGIMES
 from .builders import build_model
 
@@ -48,7 +50,8 @@ def memory_needed(cfg: RunConfig, kg: KnowledgeGraph) -> Dict[str, Tuple[int, st
     -------
     dict of str to (int, str, str)
         ``{part: (bytes, option, how)}`` for ``"weights"`` (with the optimiser's state),
-        ``"step"`` and ``"evaluation"``; ``option`` is the dotted path that sizes the part most.
+        ``"step"``, ``"evaluation"`` and, where the sampler's set-up needs memory, ``"sampler"``;
+        ``option`` is the dotted path that sizes the part most.
     """
     with torch.device("meta"):  # shapes only: nothing is allocated
         model = build_model(cfg, kg)
@@ -64,6 +67,10 @@ def memory_needed(cfg: RunConfig, kg: KnowledgeGraph) -> Dict[str, Tuple[int, st
         k = int(cfg.sampler.options.get("num_negatives") or 1)
         parts["step"] = (batch * k * (8 + 4), "sampler.num_negatives",
                          f"ids and scores of {batch} x {k} negatives per step")
+    if REGIMES.get(cfg.regime.name).uses_sampler:
+        sampler = SAMPLERS.get(cfg.sampler.name).setup_memory(entities, **cfg.sampler.options)
+        if sampler is not None:
+            parts["sampler"] = sampler
     eval_batch = cfg.training.eval_batch_size
     parts["evaluation"] = (eval_batch * entities * 4, "training.eval_batch_size",
                            f"scores of {eval_batch} x {entities} entities per evaluation batch")

@@ -52,6 +52,13 @@ class NegativeSampler(Stochastic):
         """``(B, K)`` negative ids for the ``target`` slot of ``hrt (B, 3)``."""
         raise NotImplementedError
 
+    @classmethod
+    def setup_memory(cls, num_entities: int, **options) -> Optional[Tuple[int, str, str]]:
+        """What building a sampler of ``options`` certainly allocates on the CPU, before the first
+        batch: ``(bytes, option, how)`` with the dotted option that sizes it, or ``None`` (the
+        default: nothing worth checking)."""
+        return None
+
     @property
     def shared_rows(self) -> Optional[int]:
         """Rows of a batch that share one draw of negatives (``chunk_size``), or ``None``: every

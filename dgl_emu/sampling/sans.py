@@ -11,7 +11,22 @@ from ..rng import dgl_single_thread
 from ..typing import Target, Tensor, as_count
 from .base import NegativeSampler, uniform_ids
 
-__all__ = ["SANSNegativeSampler", "k_hop_neighbourhoods"]
+__all__ = ["SANSNegativeSampler", "k_hop_neighbourhoods", "walk_bytes", "WALK_BUDGET"]
+
+#: bytes of walk traces held at once: chunks of start nodes shrink below ``chunk_size`` to stay
+#: within it (the published k = 3 and 1000 walks keep chunks of 2048 nodes: 64 MiB)
+WALK_BUDGET = 256 * 2 ** 20
+
+
+def walk_bytes(k: int, num_walks: int) -> int:
+    """Bytes of the ``(num_walks, k + 1)`` int64 walk traces of one start node.
+
+    Examples
+    --------
+    >>> walk_bytes(3, 1000)
+    32000
+    """
+    return num_walks * (k + 1) * 8
 
 
 def k_hop_neighbourhoods(graph: dgl.DGLGraph, k: int, num_walks: int, seed: int = 0,
@@ -21,7 +36,9 @@ def k_hop_neighbourhoods(graph: dgl.DGLGraph, k: int, num_walks: int, seed: int 
     Runs ``num_walks`` walks of length ``k`` from every node with
     :func:`dgl.sampling.random_walk` (on one thread: see :func:`~dgl_emu.rng.dgl_single_thread`), and records every node visited at steps ``1..k``
     (the start node itself excluded). Nodes are processed in chunks of ``chunk_size`` with a
-    dense ``(chunk_size, E)`` visited mask, so memory stays bounded.
+    dense ``(chunk_size, E)`` visited mask, so memory stays bounded; a chunk holds fewer nodes
+    where their walks would pass :data:`WALK_BUDGET` (at least one node: its
+    :func:`walk_bytes`).
 
     Parameters
     ----------
@@ -34,7 +51,7 @@ def k_hop_neighbourhoods(graph: dgl.DGLGraph, k: int, num_walks: int, seed: int 
     seed : int
         Seed given to DGL's sampler (``dgl.seed``; DGL's walks take no generator object).
     chunk_size : int
-        Start nodes per chunk.
+        Start nodes per chunk (at most).
     progress : bool
         Show a tqdm bar.
 
@@ -48,13 +65,16 @@ def k_hop_neighbourhoods(graph: dgl.DGLGraph, k: int, num_walks: int, seed: int 
     if k < 1 or num_walks < 1:
         raise ValueError("k and num_walks must be positive")
     E = graph.num_nodes()
+    chunk_size = max(1, min(chunk_size, WALK_BUDGET // walk_bytes(k, num_walks)))
     counts, parts = [], []
-    with dgl_single_thread():  # DGL's multi-threaded walks (and its seeding) differ from run to run
+    with dgl_single_thread(), tqdm(total=E, disable=not progress, desc="SANS walks", unit="entity",
+                                   leave=False) as bar:  # DGL's multi-threaded walks (and seeding) vary run to run
         dgl.seed(seed)
-        for start in tqdm(range(0, E, chunk_size), disable=not progress, desc="SANS walks", leave=False):
+        for start in range(0, E, chunk_size):
             nodes = torch.arange(start, min(start + chunk_size, E))
             traces, _ = dgl.sampling.random_walk(graph, nodes.repeat_interleave(num_walks), length=k)
             _record_visits(traces, nodes, E, counts, parts)
+            bar.update(len(nodes))
     indptr = torch.zeros(E + 1, dtype=torch.long)
     torch.cumsum(torch.cat(counts), 0, out=indptr[1:])
     return indptr, torch.cat(parts)
@@ -114,6 +134,21 @@ class SANSNegativeSampler(NegativeSampler):
         super().__init__(graph.num_nodes(), num_negatives, num_relations, generator, seed)
         self.k, self.num_walks = as_count(k, "k"), as_count(num_walks, "num_walks")
         self.indptr, self.indices = k_hop_neighbourhoods(graph, k, num_walks, seed, progress=progress)
+
+    @classmethod
+    def setup_memory(cls, num_entities: int, k: int = 3, num_walks: int = 1000,
+                     **options) -> Optional[Tuple[int, str, str]]:
+        """The walks of one start node (:func:`walk_bytes`) and the ``(1, E)`` visited mask: the least
+        that :func:`k_hop_neighbourhoods` holds at once.
+
+        Examples
+        --------
+        >>> SANSNegativeSampler.setup_memory(10, k=3, num_walks=1000)
+        (32010, 'sampler.num_walks', '1000 SANS walks of 3 hops per entity')
+        """
+        option = "sampler.k" if k + 1 > num_walks else "sampler.num_walks"
+        return (walk_bytes(k, num_walks) + num_entities, option,
+                f"{num_walks} SANS walks of {k} hops per entity")
 
     @classmethod
     def from_kg(cls, kg, num_negatives: int, k: int = 3, num_walks: int = 1000,

@@ -413,6 +413,9 @@ RANGE_ROWS = {
     "tables too large for memory": (["--dim", str(10 ** 10)], ["--dim", "needs at least", "TiB", "available"]),
     "negatives too large for memory": (["--num-negatives", str(10 ** 11)],
                                        ["--num-negatives", "needs at least", "negatives per step"]),
+    # one entity's walks are (num_walks, k + 1) int64: 7.3 TiB here (it aborted with std::bad_alloc)
+    "SANS walks too long for memory": (["--sampler", "sans", "--sans-k", str(10 ** 9)],
+                                       ["--sans-k", "needs at least", "TiB", "SANS walks of 1000000000 hops"]),
 }
 
 

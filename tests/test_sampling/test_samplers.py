@@ -15,6 +15,7 @@ from dgl_emu.data.knowledge_graph import KnowledgeGraph
 from dgl_emu.sampling import (SAMPLERS, BernoulliNegativeSampler, FilteredNegativeSampler,
                               NegativeSampler, SANSNegativeSampler, SamplingExhaustedError,
                               UniformNegativeSampler)
+from dgl_emu.sampling import sans
 from dgl_emu.typing import Target
 
 K = 16
@@ -437,3 +438,16 @@ def test_shared_negatives_refuse_what_they_cannot_do():
         UniformNegativeSampler(10, 2, exclude_true=True, chunk_size=4)
     with pytest.raises(ValueError, match="positive"):
         UniformNegativeSampler(10, 2, chunk_size=0)
+
+
+def test_sans_neighbourhoods_do_not_depend_on_the_chunking(monkeypatch):
+    """Chunks shrink to keep long walks within WALK_BUDGET; the walks and neighbourhoods stay the same."""
+    g = dgl.rand_graph(300, 2000)
+    reference = sans.k_hop_neighbourhoods(g, 3, 50, seed=1)
+    assert all(torch.equal(a, b) for a, b in zip(reference, sans.k_hop_neighbourhoods(g, 3, 50, seed=1, chunk_size=7)))
+    walk, starts = dgl.sampling.random_walk, []
+    monkeypatch.setattr(dgl.sampling, "random_walk",
+                        lambda g, nodes, **kw: starts.append(len(nodes)) or walk(g, nodes, **kw))
+    monkeypatch.setattr(sans, "WALK_BUDGET", 2 * sans.walk_bytes(3, 50))  # chunks of 2 start nodes
+    assert all(torch.equal(a, b) for a, b in zip(reference, sans.k_hop_neighbourhoods(g, 3, 50, seed=1)))
+    assert starts == [2 * 50] * 150
