@@ -291,7 +291,7 @@ def _dry_build(cfg: "RunConfig") -> None:
             if section == "emu":
                 EMULoss(comp.options["negative_label"], comp.options["plain_weight"])
         except (ValueError, TypeError) as e:
-            raise ConfigError(f"{section}: {e}", section) from None
+            raise ConfigError.of_component(section, spec.registry().options(comp.name), e) from None
 
 
 def _check_plain(cfg: "RunConfig") -> None:

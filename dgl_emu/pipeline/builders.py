@@ -44,13 +44,15 @@ def _own(cfg: RunConfig, section: str) -> dict:
 
 
 def _make(registry, cfg: RunConfig, section: str, context: dict):
-    """Build a section's component; bad values become a :class:`ConfigError` naming the section."""
+    """Build a section's component; bad values become a :class:`ConfigError` naming the option
+    (:meth:`ConfigError.of_component`) or the section."""
+    name = cfg.components[section].name
     try:
-        return registry.make(cfg.components[section].name, _own(cfg, section), context, where=section)
+        return registry.make(name, _own(cfg, section), context, where=section)
     except OptionError as e:
         raise ConfigError(str(e), section) from None
-    except (ValueError, KeyError) as e:
-        raise ConfigError(f"{section}: {e.args[0] if e.args else e}", section) from None
+    except (ValueError, KeyError, TypeError) as e:
+        raise ConfigError.of_component(section, registry.options(name), e) from None
 
 
 def load_graph(cfg: RunConfig, *, files: Optional[Dict[str, Path]] = None,

@@ -126,7 +126,7 @@ EARLY_ROWS = {
     "whole-table penalty with sparse tables": (["--regularizer", "table", "--regularizer-weight", "0.1", "--set",
                                                 "encoder.sparse=true"], ["--regularizer", "sparse tables"]),
     "R-GCN blocks that do not divide d": (["--encoder", "rgcn", "--decomposition", "bdd", "--num-bases", "3"],
-                                          ["--encoder", "num_bases dividing 8"]),
+                                          ["--num-bases: the block-diagonal decomposition", "num_bases dividing 8, got 3"]),
     "CompGCN with RotatE's widths": (["--encoder", "compgcn", "--model", "rotate"],
                                      ["--encoder", "equal entity and relation widths", "RotatE"]),
     "edge dropout on sampled neighbourhoods": (["--encoder", "rgcn", "--fanouts", "5,5", "--set",

@@ -414,6 +414,11 @@ RANGE_ROWS = {
     "negatives too large for memory": (["--num-negatives", str(10 ** 11)],
                                        ["--num-negatives", "needs at least", "negatives per step"]),
     # one entity's walks are (num_walks, k + 1) int64: 7.3 TiB here (it aborted with std::bad_alloc)
+    # a constructor's message names the option, not the section (it said "--encoder: ...")
+    "R-GCN bases below one": (["--encoder", "rgcn", "--set", "encoder.num_bases=-1"],
+                              ["--set encoder.num_bases: must be a positive integer, got -1"]),
+    "unknown CompGCN composition": (["--encoder", "compgcn", "--set", "encoder.composition=foo"],
+                                    ["--set encoder.composition: unknown composition 'foo'", "sub, mult, corr"]),
     "SANS walks too long for memory": (["--sampler", "sans", "--sans-k", str(10 ** 9)],
                                        ["--sans-k", "needs at least", "TiB", "SANS walks of 1000000000 hops"]),
 }

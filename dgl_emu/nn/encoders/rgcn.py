@@ -9,7 +9,7 @@ import dgl
 import torch
 from torch import nn
 
-from ...typing import Tensor
+from ...typing import Tensor, as_count
 from ..interactions.base import Interaction
 from .base import Encoder, Representations
 from .graph_utils import (embedding_tables, layer_inputs, node_blocks, SeededDropout, relation_in_degree_norm,
@@ -147,8 +147,10 @@ class RGCNEncoder(Encoder):
         if num_bases is None:
             num_bases = min(2 * num_relations, 30) if decomposition is Decomposition.BASIS else \
                 next(b for b in (4, 2, 1) if width % b == 0)
+        num_bases = as_count(num_bases, "num_bases")
         if decomposition is Decomposition.BLOCK and width % num_bases:
-            raise ValueError(f"block-diagonal decomposition needs num_bases dividing {width}")
+            raise ValueError(f"num_bases: the block-diagonal decomposition needs num_bases dividing {width}, "
+                             f"got {num_bases}")
         self.entity, self.relation = embedding_tables(num_entities, num_relations, interaction, generator)
         self.layers = nn.ModuleList([
             conv(width, width, 2 * num_relations, regularizer=decomposition.value,
