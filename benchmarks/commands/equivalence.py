@@ -20,7 +20,6 @@ import hashlib
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -28,6 +27,8 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 import click
+
+from ..children import run_owned
 
 __all__ = ["equivalence", "run_cases", "CASES", "TIMEOUT"]
 
@@ -75,19 +76,7 @@ def _env() -> dict:
 
 def _call(cmd, timeout: float = TIMEOUT) -> subprocess.CompletedProcess:
     """``cmd`` in its own process group, the group killed by PID if it is still there at the end."""
-    proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        out, err = "", f"timed out after {timeout} s"
-    finally:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        proc.wait(timeout=30)
-    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+    return run_owned(cmd, timeout=timeout, env=_env())
 
 
 def _partition(workdir: Path) -> dict:

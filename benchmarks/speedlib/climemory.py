@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import json
 import resource
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 import click
 
+from ..children import run_owned
 from .command import REPO, _subprocess_json
 from .report import emit
 
@@ -28,7 +28,7 @@ TARGET_RATIO = 1.3
 
 def _peak_of(args) -> dict:
     """Run ``python ARGS`` and return its peak RSS (GB) and the last line of its output."""
-    proc = subprocess.run([sys.executable, *args], capture_output=True, text=True)
+    proc = run_owned([sys.executable, *args], timeout=3600)
     if proc.returncode:
         raise SystemExit(f"{' '.join(args)} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2 ** 20  # KiB -> GB (GiB)

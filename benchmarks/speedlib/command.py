@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from ..children import run_owned
 from .report import emit, ratio, secs
 from .scale import MODES, SHARED_CHUNK
 
@@ -18,10 +19,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 def _subprocess_json(args, env=None, cwd=None) -> dict:
     """Run ``args`` and return the JSON object its last output line holds."""
-    import subprocess
     import sys
-    proc = subprocess.run([sys.executable, *args], capture_output=True, text=True, env=env, cwd=cwd,
-                          timeout=3600)
+    proc = run_owned([sys.executable, *args], timeout=3600, env=env, cwd=cwd)
     if proc.returncode:
         raise click.ClickException(f"{' '.join(args)} failed:\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
