@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Sequence
 
 from .report import fmt_diff, rst_table
 from .stats import describe, paired_difference, verdict
 
-__all__ = ["cell_summary", "summarize", "format_markdown", "write_summary", "ARM_LABELS", "QUESTIONS"]
+__all__ = ["cell_summary", "summarize", "format_markdown", "write_summary", "reading", "side_by_side",
+           "ARM_LABELS", "QUESTIONS"]
 
 ARM_LABELS = {"baseline": "baseline", "emu": "EMU", "smoothing": "smoothing only"}
 #: (label, minuend arm, subtrahend arm) of the seed-paired differences
@@ -84,14 +85,26 @@ def _values(values: Dict[str, Any]) -> str:
     return ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in values.items()) or "—"
 
 
+def _budget(c: Dict[str, Any]) -> str:
+    """A cell's tuning budget per arm: ``8 trials × ≤2000 steps``, ``619 s of trial wall time × ≤2000 steps``."""
+    given = (f"{c['trials']} trials" if c.get("budget", {}).get("kind", "equal-trials") == "equal-trials"
+             else c["budget_described"].replace(" per arm", ""))
+    return f"{given} × ≤{c['steps_per_trial']} steps" + ("" if c["equal_budgets"] else " (incomplete)")
+
+
+def reading(summary: Dict[str, Any]) -> str:
+    """What the summary's budgets make equal: ``"equal trials"``, ``"equal time"`` or ``"mixed budgets"``."""
+    kinds = {c.get("budget", {}).get("kind", "equal-trials") for c in summary["cells"]}
+    return {frozenset({"equal-trials"}): "equal trials", frozenset({"equal-time"}): "equal time"}.get(
+        frozenset(kinds), "mixed budgets")
+
+
 def format_markdown(summary: Dict[str, Any]) -> str:
     """The verdict table (one row per cell) and the tuning table (one row per cell and arm)."""
     head = ["cell", "tuning budget per arm", *ARM_LABELS.values(), *(q for q, _, _ in QUESTIONS)]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for c in summary["cells"]:
-        given = (f"{c['trials']} trials" if c.get("budget", {}).get("kind", "equal-trials") == "equal-trials"
-                 else c["budget_described"].replace(" per arm", ""))
-        budget = f"{given} × ≤{c['steps_per_trial']} steps" + ("" if c["equal_budgets"] else " (incomplete)")
+        budget = _budget(c)
         arms = [_mean(c["arms"][a]["stats"]) for a in ARM_LABELS]
         diffs = [f"{fmt_diff(c['differences'][q])} {verdict(c['differences'][q])}" if c["differences"][q] else "—"
                  for q, _, _ in QUESTIONS]
@@ -105,6 +118,40 @@ def format_markdown(summary: Dict[str, Any]) -> str:
             lines.append(f"| {c['cell']} | {ARM_LABELS[arm]} | {t['trials_finished']} ({t['complete']} / "
                          f"{t['pruned']} / {t['diverged']}) | {t['steps_trained']} | {hours} | {best} | "
                          f"{_values(t['best_values'])} |")
+    return "\n".join(lines) + "\n"
+
+
+def side_by_side(summaries: Sequence[Dict[str, Any]]) -> str:
+    """The same cells under several budgets, one row per cell and budget (in the order given): each
+    arm's retrained test MRR and the seed-paired differences, with the trials and hours of tuning
+    each arm got. Cells missing from any summary are left out.
+
+    Examples
+    --------
+    >>> one = {"cells": [{"cell": "c", "budget": {"kind": "equal-time"},
+    ...        "budget_described": "9 s of trial wall time per arm", "trials": 8, "steps_per_trial": 20,
+    ...        "equal_budgets": False, "tuning": {}, "arms": {a: {"stats": {"n": 0}} for a in ARM_LABELS},
+    ...        "differences": {q: None for q, _, _ in QUESTIONS}}]}
+    >>> side_by_side([one]).splitlines()[2]
+    '| c | equal time: 9 s of trial wall time × ≤20 steps (incomplete) | — | — | — | — | — | — |'
+    """
+    shared = [c["cell"] for c in summaries[0]["cells"]
+              if all(any(o["cell"] == c["cell"] for o in s["cells"]) for s in summaries[1:])]
+    questions = QUESTIONS[:2]
+    head = ["cell", "reading: tuning budget per arm", "trials EMU / baseline (hours)", *ARM_LABELS.values(),
+            *(q for q, _, _ in questions)]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name in shared:
+        for summary in summaries:
+            c = next(o for o in summary["cells"] if o["cell"] == name)
+            t = c["tuning"]
+            used = "—" if not t else " / ".join(
+                f"{t[a]['trials_finished']} ({t[a]['seconds_trained'] / 3600:.2f} h)" if t[a]["seconds_trained"]
+                else str(t[a]["trials_finished"]) for a in ("emu", "baseline"))
+            diffs = [f"{fmt_diff(c['differences'][q])} {verdict(c['differences'][q])}" if c["differences"][q]
+                     else "—" for q, _, _ in questions]
+            lines.append("| " + " | ".join([name, f"{reading({'cells': [c]})}: {_budget(c)}", used,
+                                             *(_mean(c["arms"][a]["stats"]) for a in ARM_LABELS), *diffs]) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -124,7 +171,7 @@ def _plot(summary: Dict[str, Any], path: Path) -> None:
                label=ARM_LABELS[arm], capsize=2)
     ax.set_xticks(range(len(cells)), [c["cell"] for c in cells], rotation=30, ha="right", fontsize=8)
     ax.set_ylabel("test MRR (mean ± sd over seeds)")
-    ax.set_title(f"Tuned arms, {summary['trials_per_arm']} trials each", fontsize=9)
+    ax.set_title(f"Tuned arms, {reading(summary)}", fontsize=9)
     ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -138,9 +185,29 @@ def _shown(path: Path) -> str:
         return str(path)
 
 
-def write_summary(spec) -> str:
+#: how the arms' budgets were made equal, by :func:`reading`
+HOW = {"equal trials": "with the same number of trials of the same steps",
+       "equal time": ("with the same wall time of trials on the same machine (the arm that had used less "
+                      "running the next trial, so the two alternated; an arm with cheaper trials ran more of "
+                      "them, and an arm may run past its time by its last trial)"),
+       "mixed budgets": "with the budget each cell's row states"}
+
+
+def _committed(spec) -> Dict[str, Any]:
+    """The ``summary.json`` that ``--summary`` wrote for ``spec`` (its studies need not be here)."""
+    path = spec.results_dir / "summary.json"
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no summary of {spec.path} (write it first: python -m benchmarks tuned "
+                                f"{_shown(spec.path)} --summary)")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def write_summary(spec, beside: Sequence[Any] = ()) -> str:
     """Write ``summary.md``, ``summary.rst`` (the tables, for the docs), ``summary.json`` and
-    ``tuned.png`` into the spec's results folder; returns the markdown tables."""
+    ``tuned.png`` into the spec's results folder; returns the markdown tables. With ``beside``
+    (other specs of the same cells, e.g. the equal-trials ``tuned.yaml`` beside the equal-time
+    one), also ``side-by-side.md``/``.rst``: :func:`side_by_side` of this spec's summary and the
+    ``summary.json`` each of those has in its results folder."""
     summary = summarize(spec)
     folder = spec.results_dir
     folder.mkdir(parents=True, exist_ok=True)
@@ -149,8 +216,8 @@ def write_summary(spec) -> str:
     (folder / "summary.md").write_text(
         f"# Tuned cells ({spec.path.name}), {summary['metric']}\n\n"
         f"Made by `python -m benchmarks tuned {_shown(spec.path)} --summary`. "
-        "Both arms of a cell were tuned by `dgl-emu tune --compare-emu` with the same number of trials "
-        "of the same steps (the baseline searches the same ranges except EMU's own); each arm's best "
+        f"Both arms of a cell were tuned by `dgl-emu tune --compare-emu` {HOW[reading(summary)]} "
+        "(the baseline searches the same ranges except EMU's own); each arm's best "
         f"configuration was then trained with seeds {', '.join(map(str, spec.seeds))}; 'smoothing only' is "
         "EMU's best configuration with the mutation switched off (its soft labels on un-mutated "
         "negatives). Differences are seed-paired with 95 % t-intervals; the word says whether the "
@@ -158,4 +225,17 @@ def write_summary(spec) -> str:
         "reports: `<cell>-tuning.md`.\n\n" + text)
     (folder / "summary.rst").write_text(rst_table(text))
     _plot(summary, folder / "tuned.png")
+    if beside:
+        others = [_committed(o) for o in beside]
+        table = side_by_side([summary, *others])
+        shown = ", ".join(f"`{_shown(s.path)}`" for s in (spec, *beside))
+        (folder / "side-by-side.md").write_text(
+            f"# The same cells at {' and at '.join(reading(s) for s in (summary, *others))}, {summary['metric']}\n\n"
+            f"Made by `python -m benchmarks tuned {_shown(spec.path)} --summary "
+            + " ".join(f"--beside {_shown(o.path)}" for o in beside)
+            + f"`, from {shown}: for each cell, one row per budget, each arm's best configuration retrained "
+            "with the same seeds; differences seed-paired with 95 % t-intervals. Trials and hours are "
+            "what each arm's tuning used (wall time of its trials).\n\n" + table)
+        (folder / "side-by-side.rst").write_text(rst_table(table))
+        text += "\n" + table
     return text

@@ -39,17 +39,23 @@ __all__ = ["tuned"]
 @click.option("--only", multiple=True, metavar="CELL", help="Only this cell (repeatable).")
 @click.option("--threads", type=int, default=None, metavar="N", help="Torch CPU threads.")
 @click.option("--summary", is_flag=True, help="Write summary.md/json and tuned.png; train nothing.")
+@click.option("--beside", multiple=True, metavar="SPEC", type=click.Path(path_type=Path),
+              help="With --summary: also side-by-side.md, this spec's cells beside SPEC's (e.g. the equal-time "
+                   "cells beside tuned.yaml's equal-trials ones; repeatable), read from the summary.json "
+                   "in SPEC's default results folder.")
 @click.option("--work-dir", type=click.Path(path_type=Path), default=None, metavar="DIR",
               help="Studies and run directories (default benchmarks/work/<name>).")
 @click.option("--results-dir", type=click.Path(path_type=Path), default=None, metavar="DIR",
               help="Result JSONs and summaries (default benchmarks/results/<name>).")
-def tuned(spec_file, only, threads, summary, work_dir, results_dir):
+def tuned(spec_file, only, threads, summary, beside, work_dir, results_dir):
     """Tuned cells of SPEC (e.g. benchmarks/grids/tuned.yaml): EMU and its plain baseline each tuned
     with the same budget, then retrained with several seeds beside the label-smoothing-only control.
 
     \b
         python -m benchmarks tuned benchmarks/grids/tuned.yaml --threads 1   # tune + retrain
         python -m benchmarks tuned benchmarks/grids/tuned.yaml --summary     # tables and plot
+        python -m benchmarks tuned benchmarks/grids/tuned-equal-time.yaml --summary \\
+            --beside benchmarks/grids/tuned.yaml                              # both readings
 
     Re-run the same command to resume; several runners (one per core) can share a spec.
     """
@@ -60,12 +66,19 @@ def tuned(spec_file, only, threads, summary, work_dir, results_dir):
         missing = sorted(set(only) - set(spec.cells))
         if missing:
             raise GridError(f"--only {missing[0]}: not a cell of {spec.path} ({', '.join(spec.cells)})")
+        if beside and not summary:
+            raise GridError("--beside: goes with --summary (it writes a table, it trains nothing)")
+        others = [load_spec(path) for path in beside]
     except GridError as e:
         print(f"Error: {e}", file=sys.stderr)
         ctx.exit(2)
     if summary:
         from ..agglib.tuned import write_summary
-        print(write_summary(spec))
+        try:
+            print(write_summary(spec, others))
+        except FileNotFoundError as e:
+            print(f"Error: --beside: {e}", file=sys.stderr)
+            ctx.exit(2)
         ctx.exit(0)
     from ..tunedlib.runner import run_spec
     ctx.exit(run_spec(spec, only, threads))

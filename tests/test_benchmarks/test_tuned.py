@@ -143,3 +143,43 @@ def test_equal_time_spec_gives_each_cell_its_seconds():
     assert timed.budgets["umls-compgcn"] == EqualTime(414.0) and timed.budgets["codex-s-complex"] == EqualTime(1200.0)
     assert all(isinstance(b, EqualTime) for b in timed.budgets.values())
     assert all(b == EqualTrials(8) for b in counted.budgets.values())
+
+
+def _cell(kind, mrr_emu, mrr_base, trials=(8, 8), seconds=(600.0, 590.0)):
+    from benchmarks.agglib.stats import describe, paired_difference
+    arms = {"baseline": {s: mrr_base + 0.001 * s for s in (0, 1, 2)},
+            "emu": {s: mrr_emu + 0.002 * s for s in (0, 1, 2)}, "smoothing": {s: mrr_base for s in (0, 1, 2)}}
+    budget = {"kind": kind, "seconds": 600.0} if kind == "equal-time" else {"kind": kind, "trials": 8}
+    return {"cell": "c", "equal_budgets": True, "trials": 8, "steps_per_trial": 2000, "budget": budget,
+            "budget_described": "600 s of trial wall time per arm" if kind == "equal-time" else "8 trials per arm",
+            "tuning": {a: {"trials_finished": n, "seconds_trained": sec} for a, n, sec in zip(("emu", "baseline"),
+                                                                                           trials, seconds)},
+            "arms": {a: {"mrr": m, "stats": describe(list(m.values()))} for a, m in arms.items()},
+            "differences": {"EMU − baseline": paired_difference(arms["baseline"], arms["emu"]),
+                            "EMU − smoothing": paired_difference(arms["smoothing"], arms["emu"])}}
+
+
+def test_side_by_side_puts_each_cells_readings_in_the_order_given():
+    from benchmarks.agglib.tuned import reading, side_by_side
+    time = {"cells": [_cell("equal-time", 0.42, 0.41, trials=(9, 8), seconds=(612.0, 640.0))]}
+    trials = {"cells": [_cell("equal-trials", 0.40, 0.41, seconds=(1800.0, 612.0))]}
+    assert (reading(time), reading(trials), reading({"cells": time["cells"] + trials["cells"]})) == (
+        "equal time", "equal trials", "mixed budgets")
+    rows = side_by_side([time, trials]).splitlines()[2:]
+    assert len(rows) == 2
+    assert rows[0].startswith("| c | equal time: 600 s of trial wall time × ≤2000 steps | 9 (0.17 h) / 8 (0.18 h) |")
+    assert rows[1].startswith("| c | equal trials: 8 trials × ≤2000 steps | 8 (0.50 h) / 8 (0.17 h) |")
+    # EMU − baseline is the mean of the per-seed differences: 0.01 + 0.001 s at equal time, −0.01 + 0.001 s
+    assert "| +0.0110 [" in rows[0] and "| -0.0090 [" in rows[1]
+
+
+def test_beside_needs_the_other_specs_summary(tmp_path, capsys):
+    spec_path = _write(tmp_path, SPEC)
+    (tmp_path / "o").mkdir()
+    other = _write(tmp_path / "o", {**SPEC, "name": "no-such-summary-here"})
+    dirs = ["--work-dir", str(tmp_path / "work"), "--results-dir", str(tmp_path / "res")]
+    assert bench("tuned", str(spec_path), *dirs, "--beside", str(other)) == 2
+    assert "Error: --beside: goes with --summary" in capsys.readouterr().err
+    assert bench("tuned", str(spec_path), *dirs, "--summary", "--beside", str(other)) == 2
+    err = capsys.readouterr().err
+    assert "Error: --beside:" in err and "no-such-summary-here/summary.json: no summary of" in err
