@@ -151,7 +151,11 @@ class KGEModel(nn.Module):
 
     def score_plain(self, g: Gathered, target: Target) -> Tensor:
         """``S_plain (B, 1 + K)``: the positive in column 0, then the sampled negatives (shared sets
-        are scored by the fused kernels where they can, without repeating them per row)."""
+        are scored by the fused kernels where they can, without repeating them per row; an
+        interaction whose query is costly, :attr:`~dgl_emu.nn.interactions.Interaction.shares_query`,
+        scores a row's positive and own negatives in one call)."""
+        if self.interaction.shares_query and g.sharing.chunk <= 1:
+            return self.score_gathered(g, torch.cat([g.pos, g.negatives()], 1), target)
         return torch.cat([self.score_gathered(g, g.pos, target), self._score_negatives(g, target)], 1)
 
     def _score_negatives(self, g: Gathered, target: Target) -> Tensor:

@@ -10,6 +10,7 @@ from ..losses import EMULoss, Loss, LpRegularizer
 from ..models import Gathered, KGEModel
 from ..nn.emu import EmbeddingMixup, EmbeddingMutation
 from ..nn.fused import fused_scores, kernel_status, kernels
+from ..nn.interactions.base import candidate_dot
 from ..nn.encoders.base import Representations
 from ..typing import Target, Tensor
 from .regimes import Part, Regime
@@ -135,7 +136,8 @@ class Objective(nn.Module):
                 return plain, plain, labels
             return torch.cat([plain[:, :1], self.model.score_gathered(g_emu, mutated, target)], dim=1), plain, labels
         key, row0 = self.mutation.draw()
-        pos = self.model.score_gathered(g, g.pos, target)
+        pos = (form.score(candidate_dot(g.pos, form.query)) if self.model.interaction.shares_query
+               else self.model.score_gathered(g, g.pos, target))
         shared = g_emu is g
         raw_emu, raw_plain = fused_scores(form.query[:, 0], g_emu.pos[:, 0], g_emu.neg, form.kind, key, row0,
                                           self.mutation.keep_prob, with_plain=shared, chunk=g_emu.sharing.chunk,

@@ -315,3 +315,28 @@ def test_tucker_batch_norm_learns_in_train_mode_only():
     assert torch.equal(tucker.bn0.running_mean, before)
     tucker.train().score_candidates(h, r, t, c, Target.TAIL)
     assert not torch.equal(tucker.bn0.running_mean, before)
+
+
+def test_tucker_scores_a_steps_positive_with_its_negatives_from_one_query(monkeypatch):
+    """``shares_query``: S_plain of a training step computes TuckER's query (the core product) once
+    per row, the positive scored as one more candidate; without dropout (one draw either way) the
+    scores and gradients are those of the positive and the negatives scored apart, batch norm in
+    train mode included."""
+    from dgl_emu.models import Gathered
+    from dgl_emu.nn.encoders.base import LookupEncoder
+    h, r, t, c = (x.requires_grad_() for x in _tucker_inputs(4))
+    tucker = TuckER(dim=5, relation_dim=3, seed=3).double().train()
+    model = KGEModel(LookupEncoder(4, 2, tucker), tucker)
+    calls = []
+    product = TuckER.relation_matrix
+    monkeypatch.setattr(TuckER, "relation_matrix", lambda self, rel: calls.append(rel.shape) or product(self, rel))
+    g = Gathered(h, r, t, c)
+    together = model.score_plain(g, Target.TAIL)
+    assert calls == [(6, 1, 3)] and together.shape == (6, 5)
+    apart = torch.cat([model.score_gathered(g, t, Target.TAIL), model.score_gathered(g, c, Target.TAIL)], 1)
+    torch.testing.assert_close(together, apart, rtol=1e-12, atol=1e-12)
+    w = torch.randn(6, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    grads = [torch.autograd.grad((s * w).sum(), (h, r, t, c, tucker.weight)) for s in (together, apart)]
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+    assert not DistMult.shares_query    # cheap queries: the positive apart, the negatives not copied

@@ -98,6 +98,11 @@ class Interaction(nn.Module):
     relation_factor: int = 1
     #: whether :meth:`candidate_form` gives a form (EMU's fused kernels can score its candidates)
     fusable: bool = False
+    #: whether a row's query costs far more than scoring a candidate against it (TuckER's core
+    #: product): a training step then scores the positive with the negatives, from one query (one
+    #: dropout draw and one batch-norm update per row, as the published 1-N scoring), instead of
+    #: the positive apart (cheap queries: no copy of the negatives)
+    shares_query: bool = False
 
     def __init__(self, dim: int, gamma: float = 12.0):
         super().__init__()

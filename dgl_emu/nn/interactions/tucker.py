@@ -30,11 +30,12 @@ class TuckER(BilinearInteraction):
     dropout the score is trilinear: :math:`\sum_{ijk} \mathcal{W}_{ijk} h_i r_j t_k`.
 
     Shapes: entities ``(*, d_e)`` (``dim``), relations ``(*, d_r)`` (``relation_dim``), the core
-    ``(d_e, d_r, d_e)``. Batch norm normalises over every leading position of the head tensor it
+    ``(d_e, d_r, d_e)`` (:attr:`core`, a view of the parameter :attr:`weight`, stored ``(d_r, d_e, d_e)``). Batch norm normalises over every leading position of the head tensor it
     is given; one scoring call computes the tail query once per ``(h, r)`` row (one batch-norm
     update, one dropout draw, shared by the row's candidates, as in the published 1-N scoring).
     The all-entity regimes replay one draw for all of a part's calls; with sampled negatives the
-    positive's and the negatives' scores are separate calls (two draws, and the query's cost, twice).
+    positive is scored with the negatives, from one query (:attr:`shares_query`; with shared
+    negatives, ``--chunk-size``, the positive's is a second call).
 
     Sides. The score is linear in the tail: the tail query is the hidden vector above (fast
     candidate path, fused EMU). In the head it is affine in eval mode (the batch norms use fixed
@@ -78,15 +79,18 @@ class TuckER(BilinearInteraction):
     tensor(63., grad_fn=<SumBackward1>)
     """
 
+    shares_query = True
+
     def __init__(self, dim: int, gamma: float = 12.0, relation_dim: Optional[int] = None, input_dropout: float = 0.0,
                  hidden_dropout1: float = 0.0, hidden_dropout2: float = 0.0, batch_norm: bool = True, seed: int = 0):
         super().__init__(dim, gamma)
         self.d_r = dim if relation_dim is None else int(relation_dim)
         if self.d_r < 1:
             raise ValueError(f"relation_dim must be positive, got {relation_dim}")
-        self.core = nn.Parameter(torch.empty(dim, self.d_r, dim))
-        with torch.no_grad():
-            self.core.uniform_(-1.0, 1.0, generator=torch.Generator().manual_seed(seed))
+        core = torch.empty(dim, self.d_r, dim).uniform_(-1.0, 1.0, generator=torch.Generator().manual_seed(seed))
+        #: the core stored relation-first, ``(d_r, d_e, d_e)`` (the published ``W``), so that a batch of
+        #: relation matrices is one matrix product with no copy of the core; :attr:`core` views it
+        self.weight = nn.Parameter(core.permute(1, 0, 2).contiguous())
         self.batch_norm = bool(batch_norm)
         self.bn0 = nn.BatchNorm1d(dim) if self.batch_norm else None
         self.bn1 = nn.BatchNorm1d(dim) if self.batch_norm else None
@@ -106,9 +110,15 @@ class TuckER(BilinearInteraction):
         """Batch norm over every leading position of ``x (*, d_e)``."""
         return x if bn is None else bn(x.reshape(-1, x.shape[-1])).reshape(x.shape)
 
+    @property
+    def core(self) -> Tensor:
+        r""":math:`\mathcal{W}`, ``(d_e, d_r, d_e)``: a view of :attr:`weight` (in-place writes reach it)."""
+        return self.weight.permute(1, 0, 2)
+
     def relation_matrix(self, r: Tensor) -> Tensor:
         r""":math:`\mathcal{W} \times_2 r`: ``(*, d_e, d_e)`` matrices of relations ``(*, d_r)``."""
-        return torch.einsum("...j,ijk->...ik", r, self.core)
+        d = self.dim
+        return (r.reshape(-1, self.d_r) @ self.weight.reshape(self.d_r, d * d)).reshape(*r.shape[:-1], d, d)
 
     def hidden(self, h: Tensor, r: Tensor) -> Tensor:
         """The ``(h, r)`` part, the vector tails are dotted with: ``(*, d_e)``."""
