@@ -128,6 +128,12 @@ def test_tucker_relation_dim_and_core():
     assert torch.equal(tucker.core, TuckER(dim=4, relation_dim=3, seed=7).core)       # seeded, not global
     assert not torch.equal(tucker.core, TuckER(dim=4, relation_dim=3, seed=8).core)
     assert TuckER(dim=4).relation_dim == 4
+    # stored relation-first (the published W); a state dict of the earlier layout, ``core``, still loads
+    assert torch.equal(tucker.weight, tucker.core.permute(1, 0, 2)) and tucker.weight.is_contiguous()
+    old = {k: v for k, v in tucker.state_dict().items() if k != "weight"} | {"core": tucker.core.clone()}
+    fresh = TuckER(dim=4, relation_dim=3, seed=8)
+    fresh.load_state_dict(old)
+    assert torch.equal(fresh.core, tucker.core)
     with pytest.raises(ValueError):
         TuckER(dim=4, relation_dim=0)
 

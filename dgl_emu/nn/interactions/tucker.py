@@ -110,6 +110,12 @@ class TuckER(BilinearInteraction):
         """Batch norm over every leading position of ``x (*, d_e)``."""
         return x if bn is None else bn(x.reshape(-1, x.shape[-1])).reshape(x.shape)
 
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # checkpoints written before the core was stored relation-first hold ``core`` (d_e, d_r, d_e)
+        if prefix + "core" in state_dict and prefix + "weight" not in state_dict:
+            state_dict[prefix + "weight"] = state_dict.pop(prefix + "core").permute(1, 0, 2).contiguous()
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
     @property
     def core(self) -> Tensor:
         r""":math:`\mathcal{W}`, ``(d_e, d_r, d_e)``: a view of :attr:`weight` (in-place writes reach it)."""
