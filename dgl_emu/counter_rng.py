@@ -30,7 +30,8 @@ from typing import Optional, Sequence, Tuple
 
 import torch
 
-__all__ = ["GOLDEN", "mix64", "draw_key", "keep_threshold", "counter_uniforms", "counter_mask", "CounterStream",
+__all__ = ["GOLDEN", "signed64", "mix64", "draw_key", "keep_threshold", "counter_uniforms", "uniforms_of_rows", "counter_mask",
+           "CounterStream",
            "check_counters", "MAX_ROWS", "MAX_NEGATIVES", "MAX_WIDTH"]
 
 #: the odd 64-bit increment of SplitMix64 (2^64 / golden ratio)
@@ -41,8 +42,12 @@ _C1, _C2 = 0xBF58476D1CE4E5B9, 0x94D049BB133111EB
 MAX_ROWS, MAX_NEGATIVES, MAX_WIDTH = 1 << 24, 1 << 20, 1 << 21
 
 
-def _signed(x: int) -> int:
-    """A 64-bit word as torch's int64 holds it (two's complement)."""
+def signed64(x: int) -> int:
+    """A 64-bit word as torch's int64 holds it (two's complement).
+
+    >>> signed64(2 ** 64 - 1), signed64(5)
+    (-1, 5)
+    """
     return x - (1 << 64) if x >= 1 << 63 else x
 
 
@@ -81,8 +86,8 @@ def _srl(x: torch.Tensor, k: int) -> torch.Tensor:
 
 def _mix64(z: torch.Tensor) -> torch.Tensor:
     """:func:`mix64` of int64 tensors (multiplication wraps modulo 2^64, as int64 does)."""
-    z = (z ^ _srl(z, 30)) * _signed(_C1)
-    z = (z ^ _srl(z, 27)) * _signed(_C2)
+    z = (z ^ _srl(z, 30)) * signed64(_C1)
+    z = (z ^ _srl(z, 27)) * signed64(_C2)
     return z ^ _srl(z, 31)
 
 
@@ -105,13 +110,20 @@ def counter_uniforms(key: int, row0: int, shape: Sequence[int],
     """
     rows, negatives, width = (int(s) for s in shape)
     check_counters(row0, rows, negatives, width)
+    return uniforms_of_rows(torch.arange(row0, row0 + rows, dtype=torch.int64, device=device), signed64(key),
+                            negatives, width)
+
+
+def uniforms_of_rows(rows: torch.Tensor, key, negatives: int, width: int) -> torch.Tensor:
+    """:func:`counter_uniforms` of the global rows ``rows (R,)`` (int64), with ``key`` as torch's
+    int64 holds it (a Python integer or a 0-dim tensor: compiled code then takes every draw's key
+    without compiling again)."""
     pairs = (width + 1) // 2
-    row = torch.arange(row0, row0 + rows, dtype=torch.int64, device=device).view(-1, 1, 1)
-    k = torch.arange(negatives, dtype=torch.int64, device=device).view(1, -1, 1)
-    i = torch.arange(pairs, dtype=torch.int64, device=device).view(1, 1, -1)
-    counter = (row << 40) | (k << 20) | i
-    z = _mix64(counter * _signed(GOLDEN) + _signed(key))
-    u = torch.stack([_srl(z, 32), z & 0xFFFFFFFF], dim=-1).view(rows, negatives, 2 * pairs)
+    k = torch.arange(negatives, dtype=torch.int64, device=rows.device).view(1, -1, 1)
+    i = torch.arange(pairs, dtype=torch.int64, device=rows.device).view(1, 1, -1)
+    counter = (rows.view(-1, 1, 1) << 40) | (k << 20) | i
+    z = _mix64(counter * signed64(GOLDEN) + key)
+    u = torch.stack([_srl(z, 32), z & 0xFFFFFFFF], dim=-1).view(len(rows), negatives, 2 * pairs)
     return u[..., :width]
 
 

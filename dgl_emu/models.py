@@ -9,7 +9,7 @@ from torch import nn
 
 from .nn.encoders.base import Encoder, LookupEncoder, Representations
 from .nn.interactions.base import Interaction
-from .nn.fused import kernels, shared_scores
+from .nn.fused_engine import engine_for, shared_scores
 from .nn.rows import distinct_rows, gather_rows
 from .typing import Sharing, Target, Tensor
 
@@ -159,7 +159,7 @@ class KGEModel(nn.Module):
         return torch.cat([self.score_gathered(g, g.pos, target), self._score_negatives(g, target)], 1)
 
     def _score_negatives(self, g: Gathered, target: Target) -> Tensor:
-        if g.sharing.chunk > 1 and self.interaction.fusable and g.neg.device.type == "cpu" and kernels() is not None:
+        if g.sharing.chunk > 1 and self.interaction.fusable and engine_for(g.neg.device) is not None:
             form = self.interaction.candidate_form(g.anchor, g.relation, g.anchor, target)
             return form.score(shared_scores(form.query[:, 0], g.neg, form.kind, g.sharing.chunk, g.sharing.phase))
         return self.score_gathered(g, g.negatives(), target)

@@ -31,12 +31,11 @@ from typing import Iterator, Optional, Tuple
 
 import torch
 
-from ..counter_rng import check_counters, counter_mask, keep_threshold
+from ..counter_rng import check_counters, counter_mask, keep_threshold, signed64
 from ..typing import Tensor
 
-__all__ = ["FusedKind", "fused_scores", "shared_scores", "reference_scores", "shared_rows", "keep_mask", "kernels", "kernel_status",
-           "unfused",
-           "SOURCE"]
+__all__ = ["FusedKind", "fused_scores", "reference_scores", "shared_rows", "keep_mask", "compare", "kernels",
+           "kernel_status", "unfused", "switched_off", "SOURCE"]
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +67,11 @@ def unfused() -> Iterator[None]:
         yield
     finally:
         _STATE["off"] -= 1
+
+
+def switched_off() -> bool:
+    """Whether the calling code is inside :func:`unfused` (every fused engine answers ``None``)."""
+    return bool(_STATE["off"])
 
 
 def _build_name() -> str:
@@ -114,18 +118,14 @@ def kernel_status() -> str:
     return _STATE["status"]
 
 
-def _signed(x: int) -> int:
-    return x - (1 << 64) if x >= 1 << 63 else x
-
-
 class _FusedEMU(torch.autograd.Function):
     @staticmethod
     def forward(ctx, q, p, n, kind: int, key: int, row0: int, threshold: int, with_plain: bool, chunk: int,
                 phase: int):
         q, p, n = q.contiguous(), p.contiguous(), n.contiguous()
-        emu, plain = kernels().forward(q, p, n, kind, _signed(key), row0, threshold, with_plain, chunk, phase)
+        emu, plain = kernels().forward(q, p, n, kind, signed64(key), row0, threshold, with_plain, chunk, phase)
         ctx.save_for_backward(q, p, n, emu, plain if with_plain else emu)
-        ctx.args = (kind, _signed(key), row0, threshold, chunk, phase, with_plain)
+        ctx.args = (kind, signed64(key), row0, threshold, chunk, phase, with_plain)
         if not with_plain:
             plain = emu.new_empty(0)
             ctx.mark_non_differentiable(plain)
@@ -183,7 +183,7 @@ def keep_mask(key: int, row0: int, shape, keep_prob: float, device: torch.device
     if module is not None and device.type == "cpu" and dtype.is_floating_point:
         rows, negatives, width = (int(s) for s in shape)
         check_counters(row0, rows, negatives, width)
-        return module.mask(_signed(key), row0, rows, negatives, width, keep_threshold(keep_prob), dtype)
+        return module.mask(signed64(key), row0, rows, negatives, width, keep_threshold(keep_prob), dtype)
     return counter_mask(key, row0, shape, keep_prob, device=device, dtype=dtype)
 
 
@@ -199,15 +199,7 @@ def shared_rows(n: Tensor, rows: int, chunk: int = 1, phase: int = 0) -> Tensor:
     return n[(torch.arange(rows, device=n.device) + phase) // chunk]
 
 
-def shared_scores(q: Tensor, n: Tensor, kind: FusedKind, chunk: int, phase: int = 0) -> Tensor:
-    """``(B, K)`` scores of the negatives that chunks of rows share (``n (C, K, d)``, row ``b``
-    reads ``n[(b + phase) // chunk]``) against the queries ``q (B, d)``, by the kernel: no
-    ``(B, K, d)`` tensor, each set's gradient summed over its rows in place."""
-    emu, _ = fused_scores(q, q.detach(), n, kind, 0, 0, 1.0, with_plain=False, chunk=chunk, phase=phase)
-    return emu
-
-
-def _compare(candidates: Tensor, q: Tensor, kind: FusedKind) -> Tensor:
+def compare(candidates: Tensor, q: Tensor, kind: FusedKind) -> Tensor:
     """``kernel(candidates (B, K, d), q (B, 1, d)) -> (B, K)`` with torch operations."""
     if kind is FusedKind.DOT:
         return (candidates * q).sum(-1)
@@ -229,5 +221,5 @@ def reference_scores(q: Tensor, p: Tensor, n: Tensor, kind: FusedKind, key: int,
     full = shared_rows(n, B, chunk, phase)
     keep = counter_mask(key, row0, (B, K, d), keep_prob, device=q.device)
     mutated = torch.where(keep, full, p.unsqueeze(1))
-    emu = _compare(mutated, q.unsqueeze(1), kind)
-    return emu, (_compare(full, q.unsqueeze(1), kind) if with_plain else None)
+    emu = compare(mutated, q.unsqueeze(1), kind)
+    return emu, (compare(full, q.unsqueeze(1), kind) if with_plain else None)

@@ -9,7 +9,7 @@ from torch import nn
 from ..losses import EMULoss, Loss, LpRegularizer
 from ..models import Gathered, KGEModel
 from ..nn.emu import EmbeddingMixup, EmbeddingMutation
-from ..nn.fused import fused_scores, kernel_status, kernels
+from ..nn.fused_engine import engine_for, engine_note
 from ..nn.interactions.base import candidate_dot
 from ..nn.encoders.base import Representations
 from ..typing import Target, Tensor
@@ -139,26 +139,24 @@ class Objective(nn.Module):
         pos = (form.score(candidate_dot(g.pos, form.query)) if self.model.interaction.shares_query
                else self.model.score_gathered(g, g.pos, target))
         shared = g_emu is g
-        raw_emu, raw_plain = fused_scores(form.query[:, 0], g_emu.pos[:, 0], g_emu.neg, form.kind, key, row0,
-                                          self.mutation.keep_prob, with_plain=shared, chunk=g_emu.sharing.chunk,
-                                          phase=g_emu.sharing.phase)
+        engine = engine_for(g_emu.neg.device)
+        raw_emu, raw_plain = engine(form.query[:, 0], g_emu.pos[:, 0], g_emu.neg, form.kind, key, row0,
+                                    self.mutation.keep_prob, with_plain=shared, chunk=g_emu.sharing.chunk,
+                                    phase=g_emu.sharing.phase)
         plain = torch.cat([pos, form.score(raw_plain)], 1) if shared else self.model.score_plain(g, target)
         return torch.cat([pos, form.score(raw_emu)], 1), plain, None
 
     def kernel_note(self, device: torch.device) -> Optional[str]:
-        """Load the fused kernels now if this objective will use them on ``device`` (so a first
-        build happens before training, not inside its first step); one line saying how it went,
-        or ``None`` when the objective has no use for them."""
-        if not (self.mutation is not None and self.mutation.fusable and self.model.interaction.fusable
-                and torch.device(device).type == "cpu"):
+        """Load the fused engine of ``device`` now if this objective will use it (so a first build
+        happens before training, not inside its first step); one line saying how it went, or
+        ``None`` when the objective has no use for it."""
+        if not (self.mutation is not None and self.mutation.fusable and self.model.interaction.fusable):
             return None
-        kernels()
-        return f"EMU: fused kernels {kernel_status()}"
+        return f"EMU: {engine_note(device)}"
 
     def _candidate_form(self, g: Gathered, target: Target):
-        """The interaction's candidate form when the fused kernels can score this step's mutation."""
-        if not (self.mutation.fusable and self.mutation.training and g.neg.device.type == "cpu"
-                and kernels() is not None):
+        """The interaction's candidate form when a fused engine can score this step's mutation."""
+        if not (self.mutation.fusable and self.mutation.training and engine_for(g.neg.device) is not None):
             return None
         return self.model.interaction.candidate_form(g.anchor, g.relation, g.anchor, target)
 

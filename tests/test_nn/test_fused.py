@@ -87,7 +87,7 @@ def test_candidate_form_is_the_interactions_candidate_score(name, options, targe
     if name == "tucker" and options.get("batch_norm", True) and target is Target.HEAD:
         assert form is None  # batch statistics over the candidates: not a comparison with one query
         return
-    raw = fused_module._compare(cands, form.query, form.kind)
+    raw = fused_module.compare(cands, form.query, form.kind)
     torch.testing.assert_close(form.score(raw), inter.score_candidates(h, r, t, cands, target),
                                rtol=1e-12, atol=1e-12)
 
@@ -151,7 +151,7 @@ def test_objective_fuses_exactly_where_a_candidate_form_exists(name, target, mon
         calls.append(args[3])
         return fused_scores(*args, **kwargs)
 
-    monkeypatch.setattr(step, "fused_scores", counting)
+    monkeypatch.setattr(step, "engine_for", lambda device: counting)
     hrt, neg = _batch(False)
     objective = _objective(name, False, False)
     model = objective.model
