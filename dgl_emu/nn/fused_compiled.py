@@ -24,6 +24,12 @@ from ..counter_rng import check_counters, keep_threshold, signed64, uniforms_of_
 from ..typing import Tensor
 from .fused import FusedKind, compare
 
+try:
+    from torch.utils._triton import has_triton  # private, but stable since torch 2.1
+except ImportError:  # pragma: no cover - a torch without it
+    def has_triton() -> bool:
+        return False
+
 __all__ = ["compiled_scores", "compiled_available", "compiled_status"]
 
 _STATE = {"fn": None, "status": "not compiled yet", "first": set(), "seconds": 0.0}
@@ -45,13 +51,7 @@ def _scores(q: Tensor, p: Tensor, n: Tensor, key: Tensor, row0: Tensor, threshol
 def compiled_available(device: torch.device) -> bool:
     """Whether :func:`compiled_scores` can run on ``device``: Inductor needs Triton for CUDA (and a
     C++ compiler for CPU, which :func:`~dgl_emu.nn.fused.kernels` serves instead)."""
-    if torch.device(device).type != "cuda":
-        return False
-    try:
-        from torch.utils._triton import has_triton  # private, stable since torch 2.1
-    except ImportError:  # pragma: no cover - older torch
-        return False
-    return bool(has_triton())
+    return torch.device(device).type == "cuda" and bool(has_triton())
 
 
 def compiled_status() -> str:
