@@ -6,8 +6,9 @@ compiled by Inductor, which fuses the bits, the mutation and the reduction over 
 kernel per pass: on CUDA a Triton kernel, on CPU C++ (where the tests compare it with the C++
 kernels). The draw's key, first row, keep threshold and chunking are tensors and the shapes are
 dynamic, so every step, rank and batch size reuses one compiled graph per comparison (the
-plain scores are computed with the mutated ones, from the same reads of the negatives). Inductor caches what it compiles on disk (its FX graph cache), so a later run of the same
-shapes loads instead of compiling; :func:`compiled_status` reports the first call's seconds.
+plain scores are computed with the mutated ones, from the same reads of the negatives).
+Inductor caches what it compiles on disk (its FX graph cache), so a later run loads instead of
+compiling; :func:`compiled_status` reports the seconds of the first calls.
 
 Whether Inductor keeps the ``(B, K, d)`` mask out of memory in the backward pass (recomputing the
 bits) is its partitioner's choice; the scores and gradients are those of the reference either
