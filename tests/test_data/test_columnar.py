@@ -159,7 +159,7 @@ BAD_TRIPLES = {
 }
 
 
-def _same_error(reference, reader, path) -> str:
+def assert_same_error(reference, reader, path) -> str:
     """Both readers refuse ``path`` with the same message; the message."""
     with pytest.raises(DataFormatError) as old:
         reference(path)
@@ -172,7 +172,7 @@ def _same_error(reference, reader, path) -> str:
 @pytest.mark.parametrize("row", list(BAD_TRIPLES))
 def test_bad_triple_file_same_error_as_reference(tmp_path, row):
     p = _write(tmp_path / "train.txt", BAD_TRIPLES[row])
-    assert _same_error(read_labeled_triples, read_triple_columns, p).startswith(str(p))
+    assert assert_same_error(read_labeled_triples, read_triple_columns, p).startswith(str(p))
 
 
 def test_gzip_errors(tmp_path):
@@ -199,7 +199,7 @@ def test_id_triples_same_as_reference(tmp_path):
 @pytest.mark.parametrize("row", list(BAD_IDS))
 def test_bad_id_file_same_error_as_reference(tmp_path, row):
     p = _write(tmp_path / "train.tsv", BAD_IDS[row])
-    _same_error(read_id_triples, lambda q: read_triple_columns(q, ids=True), p)
+    assert_same_error(read_id_triples, lambda q: read_triple_columns(q, ids=True), p)
 
 
 BAD_DICTS = {"duplicate label": "0\ta\n1\ta\n", "duplicate id": "0\ta\n0\tb\n", "gap": "0\ta\n2\tb\n",
@@ -216,7 +216,7 @@ def test_dictionary_same_as_reference(tmp_path):
 @pytest.mark.parametrize("row", list(BAD_DICTS))
 def test_bad_dictionary_same_error_as_reference(tmp_path, row):
     p = _write(tmp_path / "entities.dict", BAD_DICTS[row])
-    _same_error(read_dict_file, read_dictionary, p)
+    assert_same_error(read_dict_file, read_dictionary, p)
 
 
 def test_one_dictionary_over_many_chunks_and_columns_is_the_sorted_labels():
