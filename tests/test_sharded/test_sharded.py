@@ -238,20 +238,29 @@ def test_two_trainers_match_one_process_and_their_checkpoint_evaluates(parts, si
     assert again["both"]["realistic"]["mrr"] == pytest.approx(mrr, abs=1e-9)
 
 
-def test_killed_sharded_run_resumes_to_the_uninterrupted_one(parts, tmp_path):
+@pytest.mark.parametrize("schedule, tables", [
+    ([], ["entity", "entity.adagrad.0"]),
+    (["--optimizer", "adam", "--lr", "0.01"], ["entity", "entity.adam.0", "entity.adam.1", "entity.adam.2"]),
+    (["--switch-to-adam"], ["entity", "entity.adagrad.0"]),
+], ids=["adagrad", "adam", "switch-to-adam"])
+def test_killed_sharded_run_resumes_to_the_uninterrupted_one(parts, tmp_path, schedule, tables):
     """Every trainer is killed after step 40 (the checkpoint is at 30); the launcher ends the
-    server; the same command resumes at step 30 and ends where the uninterrupted run ended."""
+    server; the same command resumes at step 30 and ends where the uninterrupted run ended, with
+    the store optimiser's state read back from the shard set: Adagrad's sums, or Adam's three
+    state tables. With ``--switch-to-adam`` the checkpoint of step 30 still holds Adagrad's sums
+    (the switch comes after that checkpoint), so the resumed run crosses the switch itself."""
     whole, split = tmp_path / "whole", tmp_path / "split"
-    code, text = _sharded(parts, whole)
+    code, text = _sharded(parts, whole, *schedule)
     assert code == 0, text
-    code, text = _sharded(parts, split, DGL_EMU_TEST_SIGNAL="SIGKILL@40")
+    code, text = _sharded(parts, split, *schedule, DGL_EMU_TEST_SIGNAL="SIGKILL@40")
     assert code != 0 and not (split / "metrics.json").exists(), text
-    assert torch.load(split / "last.pt", weights_only=False)["step"] == 30
-    code, text = _sharded(parts, split)
+    last = torch.load(split / "last.pt", weights_only=True)
+    assert last["step"] == 30 and sorted(last["shards"]["tables"]) == tables
+    code, text = _sharded(parts, split, *schedule)
     assert code == 0, text
     assert f"resumed {split} at step 30 of 60" in text
     a, b = (json.loads((d / "metrics.json").read_text()) for d in (whole, split))
-    assert b["test"] == a["test"]
+    assert b["test"] == a["test"] and b["valid"] == a["valid"]
 
 
 def test_two_trainers_train_a_sharded_rgcn(parts, tmp_path):
