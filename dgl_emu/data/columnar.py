@@ -109,18 +109,21 @@ def _read(path: Path, names: Sequence[str], locate: Callable[[Path], object],
     return ColumnFile(path, table, header, first_line)
 
 
-def _check_labels(file: ColumnFile, column: str, locate: Callable[[Path], object]) -> None:
-    """No empty label and none with leading or trailing whitespace (checked on distinct values)."""
+def _check_labels(file: ColumnFile, column: str, locate: Callable[[Path], object]) -> pa.Array:
+    """No empty label and none with leading or trailing whitespace (checked on distinct values,
+    which are returned so that :func:`_to_ids` does not hash the column again)."""
     values = pc.unique(file.table.column(column))
     bad = pc.or_(pc.equal(pc.binary_length(values), 0), pc.match_substring_regex(values, _EDGE_SPACE))
     if pc.any(bad).as_py():
         raise _refuse(file.path, locate, f"a {column} label is empty or has surrounding whitespace")
+    return values
 
 
-def _to_ids(file: ColumnFile, column: str, locate: Callable[[Path], object]) -> pa.ChunkedArray:
-    """A column of decimal ids as int64 (anything else: the line-by-line reader's error)."""
+def _to_ids(file: ColumnFile, column: str, locate: Callable[[Path], object], distinct: pa.Array) -> pa.ChunkedArray:
+    """A column of decimal ids as int64 (anything else: the line-by-line reader's error);
+    ``distinct`` are its distinct values, as :func:`_check_labels` returned them."""
     values = file.table.column(column)
-    if not pc.all(pc.match_substring_regex(pc.unique(values), "^[0-9]+$")).as_py():
+    if not pc.all(pc.match_substring_regex(distinct, "^[0-9]+$")).as_py():
         raise _refuse(file.path, locate, f"a {column} id is not a non-negative integer in decimal digits")
     try:
         return pc.cast(values, pa.int64())
@@ -174,10 +177,9 @@ def read_triple_columns(path: PathLike, *, ids: bool = False, columns: str = "hr
         check_triple_file(p, integer=ids)
 
     file = _read(path, names, locate, triples=True)
-    for name in names:
-        _check_labels(file, name, locate)
+    distinct = {name: _check_labels(file, name, locate) for name in names}
     if ids:
-        file.table = pa.table({n: _to_ids(file, n, locate) for n in TRIPLE_COLUMNS})
+        file.table = pa.table({n: _to_ids(file, n, locate, distinct[n]) for n in TRIPLE_COLUMNS})
     else:
         file.table = file.table.select(list(TRIPLE_COLUMNS))
     return file
@@ -207,8 +209,8 @@ def read_dictionary(path: PathLike) -> LabelArray:
     path = Path(path)
     file = _read(path, ("id", "label"), read_dict_file, triples=False)
     _check_labels(file, "label", read_dict_file)
-    _check_labels(file, "id", read_dict_file)
-    ids = np.asarray(_to_ids(file, "id", read_dict_file).to_numpy())
+    distinct = _check_labels(file, "id", read_dict_file)
+    ids = np.asarray(_to_ids(file, "id", read_dict_file, distinct).to_numpy())
     labels = file.table.column("label")
     n = len(ids)
     if not np.array_equal(np.sort(ids), np.arange(n)) or pc.count_distinct(labels).as_py() != n:
