@@ -208,11 +208,11 @@ def read_dictionary(path: PathLike) -> LabelArray:
     """
     path = Path(path)
     file = _read(path, ("id", "label"), read_dict_file, triples=False)
-    _check_labels(file, "label", read_dict_file)
+    distinct_labels = _check_labels(file, "label", read_dict_file)
     distinct = _check_labels(file, "id", read_dict_file)
     ids = np.asarray(_to_ids(file, "id", read_dict_file, distinct).to_numpy())
     labels = file.table.column("label")
     n = len(ids)
-    if not np.array_equal(np.sort(ids), np.arange(n)) or pc.count_distinct(labels).as_py() != n:
+    if not np.array_equal(np.sort(ids), np.arange(n)) or len(distinct_labels) != n:
         raise _refuse(path, read_dict_file, f"ids must be exactly 0..{n - 1}, labels distinct")
     return LabelArray(labels.combine_chunks().take(pa.array(np.argsort(ids, kind="stable"))))
