@@ -127,7 +127,7 @@ class Objective(nn.Module):
         for both matrices when both passes share them; otherwise the mutated negatives are formed.
         Both ways use the same mask bits.
         """
-        form = self._candidate_form(g_emu, target)
+        engine, form = self._fused_form(g_emu, target)
         if form is None:
             plain = self.model.score_plain(g, target)
             negatives = g_emu.negatives()
@@ -139,7 +139,6 @@ class Objective(nn.Module):
         pos = (form.score(candidate_dot(g.pos, form.query)) if self.model.interaction.shares_query
                else self.model.score_gathered(g, g.pos, target))
         shared = g_emu is g
-        engine = engine_for(g_emu.neg.device)
         raw_emu, raw_plain = engine(form.query[:, 0], g_emu.pos[:, 0], g_emu.neg, form.kind, key, row0,
                                     self.mutation.keep_prob, with_plain=shared, chunk=g_emu.sharing.chunk,
                                     phase=g_emu.sharing.phase)
@@ -154,11 +153,14 @@ class Objective(nn.Module):
             return None
         return f"EMU: {engine_note(device)}"
 
-    def _candidate_form(self, g: Gathered, target: Target):
-        """The interaction's candidate form when a fused engine can score this step's mutation."""
-        if not (self.mutation.fusable and self.mutation.training and engine_for(g.neg.device) is not None):
-            return None
-        return self.model.interaction.candidate_form(g.anchor, g.relation, g.anchor, target)
+    def _fused_form(self, g: Gathered, target: Target):
+        """The fused engine of ``g``'s device and the interaction's candidate form when that
+        engine can score this step's mutation; ``(None, None)`` otherwise."""
+        engine = engine_for(g.neg.device) if self.mutation.fusable and self.mutation.training else None
+        if engine is None:
+            return None, None
+        form = self.model.interaction.candidate_form(g.anchor, g.relation, g.anchor, target)
+        return (engine, form) if form is not None else (None, None)
 
     def batch_penalty(self, *embeddings: Tensor) -> Optional[Tensor]:
         """The per-batch regulariser of ``embeddings`` (anchor, relation, true entity), or
