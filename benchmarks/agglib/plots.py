@@ -4,6 +4,7 @@ from __future__ import annotations
 import io
 import json
 import sys
+import textwrap
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
@@ -202,7 +203,8 @@ def plot_curves(records: Sequence[Dict[str, Any]], path: Path, arm_fields: Seque
     groups: "OrderedDict[str, List[Dict[str, Any]]]" = OrderedDict()
     for r in sorted(runs, key=lambda r: sort_key({**r, "extras": {k: r["config"].get(k) for k in extras}})):
         name = " ".join([r["dataset"]] + ([r["encoder"]] if r["encoder"] != "lookup" else [])
-                        + [r["model"], r["sampler"]] + [f"{k}={r['config'].get(k)}" for k in extras])
+                        + [r["model"], r["sampler"]]
+                        + [f"{k}={r['config'][k]}" for k in extras if r["config"].get(k) is not None])
         groups.setdefault(name, []).append(r)
     if len(groups) > MAX_CURVE_PANELS:
         print(f"note: {len(groups)} groups, more than {MAX_CURVE_PANELS}: curves.png not drawn", file=sys.stderr)
@@ -226,7 +228,7 @@ def plot_curves(records: Sequence[Dict[str, Any]], path: Path, arm_fields: Seque
             ax.axvline(int(cfg["steps"]) // 2, color="grey", linestyle=":", linewidth=1)
         if cfg.get("decay_from") is not None:  # the learning rate decays linearly from here
             ax.axvline(int(cfg["decay_from"]), color="grey", linestyle="-.", linewidth=1)
-        ax.set_title(name, fontsize=9)
+        ax.set_title("\n".join(textwrap.wrap(name, 44)), fontsize=9)   # a long name wraps, not overlaps
         ax.set_xlabel("step", fontsize=8)
         ax.set_ylabel("valid MRR", fontsize=8)
         ax.tick_params(labelsize=7)
