@@ -301,15 +301,21 @@ def test_a_second_run_on_the_same_directory_fails_at_once_and_the_first_is_unhar
                      tmp_path / "log1")
     try:
         _until(lambda: (out / ".dgl-emu.lock").exists(), 120, "the first run's lock")
-        started = time.monotonic()
-        second = Launched(["run", *DATA, *ARGS, "--steps", "50", "--seed", "7", "--dim", "8", "--output", out],
-                          tmp_path / "log2")
+        # paused, not finished, while the second one tries: on a quiet machine 3000 small steps end
+        # sooner than a second interpreter imports torch and DGL
+        os.kill(first.pid, signal.SIGSTOP)
         try:
-            code, text = second.wait(120)
+            started = time.monotonic()
+            second = Launched(["run", *DATA, *ARGS, "--steps", "50", "--seed", "7", "--dim", "8", "--output", out],
+                              tmp_path / "log2")
+            try:
+                code, text = second.wait(120)
+            finally:
+                second.close()
+            took = time.monotonic() - started
+            assert first.proc.poll() is None, "the first run should still be training"
         finally:
-            second.close()
-        took = time.monotonic() - started
-        assert first.proc.poll() is None, "the first run should still be training"
+            os.kill(first.pid, signal.SIGCONT)
         errors = [x for x in text.splitlines() if x.startswith("Error:")]
         assert code == 2 and len(errors) == 1 and "Traceback" not in text, text
         assert str(out) in errors[0] and f"in use by process {first.pid}" in errors[0], errors
